@@ -1,0 +1,208 @@
+package raft
+
+// RPCHeader is a common sub-structure used to pass along protocol version and
+// other information about the cluster. Its fields are flattened into each
+// message on the wire.
+type RPCHeader struct {
+	// ProtocolVersion is the version of the protocol the sender is
+	// speaking.
+	ProtocolVersion ProtocolVersion
+	// ID is the ServerID of the node sending the RPC Request or Response.
+	ID []byte
+	// Addr is the ServerAddr of the node sending the RPC Request or Response.
+	Addr []byte
+}
+
+// WithRPCHeader is an interface that exposes the RPC header.
+type WithRPCHeader interface {
+	GetRPCHeader() RPCHeader
+}
+
+// AppendEntriesRequest is the command used to append entries to the
+// replicated log.
+type AppendEntriesRequest struct {
+	RPCHeader
+
+	// Term is the leader's current term.
+	Term uint64
+
+	// Leader is the leader's address. Deprecated: use RPCHeader.Addr; it is
+	// still filled for old peers.
+	Leader []byte
+
+	// PrevLogEntry and PrevLogTerm identify the entry just before Entries,
+	// for the consistency check. PrevLogEntry 0 skips the check.
+	PrevLogEntry uint64
+	PrevLogTerm  uint64
+
+	// Entries are the new entries to append. Never nil elements.
+	Entries []*Log
+
+	// LeaderCommitIndex is the commit index on the leader.
+	LeaderCommitIndex uint64
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *AppendEntriesRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// AppendEntriesResponse is the response returned from an
+// AppendEntriesRequest.
+type AppendEntriesResponse struct {
+	RPCHeader
+
+	// Term is the responder's term; a newer term deposes the leader.
+	Term uint64
+
+	// LastLog is the responder's last index, a hint to help accelerate
+	// rebuilding slow nodes.
+	LastLog uint64
+
+	// Success reports that the entries were appended (and are durable).
+	Success bool
+
+	// NoRetryBackoff tells the leader that the failure was a log mismatch and
+	// it should retry at once, without backing off.
+	NoRetryBackoff bool
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *AppendEntriesResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// RequestVoteRequest is the command used by a candidate to ask a Raft peer
+// for a vote in an election.
+type RequestVoteRequest struct {
+	RPCHeader
+
+	// Term is the candidate's new term.
+	Term uint64
+	// Candidate is the candidate's address. Deprecated: use RPCHeader.Addr.
+	Candidate []byte
+
+	// LastLogIndex and LastLogTerm describe the candidate's log, for the
+	// up-to-date check.
+	LastLogIndex uint64
+	LastLogTerm  uint64
+
+	// LeadershipTransfer is set when the election was started by a
+	// TimeoutNow: voters then ignore the leader they know.
+	LeadershipTransfer bool
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *RequestVoteRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// RequestVoteResponse is the response returned from a RequestVoteRequest.
+type RequestVoteResponse struct {
+	RPCHeader
+
+	// Term is the responder's term; a newer term deposes the candidate.
+	Term uint64
+
+	// Peers is deprecated, used to support previous versions of Raft
+	// (filled only with protocol versions below 2).
+	Peers []byte
+
+	// Granted reports whether the vote was granted.
+	Granted bool
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *RequestVoteResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// RequestPreVoteRequest is the command used by a candidate to ask a Raft peer
+// whether it would grant a vote, before disrupting the cluster with a new
+// term.
+type RequestPreVoteRequest struct {
+	RPCHeader
+
+	// Term is the term the candidate would campaign in (its current + 1).
+	Term uint64
+
+	// LastLogIndex and LastLogTerm describe the candidate's log.
+	LastLogIndex uint64
+	LastLogTerm  uint64
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *RequestPreVoteRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// RequestPreVoteResponse is the response returned from a
+// RequestPreVoteRequest.
+type RequestPreVoteResponse struct {
+	RPCHeader
+
+	// Term is the responder's term, or the request's when that is higher.
+	Term uint64
+
+	// Granted reports whether the responder would vote.
+	Granted bool
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *RequestPreVoteResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// InstallSnapshotRequest is the command sent to a Raft peer to bootstrap its
+// log (and state machine) from a snapshot on another peer. The snapshot data
+// follows the request.
+type InstallSnapshotRequest struct {
+	RPCHeader
+	// SnapshotVersion is the version of the snapshot (0 or 1).
+	SnapshotVersion SnapshotVersion
+
+	// Term is the leader's term.
+	Term uint64
+	// Leader is the leader's address. Deprecated: use RPCHeader.Addr.
+	Leader []byte
+
+	// LastLogIndex and LastLogTerm are the last index and term included in
+	// the snapshot.
+	LastLogIndex uint64
+	LastLogTerm  uint64
+
+	// Peers is the legacy voter list. Deprecated: filled for old readers.
+	Peers []byte
+
+	// Configuration is the cluster membership, encoded with
+	// EncodeConfiguration.
+	Configuration []byte
+	// ConfigurationIndex is the log index where Configuration was
+	// originally written.
+	ConfigurationIndex uint64
+
+	// Size is the number of bytes of snapshot data that follow.
+	Size int64
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *InstallSnapshotRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// InstallSnapshotResponse is the response returned from an
+// InstallSnapshotRequest.
+type InstallSnapshotResponse struct {
+	RPCHeader
+
+	// Term is the responder's term.
+	Term uint64
+	// Success reports that the snapshot was installed.
+	Success bool
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *InstallSnapshotResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// TimeoutNowRequest is the command used by a leader to signal another server
+// to start an election.
+type TimeoutNowRequest struct {
+	RPCHeader
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *TimeoutNowRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// TimeoutNowResponse is the response to TimeoutNowRequest.
+type TimeoutNowResponse struct {
+	RPCHeader
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *TimeoutNowResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }

@@ -1,0 +1,260 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// InmemStore implements the LogStore and StableStore interface. It should
+// NOT EVER be used for production. It is used only for unit tests. Use the
+// raftbolt package for a durable store.
+type InmemStore struct {
+	l         sync.RWMutex
+	lowIndex  uint64
+	highIndex uint64
+	logs      map[uint64]*Log
+	kv        map[string][]byte
+	kvInt     map[string]uint64
+}
+
+// NewInmemStore returns a new in-memory backend. Do not ever use for
+// production. Only for testing.
+func NewInmemStore() *InmemStore {
+	return &InmemStore{
+		logs:  make(map[uint64]*Log),
+		kv:    make(map[string][]byte),
+		kvInt: make(map[string]uint64),
+	}
+}
+
+// FirstIndex implements the LogStore interface.
+func (i *InmemStore) FirstIndex() (uint64, error) {
+	i.l.RLock()
+	defer i.l.RUnlock()
+	return i.lowIndex, nil
+}
+
+// LastIndex implements the LogStore interface.
+func (i *InmemStore) LastIndex() (uint64, error) {
+	i.l.RLock()
+	defer i.l.RUnlock()
+	return i.highIndex, nil
+}
+
+// GetLog implements the LogStore interface. A missing index gives
+// ErrLogNotFound.
+func (i *InmemStore) GetLog(index uint64, log *Log) error {
+	i.l.RLock()
+	defer i.l.RUnlock()
+	l, ok := i.logs[index]
+	if !ok {
+		return ErrLogNotFound
+	}
+	*log = *l
+	return nil
+}
+
+// StoreLog implements the LogStore interface.
+func (i *InmemStore) StoreLog(log *Log) error {
+	return i.StoreLogs([]*Log{log})
+}
+
+// StoreLogs implements the LogStore interface. The entries are copied (the
+// Data slices are shared, as the library never mutates them).
+func (i *InmemStore) StoreLogs(logs []*Log) error {
+	i.l.Lock()
+	defer i.l.Unlock()
+	for _, l := range logs {
+		if l == nil {
+			return errors.New("nil log entry")
+		}
+		c := *l
+		i.logs[l.Index] = &c
+		if i.lowIndex == 0 {
+			i.lowIndex = l.Index
+		}
+		if l.Index > i.highIndex {
+			i.highIndex = l.Index
+		}
+	}
+	return nil
+}
+
+// DeleteRange implements the LogStore interface.
+func (i *InmemStore) DeleteRange(min, max uint64) error {
+	i.l.Lock()
+	defer i.l.Unlock()
+	if min == 0 {
+		min = 1 // index 0 is never used
+	}
+	if min > max {
+		return nil
+	}
+	if max-min < uint64(len(i.logs)) {
+		for j := min; j <= max; j++ {
+			delete(i.logs, j)
+		}
+	} else {
+		for j := range i.logs {
+			if j >= min && j <= max {
+				delete(i.logs, j)
+			}
+		}
+	}
+	if min <= i.lowIndex {
+		i.lowIndex = max + 1
+	}
+	if max >= i.highIndex {
+		i.highIndex = min - 1
+	}
+	if i.lowIndex > i.highIndex {
+		i.lowIndex = 0
+		i.highIndex = 0
+	}
+	return nil
+}
+
+// Set implements the StableStore interface.
+func (i *InmemStore) Set(key []byte, val []byte) error {
+	i.l.Lock()
+	defer i.l.Unlock()
+	i.kv[string(key)] = append([]byte(nil), val...)
+	return nil
+}
+
+// Get implements the StableStore interface. A missing key gives an error
+// whose text is "not found".
+func (i *InmemStore) Get(key []byte) ([]byte, error) {
+	i.l.RLock()
+	defer i.l.RUnlock()
+	val, ok := i.kv[string(key)]
+	if !ok {
+		return nil, errors.New(errTextNotFound)
+	}
+	return val, nil
+}
+
+// SetUint64 implements the StableStore interface.
+func (i *InmemStore) SetUint64(key []byte, val uint64) error {
+	i.l.Lock()
+	defer i.l.Unlock()
+	i.kvInt[string(key)] = val
+	return nil
+}
+
+// GetUint64 implements the StableStore interface. A missing key gives
+// (0, nil), as in hashicorp/raft.
+func (i *InmemStore) GetUint64(key []byte) (uint64, error) {
+	i.l.RLock()
+	defer i.l.RUnlock()
+	return i.kvInt[string(key)], nil
+}
+
+// InmemCommitTrackingStore is an InmemStore that also tracks the commit
+// index, for Config.RestoreCommittedLogs in tests.
+type InmemCommitTrackingStore struct {
+	*InmemStore
+	mu          sync.RWMutex
+	commitIndex uint64
+}
+
+// NewInmemCommitTrackingStore returns a new in-memory backend that tracks
+// the commit index. Only for testing.
+func NewInmemCommitTrackingStore() *InmemCommitTrackingStore {
+	return &InmemCommitTrackingStore{InmemStore: NewInmemStore()}
+}
+
+// StageCommitIndex records the commit index.
+func (i *InmemCommitTrackingStore) StageCommitIndex(index uint64) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.commitIndex = index
+	return nil
+}
+
+// GetCommitIndex returns the recorded commit index.
+func (i *InmemCommitTrackingStore) GetCommitIndex() (uint64, error) {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return i.commitIndex, nil
+}
+
+// LogCache wraps any LogStore implementation to provide an in-memory ring
+// buffer of the most recently stored entries, so that replication reads of
+// recent entries never reach the store.
+type LogCache struct {
+	store LogStore
+
+	cache []*Log
+	l     sync.RWMutex
+}
+
+// NewLogCache is used to create a new LogCache with the given capacity and
+// backend store.
+func NewLogCache(capacity int, store LogStore) (*LogCache, error) {
+	if capacity <= 0 {
+		return nil, fmt.Errorf("capacity must be positive")
+	}
+	return &LogCache{store: store, cache: make([]*Log, capacity)}, nil
+}
+
+// IsMonotonic implements the MonotonicLogStore interface, passing through
+// the wrapped store's answer.
+func (c *LogCache) IsMonotonic() bool {
+	return isMonotonic(c.store)
+}
+
+// GetLog returns the entry from the ring when it is there, else from the
+// store.
+func (c *LogCache) GetLog(idx uint64, log *Log) error {
+	c.l.RLock()
+	cached := c.cache[idx%uint64(len(c.cache))]
+	c.l.RUnlock()
+	if cached != nil && cached.Index == idx {
+		*log = *cached
+		return nil
+	}
+	return c.store.GetLog(idx, log)
+}
+
+// StoreLog stores one entry.
+func (c *LogCache) StoreLog(log *Log) error {
+	return c.StoreLogs([]*Log{log})
+}
+
+// StoreLogs stores the entries in the backend and, once that succeeded, in
+// the ring.
+func (c *LogCache) StoreLogs(logs []*Log) error {
+	err := c.store.StoreLogs(logs)
+	c.l.Lock()
+	defer c.l.Unlock()
+	if err != nil {
+		// The store may hold some of them: forget what we had rather than
+		// risk serving an entry that differs from the store.
+		clear(c.cache)
+		return err
+	}
+	for _, l := range logs {
+		c.cache[l.Index%uint64(len(c.cache))] = l
+	}
+	return nil
+}
+
+// FirstIndex passes through to the store.
+func (c *LogCache) FirstIndex() (uint64, error) {
+	return c.store.FirstIndex()
+}
+
+// LastIndex passes through to the store.
+func (c *LogCache) LastIndex() (uint64, error) {
+	return c.store.LastIndex()
+}
+
+// DeleteRange clears the ring and deletes from the store.
+func (c *LogCache) DeleteRange(min, max uint64) error {
+	c.l.Lock()
+	clear(c.cache)
+	c.l.Unlock()
+	return c.store.DeleteRange(min, max)
+}

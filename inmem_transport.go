@@ -1,0 +1,370 @@
+package raft
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// NewInmemAddr returns a new in-memory addr with a randomly generate UUID as
+// the ID.
+func NewInmemAddr() ServerAddress {
+	return ServerAddress(generateUUID())
+}
+
+// generateUUID returns a random version-4 UUID string.
+func generateUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Errorf("failed to read random bytes: %v", err))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// inmemPipelineDepth bounds the requests in flight on one pipeline.
+const inmemPipelineDepth = 128
+
+// InmemTransport implements the Transport interface, to allow Raft to be
+// tested in-memory without going over a network. Requests and responses are
+// handed over as pointers, without serialisation.
+type InmemTransport struct {
+	sync.RWMutex
+	consumerCh chan RPC
+	localAddr  ServerAddress
+	peers      map[ServerAddress]*InmemTransport
+	pipelines  []*inmemPipeline
+	timeout    time.Duration
+}
+
+// NewInmemTransportWithTimeout is used to initialize a new transport and
+// generates a random local address if none is specified. The given timeout
+// will be used to decide how long to wait for a connected peer to process
+// the RPCs that we're sending it. See also Connect() and Consumer().
+func NewInmemTransportWithTimeout(addr ServerAddress, timeout time.Duration) (ServerAddress, *InmemTransport) {
+	if string(addr) == "" {
+		addr = NewInmemAddr()
+	}
+	trans := &InmemTransport{
+		consumerCh: make(chan RPC, 16),
+		localAddr:  addr,
+		peers:      make(map[ServerAddress]*InmemTransport),
+		timeout:    timeout,
+	}
+	return addr, trans
+}
+
+// NewInmemTransport is used to initialize a new transport and generates a
+// random local address if none is specified, with a 500ms timeout.
+func NewInmemTransport(addr ServerAddress) (ServerAddress, *InmemTransport) {
+	return NewInmemTransportWithTimeout(addr, 500*time.Millisecond)
+}
+
+// SetHeartbeatHandler is a no-op: heartbeats arrive on the consumer
+// channel like every other RPC.
+func (i *InmemTransport) SetHeartbeatHandler(cb func(RPC)) {}
+
+// Consumer implements the Transport interface.
+func (i *InmemTransport) Consumer() <-chan RPC {
+	return i.consumerCh
+}
+
+// LocalAddr implements the Transport interface.
+func (i *InmemTransport) LocalAddr() ServerAddress {
+	return i.localAddr
+}
+
+// AppendEntriesPipeline returns an interface that can be used to pipeline
+// AppendEntries requests.
+func (i *InmemTransport) AppendEntriesPipeline(id ServerID, target ServerAddress) (AppendPipeline, error) {
+	i.Lock()
+	defer i.Unlock()
+	peer, ok := i.peers[target]
+	if !ok {
+		return nil, fmt.Errorf("failed to connect to peer: %v", target)
+	}
+	pipeline := newInmemPipeline(i, peer, target)
+	i.pipelines = append(i.pipelines, pipeline)
+	return pipeline, nil
+}
+
+// AppendEntries implements the Transport interface.
+func (i *InmemTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	rpcResp, err := i.makeRPC(target, args, nil, i.timeout)
+	if err != nil {
+		return err
+	}
+	*resp = *rpcResp.Response.(*AppendEntriesResponse)
+	return nil
+}
+
+// RequestVote implements the Transport interface.
+func (i *InmemTransport) RequestVote(id ServerID, target ServerAddress, args *RequestVoteRequest, resp *RequestVoteResponse) error {
+	rpcResp, err := i.makeRPC(target, args, nil, i.timeout)
+	if err != nil {
+		return err
+	}
+	*resp = *rpcResp.Response.(*RequestVoteResponse)
+	return nil
+}
+
+// RequestPreVote implements the WithPreVote interface.
+func (i *InmemTransport) RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error {
+	rpcResp, err := i.makeRPC(target, args, nil, i.timeout)
+	if err != nil {
+		return err
+	}
+	*resp = *rpcResp.Response.(*RequestPreVoteResponse)
+	return nil
+}
+
+// InstallSnapshot implements the Transport interface.
+func (i *InmemTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest, resp *InstallSnapshotResponse, data io.Reader) error {
+	rpcResp, err := i.makeRPC(target, args, data, 10*i.timeout)
+	if err != nil {
+		return err
+	}
+	*resp = *rpcResp.Response.(*InstallSnapshotResponse)
+	return nil
+}
+
+// TimeoutNow implements the Transport interface.
+func (i *InmemTransport) TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error {
+	rpcResp, err := i.makeRPC(target, args, nil, 10*i.timeout)
+	if err != nil {
+		return err
+	}
+	*resp = *rpcResp.Response.(*TimeoutNowResponse)
+	return nil
+}
+
+// makeRPC hands args to the target's consumer and waits for the answer, at
+// most timeout in all.
+func (i *InmemTransport) makeRPC(target ServerAddress, args interface{}, r io.Reader, timeout time.Duration) (rpcResp RPCResponse, err error) {
+	i.RLock()
+	peer, ok := i.peers[target]
+	i.RUnlock()
+	if !ok {
+		err = fmt.Errorf("failed to connect to peer: %v", target)
+		return
+	}
+
+	respCh := make(chan RPCResponse, 1)
+	req := RPC{Command: args, Reader: r, RespChan: respCh}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case peer.consumerCh <- req:
+	case <-timer.C:
+		err = fmt.Errorf("send timed out")
+		return
+	}
+
+	select {
+	case rpcResp = <-respCh:
+		if rpcResp.Error != nil {
+			err = rpcResp.Error
+		} else if rpcResp.Response == nil {
+			err = fmt.Errorf("empty response")
+		}
+	case <-timer.C:
+		err = fmt.Errorf("command timed out")
+	}
+	return
+}
+
+// EncodePeer implements the Transport interface: the address bytes.
+func (i *InmemTransport) EncodePeer(id ServerID, p ServerAddress) []byte {
+	return []byte(p)
+}
+
+// DecodePeer implements the Transport interface.
+func (i *InmemTransport) DecodePeer(buf []byte) ServerAddress {
+	return ServerAddress(buf)
+}
+
+// Connect is used to connect this transport to another transport for a
+// given peer name. This allows for local routing.
+func (i *InmemTransport) Connect(peer ServerAddress, t Transport) {
+	trans := t.(*InmemTransport)
+	i.Lock()
+	defer i.Unlock()
+	i.peers[peer] = trans
+}
+
+// Disconnect is used to remove the ability to route to a given peer, and
+// closes the pipelines to it.
+func (i *InmemTransport) Disconnect(peer ServerAddress) {
+	i.Lock()
+	defer i.Unlock()
+	delete(i.peers, peer)
+
+	// Disconnect any pipelines
+	n := 0
+	for _, p := range i.pipelines {
+		if p.peerAddr == peer {
+			p.Close()
+			continue
+		}
+		i.pipelines[n] = p
+		n++
+	}
+	clear(i.pipelines[n:])
+	i.pipelines = i.pipelines[:n]
+}
+
+// DisconnectAll is used to remove all routes to peers.
+func (i *InmemTransport) DisconnectAll() {
+	i.Lock()
+	defer i.Unlock()
+	i.peers = make(map[ServerAddress]*InmemTransport)
+
+	// Handle pipelines
+	for _, p := range i.pipelines {
+		p.Close()
+	}
+	i.pipelines = nil
+}
+
+// Close is used to permanently disable the transport.
+func (i *InmemTransport) Close() error {
+	i.DisconnectAll()
+	return nil
+}
+
+// inmemPipeline is used to pipeline requests for the in-mem transport.
+type inmemPipeline struct {
+	trans    *InmemTransport
+	peer     *InmemTransport
+	peerAddr ServerAddress
+
+	doneCh       chan AppendFuture
+	inprogressCh chan *inmemPipelineInflight
+
+	shutdown     bool
+	shutdownCh   chan struct{}
+	shutdownLock sync.RWMutex
+}
+
+type inmemPipelineInflight struct {
+	future *appendFuture
+	respCh <-chan RPCResponse
+}
+
+func newInmemPipeline(trans *InmemTransport, peer *InmemTransport, addr ServerAddress) *inmemPipeline {
+	i := &inmemPipeline{
+		trans:        trans,
+		peer:         peer,
+		peerAddr:     addr,
+		doneCh:       make(chan AppendFuture, inmemPipelineDepth),
+		inprogressCh: make(chan *inmemPipelineInflight, inmemPipelineDepth),
+		shutdownCh:   make(chan struct{}),
+	}
+	go i.decodeResponses()
+	return i
+}
+
+// decodeResponses completes the futures in the order the requests were
+// sent.
+func (i *inmemPipeline) decodeResponses() {
+	timeout := i.trans.timeout
+	for {
+		select {
+		case inp := <-i.inprogressCh:
+			timer := time.NewTimer(timeout)
+			select {
+			case rpcResp := <-inp.respCh:
+				timer.Stop()
+				if rpcResp.Error == nil && rpcResp.Response == nil {
+					rpcResp.Error = fmt.Errorf("empty response")
+				}
+				if rpcResp.Error == nil {
+					*inp.future.resp = *rpcResp.Response.(*AppendEntriesResponse)
+				}
+				inp.future.respond(rpcResp.Error)
+
+				select {
+				case i.doneCh <- inp.future:
+				case <-i.shutdownCh:
+					return
+				}
+			case <-timer.C:
+				inp.future.respond(fmt.Errorf("command timed out"))
+				select {
+				case i.doneCh <- inp.future:
+				case <-i.shutdownCh:
+				}
+				return
+			case <-i.shutdownCh:
+				timer.Stop()
+				return
+			}
+		case <-i.shutdownCh:
+			return
+		}
+	}
+}
+
+// AppendEntries sends one request down the pipeline.
+func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntriesResponse) (AppendFuture, error) {
+	future := &appendFuture{start: time.Now(), args: args, resp: resp}
+	future.init()
+
+	// Handle a timeout
+	var timeout <-chan time.Time
+	if i.trans.timeout > 0 {
+		timer := time.NewTimer(i.trans.timeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+
+	// Send the RPC
+	respCh := make(chan RPCResponse, 1)
+	rpc := RPC{Command: args, RespChan: respCh}
+
+	// Check if we have been already shutdown, otherwise the random choose
+	// made by select statement below might pick consumerCh even if
+	// shutdownCh was closed.
+	i.shutdownLock.RLock()
+	shutdown := i.shutdown
+	i.shutdownLock.RUnlock()
+	if shutdown {
+		return nil, ErrPipelineShutdown
+	}
+
+	select {
+	case i.peer.consumerCh <- rpc:
+	case <-timeout:
+		return nil, fmt.Errorf("command enqueue timeout")
+	case <-i.shutdownCh:
+		return nil, ErrPipelineShutdown
+	}
+
+	// Send to be decoded
+	select {
+	case i.inprogressCh <- &inmemPipelineInflight{future, respCh}:
+		return future, nil
+	case <-i.shutdownCh:
+		return nil, ErrPipelineShutdown
+	}
+}
+
+// Consumer returns the channel of completed futures.
+func (i *inmemPipeline) Consumer() <-chan AppendFuture {
+	return i.doneCh
+}
+
+// Close is used to shutdown the pipeline connection.
+func (i *inmemPipeline) Close() error {
+	i.shutdownLock.Lock()
+	defer i.shutdownLock.Unlock()
+	if i.shutdown {
+		return nil
+	}
+	i.shutdown = true
+	close(i.shutdownCh)
+	return nil
+}

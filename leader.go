@@ -1,0 +1,634 @@
+package raft
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-metrics"
+)
+
+// leaderState is the state that exists only while this node leads, for one
+// term. It is owned by the main loop; the replication goroutines share only
+// the commitment (locked) and their own followerReplication.
+type leaderState struct {
+	term       uint64
+	startIndex uint64
+	commitCh   chan struct{}
+	commitment *commitment
+	inflight   []*logFuture // dispatched, not yet committed, in index order
+	replState  map[ServerID]*followerReplication
+	verifies   []*verifyState
+	stopCh     chan struct{} // closed when leadership ends
+
+	transferInProgress bool
+	transferFuture     *leadershipTransferFuture
+	transferDone       chan error
+	transferStop       chan struct{}
+	transferTimer      *time.Timer
+
+	nextSession uint64
+}
+
+// verifyState collects acknowledgements for one VerifyLeader call.
+type verifyState struct {
+	future *verifyFuture
+	mu     sync.Mutex
+	needed int
+	acks   map[ServerID]bool
+}
+
+// ack records a follower's acknowledgement; failed=true means the follower
+// knows a newer term.
+func (v *verifyState) ack(id ServerID, ok bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !ok {
+		v.future.respond(ErrNotLeader)
+		return
+	}
+	v.acks[id] = true
+	if len(v.acks) >= v.needed {
+		v.future.respond(nil)
+	}
+}
+
+// runLeader runs the main loop while in the leader state.
+func (r *Raft) runLeader() {
+	r.logger.Info("entering leader state", "leader", r)
+	metrics.IncrCounter([]string{"raft", "state", "leader"}, 1)
+	r.notifyLeadership(true)
+
+	lastIdx, _ := r.getLastLog()
+	ls := &leaderState{
+		term:       r.getCurrentTerm(),
+		startIndex: lastIdx + 1,
+		commitCh:   make(chan struct{}, 1),
+		replState:  make(map[ServerID]*followerReplication),
+		stopCh:     make(chan struct{}),
+	}
+	ls.commitment = newCommitment(ls.commitCh, r.configurations.latest, ls.startIndex)
+	r.leaderState = ls
+	defer r.leaveLeader()
+
+	r.startStopReplication()
+
+	// Dispatch a no-op entry first: committing it commits everything
+	// before it and lets this leader serve reads and membership changes.
+	noop := &logFuture{log: Log{Type: LogNoop}}
+	noop.init()
+	noop.shutdownCh = r.shutdownCh
+	if err := r.dispatchLogs([]*logFuture{noop}); err != nil {
+		return
+	}
+	r.leaderLoop()
+}
+
+// leaderLoop is the leader's select loop; each arm is one call.
+func (r *Raft) leaderLoop() {
+	ls := r.leaderState
+	lease := time.NewTimer(r.config().LeaderLeaseTimeout)
+	defer lease.Stop()
+
+	for r.State() == Leader {
+		var transferTimeout <-chan time.Time
+		var transferDone chan error
+		if ls.transferInProgress {
+			transferTimeout = ls.transferTimer.C
+			transferDone = ls.transferDone
+		}
+		select {
+		case rpc := <-r.trans.Consumer():
+			r.processRPC(rpc)
+		case rpc := <-r.heartbeatCh:
+			r.processRPC(rpc)
+		case <-ls.commitCh:
+			r.leaderCommit()
+		case <-r.observedTermCh:
+			if t := r.observedTerm.Load(); t > r.getCurrentTerm() {
+				r.logger.Info("a follower has a newer term, stepping down", "term", t)
+				r.stepDownTo(t)
+				r.setLeader("", "")
+			}
+		case <-r.applyQ.notify:
+			r.dispatchQueued()
+		case f := <-r.configurationChangeChIfStable():
+			r.appendConfigurationEntry(f)
+		case f := <-r.verifyCh:
+			r.verifyLeader(f)
+		case <-lease.C:
+			lease.Reset(r.checkLeaderLease())
+		case f := <-r.leadershipTransferCh:
+			r.startLeadershipTransfer(f)
+		case err := <-transferDone:
+			r.finishLeadershipTransfer(err)
+		case <-transferTimeout:
+			r.finishLeadershipTransfer(fmt.Errorf("leadership transfer timeout"))
+		case f := <-r.userRestoreCh:
+			f.respond(r.restoreUserSnapshot(f.meta, f.reader))
+		case f := <-r.configurationsCh:
+			f.configurations = r.configurations.Clone()
+			f.respond(nil)
+		case f := <-r.bootstrapCh:
+			f.respond(ErrCantBootstrap)
+		case <-r.leaderNotifyCh:
+			for _, repl := range ls.replState {
+				asyncNotify(repl.notifyCh)
+			}
+		case <-r.followerNotifyCh:
+		case <-r.shutdownCh:
+			return
+		}
+	}
+}
+
+// notifyLeadership tells LeaderCh (replacing an unread value) and NotifyCh.
+func (r *Raft) notifyLeadership(leader bool) {
+	select {
+	case r.leaderCh <- leader:
+	default:
+		select {
+		case <-r.leaderCh:
+		default:
+		}
+		select {
+		case r.leaderCh <- leader:
+		default:
+		}
+	}
+	if ch := r.config().NotifyCh; ch != nil {
+		select {
+		case ch <- leader:
+		case <-r.shutdownCh:
+		}
+	}
+}
+
+// leaveLeader cleans up when leadership ends for any reason: replication
+// stops, and every future waiting on this leader resolves.
+func (r *Raft) leaveLeader() {
+	ls := r.leaderState
+	r.leaderState = nil
+	close(ls.stopCh)
+	for _, repl := range ls.replState {
+		repl.stop(0)
+	}
+	for _, f := range ls.inflight {
+		f.respond(ErrLeadershipLost)
+	}
+	for _, v := range ls.verifies {
+		v.future.respond(ErrNotLeader)
+	}
+	if ls.transferInProgress {
+		r.finishLeadershipTransferOf(ls, ErrLeadershipLost)
+	}
+	if addr, _ := r.LeaderWithID(); addr == r.localAddr {
+		r.setLeader("", "")
+	}
+	if r.State() == Leader {
+		r.transition(Follower)
+	}
+	r.notifyLeadership(false)
+	r.logger.Info("leadership ended", "term", ls.term)
+}
+
+// configurationChangeChIfStable returns the channel of membership changes
+// only when the leader may take one: no other change is uncommitted, and an
+// entry of this leader's term is committed (the single-server change bug:
+// Ongaro's 2015 errata).
+func (r *Raft) configurationChangeChIfStable() chan *configurationChangeFuture {
+	if r.configurations.latestIndex == r.configurations.committedIndex &&
+		r.getCommitIndex() >= r.leaderState.startIndex &&
+		!r.leaderState.transferInProgress {
+		return r.configurationChangeCh
+	}
+	return nil
+}
+
+// dispatchQueued takes queued applies (at most MaxAppendEntries, the rest
+// on the next turn) and dispatches them as one batch.
+func (r *Raft) dispatchQueued() {
+	if r.leaderState.transferInProgress {
+		r.rejectQueued(ErrLeadershipTransferInProgress)
+		return
+	}
+	futures := r.applyQ.take(r.config().MaxAppendEntries)
+	if len(futures) == 0 {
+		return
+	}
+	_ = r.dispatchLogs(futures)
+}
+
+// dispatchLogs appends the futures' entries: it numbers and stamps them,
+// hands them to the replication goroutines at once (through the in-memory
+// tail) and writes them to the local log meanwhile; the leader counts itself
+// only once its write is durable. A failed write fails the batch and the
+// leader steps down.
+func (r *Raft) dispatchLogs(futures []*logFuture) error {
+	ls := r.leaderState
+	now := time.Now()
+	term := ls.term
+	lastIndex, _ := r.getLastLog()
+	logs := make([]*Log, len(futures))
+	for i, f := range futures {
+		lastIndex++
+		f.log.Index = lastIndex
+		f.log.Term = term
+		f.log.AppendedAt = now
+		f.dispatch = now
+		logs[i] = &f.log
+	}
+	r.tail.appendEntries(logs)
+	ls.inflight = append(ls.inflight, futures...)
+	for _, repl := range ls.replState {
+		asyncNotify(repl.triggerCh)
+	}
+
+	if ct, ok := r.logs.(CommitTrackingLogStore); ok && r.RestoreCommittedLogs {
+		if err := ct.StageCommitIndex(r.getCommitIndex()); err != nil {
+			r.logger.Warn("failed to stage commit index", "error", err)
+		}
+	}
+	if err := r.logs.StoreLogs(logs); err != nil {
+		err = fmt.Errorf("failed to store entries [%d, %d]: %w", logs[0].Index, lastIndex, err)
+		r.logger.Error("failed to commit logs, stepping down", "error", err)
+		for _, f := range futures {
+			f.respond(err)
+		}
+		r.tail.truncateFrom(logs[0].Index)
+		r.transition(Follower)
+		return err
+	}
+	metrics.MeasureSince([]string{"raft", "leader", "dispatchLog"}, now)
+	r.setLastLog(lastIndex, term)
+	if hasVote(r.configurations.latest, r.localID) {
+		ls.commitment.match(r.localID, 0, lastIndex)
+	}
+	return nil
+}
+
+// leaderCommit acts on a new commit index from the commitment.
+func (r *Raft) leaderCommit() {
+	ls := r.leaderState
+	commit := ls.commitment.getCommitIndex()
+	if commit <= r.getCommitIndex() {
+		return
+	}
+	r.setCommitIndex(commit)
+	metrics.SetGauge([]string{"raft", "commitNumLogs"}, float32(commit-r.fsmDispatched))
+
+	c := r.configurations
+	if c.latestIndex <= commit && c.committedIndex < c.latestIndex {
+		c.committed, c.committedIndex = c.latest, c.latestIndex
+		r.setConfigurations(c)
+	}
+
+	// Hand the committed entries, with their futures, to the FSM.
+	n := 0
+	for n < len(ls.inflight) && ls.inflight[n].log.Index <= commit {
+		n++
+	}
+	committed := ls.inflight[:n]
+	j := 0
+	r.applyCommitted(commit, func(idx uint64) *logFuture {
+		for j < len(committed) && committed[j].log.Index < idx {
+			j++
+		}
+		if j < len(committed) && committed[j].log.Index == idx {
+			metrics.MeasureSince([]string{"raft", "commitTime"}, committed[j].dispatch)
+			return committed[j]
+		}
+		return nil
+	})
+	rest := copy(ls.inflight, ls.inflight[n:])
+	clear(ls.inflight[rest:])
+	ls.inflight = ls.inflight[:rest]
+
+	// A leader that is no longer a voter in the committed configuration
+	// steps down; one removed altogether shuts down if configured to.
+	if c.committedIndex == c.latestIndex && !hasVote(c.committed, r.localID) {
+		if r.config().ShutdownOnRemove && !inConfiguration(c.committed, r.localID) {
+			r.logger.Info("removed ourself, shutting down")
+			r.Shutdown()
+			return
+		}
+		r.logger.Info("removed ourself, transitioning to follower")
+		r.transition(Follower)
+	}
+}
+
+// appendConfigurationEntry appends a membership change computed by
+// nextConfiguration and starts or stops replication to match it.
+func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
+	c := r.configurations
+	next, err := nextConfiguration(c.latest, c.latestIndex, f.req)
+	if err != nil {
+		f.respond(err)
+		return
+	}
+	r.logger.Info("updating configuration", "command", f.req.command, "server-id", f.req.serverID,
+		"server-addr", f.req.serverAddress, "servers", hclogServers(next.Servers))
+
+	if r.protocolVersion < 2 {
+		f.log = Log{Type: LogRemovePeerDeprecated, Data: encodePeers(next, r.trans)}
+	} else {
+		f.log = Log{Type: LogConfiguration, Data: EncodeConfiguration(next)}
+	}
+	lastIdx, _ := r.getLastLog()
+	c.latest, c.latestIndex = next, lastIdx+1
+	r.setConfigurations(c)
+	r.leaderState.commitment.setConfiguration(next)
+	r.startStopReplication()
+	if err := r.dispatchLogs([]*logFuture{&f.logFuture}); err != nil {
+		return
+	}
+}
+
+func hclogServers(s []Server) string { return fmt.Sprintf("%+v", s) }
+
+// startStopReplication makes the set of replication goroutines match the
+// latest configuration. A removed server gets entries up to the current last
+// index (so it learns of its removal) before its goroutines stop.
+func (r *Raft) startStopReplication() {
+	ls := r.leaderState
+	lastIdx := r.tail.lastIndex()
+	if li, _ := r.getLastLog(); li > lastIdx {
+		lastIdx = li
+	}
+	inConfig := make(map[ServerID]bool)
+	for _, server := range r.configurations.latest.Servers {
+		if server.ID == r.localID {
+			continue
+		}
+		inConfig[server.ID] = true
+		if repl, ok := ls.replState[server.ID]; ok {
+			repl.setPeer(server)
+			continue
+		}
+		ls.nextSession++
+		repl := newFollowerReplication(r, ls, server, lastIdx+1, ls.nextSession)
+		ls.replState[server.ID] = repl
+		ls.commitment.setSession(server.ID, repl.session)
+		r.goFunc(repl.run)
+		r.goFunc(repl.heartbeat)
+		r.observe(PeerObservation{Peer: server, Removed: false})
+		asyncNotify(repl.triggerCh)
+	}
+	for id, repl := range ls.replState {
+		if inConfig[id] {
+			continue
+		}
+		r.logger.Info("removed peer, stopping replication", "peer", id, "last-index", lastIdx)
+		repl.stop(lastIdx)
+		delete(ls.replState, id)
+		r.observe(PeerObservation{Peer: repl.getPeer(), Removed: true})
+	}
+}
+
+// verifyLeader starts a VerifyLeader round: every voter gets a heartbeat now
+// and the future resolves once a quorum (counting ourselves) acknowledged a
+// heartbeat sent after this call.
+func (r *Raft) verifyLeader(f *verifyFuture) {
+	ls := r.leaderState
+	latest := r.configurations.latest
+	needed := quorumSize(latest)
+	if hasVote(latest, r.localID) {
+		needed--
+	}
+	if needed <= 0 {
+		f.respond(nil)
+		return
+	}
+	v := &verifyState{future: f, needed: needed, acks: make(map[ServerID]bool)}
+	kept := ls.verifies[:0]
+	for _, old := range ls.verifies {
+		if !old.future.responded.Load() {
+			kept = append(kept, old)
+		}
+	}
+	ls.verifies = append(kept, v)
+	for id, repl := range ls.replState {
+		if hasVote(latest, id) {
+			repl.addVerify(v)
+		}
+	}
+}
+
+// checkLeaderLease steps down when fewer than a quorum of voters (counting
+// ourselves) were heard from within LeaderLeaseTimeout. It returns when to
+// check next.
+func (r *Raft) checkLeaderLease() time.Duration {
+	ls := r.leaderState
+	leaseTimeout := r.config().LeaderLeaseTimeout
+	latest := r.configurations.latest
+	contacted := 0
+	var maxDiff time.Duration
+	now := time.Now()
+	for _, server := range latest.Servers {
+		if server.Suffrage != Voter {
+			continue
+		}
+		if server.ID == r.localID {
+			contacted++
+			continue
+		}
+		repl, ok := ls.replState[server.ID]
+		if !ok {
+			continue
+		}
+		diff := now.Sub(repl.getLastContact())
+		if diff <= leaseTimeout {
+			contacted++
+			maxDiff = max(maxDiff, diff)
+		} else if diff <= 3*leaseTimeout {
+			r.logger.Warn("failed to contact", "server-id", server.ID, "time", diff)
+		}
+		metrics.AddSampleWithLabels([]string{"raft", "leader", "lastContact"},
+			float32(diff/time.Millisecond), []metrics.Label{{Name: "peer_id", Value: string(server.ID)}})
+	}
+	if contacted < quorumSize(latest) {
+		r.logger.Warn("failed to contact quorum of nodes, stepping down")
+		r.setLeader("", "")
+		r.transition(Follower)
+		metrics.IncrCounter([]string{"raft", "transition", "leader_lease_timeout"}, 1)
+		return leaseTimeout
+	}
+	return max(leaseTimeout-maxDiff, 10*time.Millisecond)
+}
+
+// startLeadershipTransfer validates a transfer request and starts it: the
+// target is brought up to date, then told to campaign at once.
+func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
+	ls := r.leaderState
+	if ls.transferInProgress {
+		f.respond(ErrLeadershipTransferInProgress)
+		return
+	}
+	latest := r.configurations.latest
+	var target Server
+	if f.ID == nil {
+		best := uint64(0)
+		found := false
+		for _, s := range latest.Servers {
+			if s.ID == r.localID || s.Suffrage != Voter {
+				continue
+			}
+			if m := ls.commitment.matchIndex(s.ID); !found || m > best {
+				target, best, found = s, m, true
+			}
+		}
+		if !found {
+			f.respond(fmt.Errorf("cannot find peer"))
+			return
+		}
+	} else {
+		found := false
+		for _, s := range latest.Servers {
+			if s.ID == *f.ID {
+				target, found = s, true
+				break
+			}
+		}
+		if !found || target.Suffrage != Voter {
+			f.respond(fmt.Errorf("cannot find replication state for %v", *f.ID))
+			return
+		}
+		if f.Address != nil && *f.Address != "" {
+			target.Address = *f.Address
+		}
+	}
+	repl, ok := ls.replState[target.ID]
+	if !ok {
+		f.respond(fmt.Errorf("cannot find replication state for %v", target.ID))
+		return
+	}
+	r.logger.Info("starting leadership transfer", "id", target.ID, "address", target.Address)
+	ls.transferInProgress = true
+	ls.transferFuture = f
+	ls.transferDone = make(chan error, 1)
+	ls.transferStop = make(chan struct{})
+	ls.transferTimer = time.NewTimer(r.config().ElectionTimeout)
+	lastIdx, _ := r.getLastLog()
+	done, stop := ls.transferDone, ls.transferStop
+	header := r.getRPCHeader()
+	r.goFunc(func() { r.leadershipTransfer(repl, target, lastIdx, header, done, stop) })
+}
+
+// leadershipTransfer runs on its own goroutine: wait until the target has
+// every entry up to lastIdx, then send TimeoutNow.
+func (r *Raft) leadershipTransfer(repl *followerReplication, target Server, lastIdx uint64,
+	header RPCHeader, done chan<- error, stop <-chan struct{}) {
+	for repl.getMatchIndex() < lastIdx {
+		wait := repl.waitReplicated()
+		select {
+		case <-wait:
+		case <-stop:
+			done <- fmt.Errorf("leadership transfer stopped")
+			return
+		case <-r.shutdownCh:
+			done <- ErrRaftShutdown
+			return
+		}
+	}
+	var resp TimeoutNowResponse
+	if err := r.trans.TimeoutNow(target.ID, target.Address, &TimeoutNowRequest{RPCHeader: header}, &resp); err != nil {
+		done <- fmt.Errorf("failed to make TimeoutNow RPC to %v: %w", target.ID, err)
+		return
+	}
+	done <- nil
+}
+
+func (r *Raft) finishLeadershipTransfer(err error) {
+	r.finishLeadershipTransferOf(r.leaderState, err)
+}
+
+func (r *Raft) finishLeadershipTransferOf(ls *leaderState, err error) {
+	if !ls.transferInProgress {
+		return
+	}
+	ls.transferInProgress = false
+	ls.transferTimer.Stop()
+	close(ls.transferStop)
+	if err != nil {
+		r.logger.Debug("leadership transfer failed", "error", err)
+	}
+	ls.transferFuture.respond(err)
+}
+
+// restoreUserSnapshot installs an external snapshot on the leader at a
+// fresh index above everything it has, with the current configuration, so
+// that followers must take it by InstallSnapshot.
+func (r *Raft) restoreUserSnapshot(meta *SnapshotMeta, reader io.Reader) error {
+	defer metrics.MeasureSince([]string{"raft", "restoreUserSnapshot"}, time.Now())
+	if meta.Version < SnapshotVersionMin || meta.Version > SnapshotVersionMax {
+		return fmt.Errorf("unsupported snapshot version %d", meta.Version)
+	}
+	c := r.configurations
+	if c.committedIndex != c.latestIndex {
+		return fmt.Errorf("cannot restore snapshot now, wait until the configuration entry at %v has been applied (have applied %v)",
+			c.latestIndex, c.committedIndex)
+	}
+	ls := r.leaderState
+	for _, f := range ls.inflight {
+		f.respond(ErrAbortedByRestore)
+	}
+	ls.inflight = nil
+
+	term := ls.term
+	lastIndex, _ := r.getLastLog()
+	lastIndex = max(lastIndex, meta.Index) + 1
+
+	sink, err := r.snapshots.Create(SnapshotVersionMax, lastIndex, term, c.latest, c.latestIndex, r.trans)
+	if err != nil {
+		return fmt.Errorf("failed to create snapshot: %w", err)
+	}
+	n, err := io.Copy(sink, reader)
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("failed to write snapshot: %w", err)
+	}
+	if n != meta.Size {
+		_ = sink.Cancel()
+		return fmt.Errorf("failed to write snapshot, size didn't match (%d != %d)", n, meta.Size)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("failed to close snapshot: %w", err)
+	}
+	r.logger.Info("copied to local snapshot", "bytes", n)
+
+	if err := r.restoreFSM(sink.ID()); err != nil {
+		// The FSM is in an unknown state: stop rather than serve it.
+		r.logger.Error("failed to restore user snapshot, shutting down", "error", err)
+		r.Shutdown()
+		return fmt.Errorf("failed to restore snapshot: %w", err)
+	}
+
+	// Drop the log below the new snapshot: all of it for monotonic stores,
+	// else everything but the trailing entries.
+	first, _ := r.logs.FirstIndex()
+	oldLast, _ := r.getLastLog()
+	if first > 0 && oldLast >= first {
+		if isMonotonic(r.logs) {
+			_ = r.logs.DeleteRange(first, oldLast)
+		}
+	}
+	r.tail.reset()
+	r.setLastLog(lastIndex, term)
+	r.setLastSnapshot(lastIndex, term)
+	r.fsmDispatched = lastIndex
+	r.setCommitIndex(lastIndex)
+	if !isMonotonic(r.logs) {
+		if err := r.compactLogs(lastIndex); err != nil {
+			r.logger.Warn("failed to compact logs after restore", "error", err)
+		}
+	}
+	if hasVote(c.latest, r.localID) {
+		ls.commitment.match(r.localID, 0, lastIndex)
+	}
+	for _, repl := range ls.replState {
+		asyncNotify(repl.triggerCh)
+	}
+	r.logger.Info("restored user snapshot", "index", lastIndex)
+	return nil
+}

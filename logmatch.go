@@ -1,0 +1,115 @@
+package raft
+
+// Pure decisions about log matching and commitment: no time, no locks, no
+// I/O. Lookups are passed in as functions.
+
+// termLookup returns the term of the entry at index, and false when the node
+// does not hold that index.
+type termLookup func(index uint64) (term uint64, ok bool)
+
+// appendPlan says what a follower must do with an AppendEntries whose
+// consistency check passed.
+type appendPlan struct {
+	// truncateFrom, when non-zero, is the first index of a conflicting
+	// suffix that must be deleted before appending.
+	truncateFrom uint64
+	// newEntries is the suffix of the request's entries to store.
+	newEntries []*Log
+}
+
+// planAppend compares the request's entries with the local log and returns
+// which to store and where the local log conflicts (Raft Figure 2, receiver
+// rules 3 and 4). Entries the node already holds with the same term are not
+// stored again; the first entry whose term differs starts a truncation.
+func planAppend(entries []*Log, lastIndex uint64, termAt termLookup) appendPlan {
+	for i, e := range entries {
+		if e.Index > lastIndex {
+			return appendPlan{newEntries: entries[i:]}
+		}
+		term, ok := termAt(e.Index)
+		if !ok || term != e.Term {
+			return appendPlan{truncateFrom: e.Index, newEntries: entries[i:]}
+		}
+	}
+	return appendPlan{}
+}
+
+// followerCommit returns the commit index a follower may adopt after a
+// successful AppendEntries: the leader's commit, capped by the last entry
+// this request proved matching (prevIndex + len(entries)). Capping by the
+// node's own last index instead (as hashicorp/raft does) would commit stale
+// entries past the verified prefix. It never lowers the commit index.
+func followerCommit(current, leaderCommit, prevIndex uint64, numEntries int) uint64 {
+	verified := prevIndex + uint64(numEntries)
+	next := min(leaderCommit, verified)
+	return max(current, next)
+}
+
+// checkPrev applies the consistency check of AppendEntries: the entry at
+// prevIndex must exist with prevTerm. prevIndex 0 always matches.
+func checkPrev(prevIndex, prevTerm uint64, termAt termLookup) bool {
+	if prevIndex == 0 {
+		return true
+	}
+	term, ok := termAt(prevIndex)
+	return ok && term == prevTerm
+}
+
+// nextIndexAfterReject is where the leader resumes after a follower rejected
+// an AppendEntries: one back, but no further than just past the follower's
+// last entry, and never below 1.
+func nextIndexAfterReject(nextIndex, followerLastLog uint64) uint64 {
+	n := nextIndex - 1
+	if followerLastLog+1 < n {
+		n = followerLastLog + 1
+	}
+	if n < 1 || nextIndex == 0 {
+		n = 1
+	}
+	return n
+}
+
+// quorumMatchIndex returns the highest index stored on a majority of the
+// voters, given each voter's match index. The input is reordered.
+func quorumMatchIndex(matches []uint64) uint64 {
+	if len(matches) == 0 {
+		return 0
+	}
+	// insertion sort: clusters are small
+	for i := 1; i < len(matches); i++ {
+		for j := i; j > 0 && matches[j] < matches[j-1]; j-- {
+			matches[j], matches[j-1] = matches[j-1], matches[j]
+		}
+	}
+	return matches[(len(matches)-1)/2]
+}
+
+// leaderCommit returns the leader's new commit index: the quorum match
+// index, but only once it reaches an entry of the leader's own term
+// (startIndex is the first index the leader appended; Raft §5.4.2). It never
+// lowers the commit index.
+func leaderCommit(current, quorumMatch, startIndex uint64) uint64 {
+	if quorumMatch >= startIndex && quorumMatch > current {
+		return quorumMatch
+	}
+	return current
+}
+
+// backoff returns how long to wait after failures consecutive failed RPCs:
+// base doubled per failure after the first few, capped at limit.
+func backoff(base uint64, failures, maxRound uint64, limit uint64) uint64 {
+	power := min(failures, maxRound)
+	if power > 2 {
+		power -= 2
+	} else {
+		power = 0
+	}
+	d := base
+	for ; power > 0; power-- {
+		d *= 2
+	}
+	if limit > 0 && d > limit {
+		d = limit
+	}
+	return d
+}

@@ -1,0 +1,1009 @@
+package raft
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/go-metrics"
+)
+
+// run is the main loop. It runs the sub-loop of the current role until the
+// node shuts down. Every change of term happens on this goroutine.
+func (r *Raft) run() {
+	defer r.setLeader("", "")
+	for {
+		select {
+		case <-r.shutdownCh:
+			return
+		default:
+		}
+		switch r.State() {
+		case Follower:
+			r.runFollower()
+		case Candidate:
+			r.runCandidate()
+		case Leader:
+			r.runLeader()
+		default:
+			return
+		}
+	}
+}
+
+// transition changes the role, unless the node is shutting down.
+func (r *Raft) transition(s RaftState) {
+	for {
+		old := r.state.Load()
+		if RaftState(old) == Shutdown {
+			return
+		}
+		if r.state.CompareAndSwap(old, uint32(s)) {
+			if RaftState(old) != s {
+				r.observe(s)
+			}
+			return
+		}
+	}
+}
+
+// persistTerm durably stores a new term and forgets the vote (the vote is
+// keyed by term). It must run on the main loop. The fast heartbeat path is
+// excluded while the term changes.
+func (r *Raft) persistTerm(t uint64) error {
+	if err := r.stable.SetUint64(keyCurrentTerm, t); err != nil {
+		return fmt.Errorf("failed to save current term %d: %w", t, err)
+	}
+	r.termLock.Lock()
+	r.currentTerm.Store(t)
+	r.termLock.Unlock()
+	return nil
+}
+
+// stepDownTo adopts a higher term and becomes a follower. On a storage
+// failure the node shuts down: it cannot safely go on without its term.
+func (r *Raft) stepDownTo(t uint64) bool {
+	if t > r.getCurrentTerm() {
+		if err := r.persistTerm(t); err != nil {
+			r.logger.Error("cannot persist term, shutting down", "error", err)
+			r.Shutdown()
+			return false
+		}
+	}
+	r.transition(Follower)
+	return true
+}
+
+// runFollower runs the main loop while in the follower state.
+func (r *Raft) runFollower() {
+	didWarn := false
+	leaderAddr, leaderID := r.LeaderWithID()
+	r.logger.Info("entering follower state", "follower", r, "leader-address", leaderAddr, "leader-id", leaderID)
+	metrics.IncrCounter([]string{"raft", "state", "follower"}, 1)
+
+	hb := r.config().HeartbeatTimeout
+	timer := time.NewTimer(r.rng.jitter(hb))
+	defer func() { timer.Stop() }()
+
+	for r.State() == Follower {
+		select {
+		case rpc := <-r.trans.Consumer():
+			r.processRPC(rpc)
+		case rpc := <-r.heartbeatCh:
+			r.processRPC(rpc)
+		case <-r.applyQ.notify:
+			r.rejectQueued(ErrNotLeader)
+		case f := <-r.configurationChangeCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.verifyCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.userRestoreCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.leadershipTransferCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.configurationsCh:
+			f.configurations = r.configurations.Clone()
+			f.respond(nil)
+		case f := <-r.bootstrapCh:
+			f.respond(r.liveBootstrap(f.configuration))
+		case <-r.observedTermCh:
+		case <-r.followerNotifyCh:
+			// The heartbeat timeout was shortened.
+			timer.Stop()
+			timer = time.NewTimer(r.rng.jitter(r.config().HeartbeatTimeout))
+		case <-timer.C:
+			hb = r.config().HeartbeatTimeout
+			timer = time.NewTimer(r.rng.jitter(hb))
+			if time.Since(r.LastContact()) < hb {
+				continue
+			}
+			// Heartbeat failed: forget the leader and campaign if we may.
+			lastLeaderAddr, lastLeaderID := r.LeaderWithID()
+			r.setLeader("", "")
+			switch {
+			case r.configurations.latestIndex == 0:
+				if !didWarn {
+					r.logger.Warn("no known peers, aborting election")
+					didWarn = true
+				}
+			case r.configurations.latestIndex == r.configurations.committedIndex &&
+				!hasVote(r.configurations.latest, r.localID):
+				if !didWarn {
+					r.logger.Warn("not part of stable configuration, aborting election")
+					didWarn = true
+				}
+			case !hasVote(r.configurations.latest, r.localID):
+				if !didWarn {
+					r.logger.Warn("not a voter in the latest configuration, aborting election")
+					didWarn = true
+				}
+			default:
+				metrics.IncrCounter([]string{"raft", "transition", "heartbeat_timeout"}, 1)
+				r.logger.Warn("heartbeat timeout reached, starting election",
+					"last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
+				r.transition(Candidate)
+				return
+			}
+		case <-r.shutdownCh:
+			return
+		}
+	}
+}
+
+// rejectQueued fails every queued Apply and Barrier.
+func (r *Raft) rejectQueued(err error) {
+	for _, f := range r.applyQ.take(0) {
+		f.respond(err)
+	}
+}
+
+// liveBootstrap bootstraps a running node that has no state.
+func (r *Raft) liveBootstrap(configuration Configuration) error {
+	if !hasVote(configuration, r.localID) {
+		return ErrNotVoter
+	}
+	cfg := r.config()
+	if err := BootstrapCluster(&cfg, r.logs, r.stable, r.snapshots, r.trans, configuration); err != nil {
+		return err
+	}
+	var entry Log
+	if err := r.logs.GetLog(1, &entry); err != nil {
+		return fmt.Errorf("failed to read bootstrap entry: %w", err)
+	}
+	r.termLock.Lock()
+	r.currentTerm.Store(1)
+	r.termLock.Unlock()
+	r.setLastLog(entry.Index, entry.Term)
+	r.tail.appendEntries([]*Log{&entry})
+	r.setConfigurations(configurations{latest: configuration, latestIndex: 1})
+	return nil
+}
+
+// voteResult is one answer to a (pre-)vote request.
+type voteResult struct {
+	voter   ServerID
+	term    uint64
+	granted bool
+	preVote bool
+}
+
+// election is one round of a campaign.
+type election struct {
+	preVote  bool
+	term     uint64
+	respCh   chan voteResult
+	tally    *electionTally
+	transfer bool
+}
+
+// runCandidate runs the main loop while in the candidate state.
+func (r *Raft) runCandidate() {
+	transfer := r.candidateByTransfer
+	r.candidateByTransfer = false
+	metrics.IncrCounter([]string{"raft", "state", "candidate"}, 1)
+	r.logger.Info("entering candidate state", "node", r, "term", r.getCurrentTerm()+1)
+
+	el := r.startElection(r.preVote && !transfer, transfer)
+	if el == nil {
+		return
+	}
+	timer := time.NewTimer(r.rng.jitter(r.config().ElectionTimeout))
+	defer func() { timer.Stop() }()
+
+	for r.State() == Candidate {
+		if el.tally.won() {
+			if !r.electionWon(el) {
+				return
+			}
+			if el = r.startElection(false, transfer); el == nil {
+				return
+			}
+			timer.Stop()
+			timer = time.NewTimer(r.rng.jitter(r.config().ElectionTimeout))
+			continue
+		}
+		select {
+		case rpc := <-r.trans.Consumer():
+			r.processRPC(rpc)
+		case rpc := <-r.heartbeatCh:
+			r.processRPC(rpc)
+		case v := <-el.respCh:
+			r.countVote(el, v)
+		case <-timer.C:
+			// Election failed: the run loop starts a new round.
+			r.logger.Warn("election timeout reached, restarting election")
+			return
+		case <-r.applyQ.notify:
+			r.rejectQueued(ErrNotLeader)
+		case f := <-r.configurationChangeCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.verifyCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.userRestoreCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.leadershipTransferCh:
+			f.respond(ErrNotLeader)
+		case f := <-r.configurationsCh:
+			f.configurations = r.configurations.Clone()
+			f.respond(nil)
+		case f := <-r.bootstrapCh:
+			f.respond(ErrCantBootstrap)
+		case <-r.observedTermCh:
+		case <-r.followerNotifyCh:
+		case <-r.shutdownCh:
+			return
+		}
+	}
+}
+
+// won reports whether the tally has a quorum.
+func (t *electionTally) won() bool { return len(t.granted) >= t.needed }
+
+// electionWon acts on a quorum: after a pre-vote it reports true so that a
+// real election follows; after a vote it makes the node leader.
+func (r *Raft) electionWon(el *election) bool {
+	if el.preVote {
+		r.logger.Info("pre-vote successful, starting election", "term", el.term)
+		return true
+	}
+	r.logger.Info("election won", "term", el.term, "tally", len(el.tally.granted))
+	r.transition(Leader)
+	r.setLeader(r.localAddr, r.localID)
+	return false
+}
+
+// countVote records one answer.
+func (r *Raft) countVote(el *election, v voteResult) {
+	if v.preVote != el.preVote {
+		return
+	}
+	if !v.preVote && v.term > r.getCurrentTerm() {
+		r.logger.Debug("newer term discovered, fallback to follower", "term", v.term)
+		r.stepDownTo(v.term)
+		return
+	}
+	if v.preVote && v.term > el.term {
+		r.logger.Debug("newer term discovered in pre-vote, fallback to follower", "term", v.term)
+		r.stepDownTo(v.term)
+		return
+	}
+	if v.granted {
+		el.tally.grant(v.voter)
+	}
+}
+
+// startElection starts a pre-vote round (which changes nothing durable) or
+// a real election (which increments and persists the term and the vote for
+// ourselves first). It sends the requests from goroutines and returns the
+// round, or nil when the node cannot campaign.
+func (r *Raft) startElection(preVote, transfer bool) *election {
+	latest := r.configurations.latest
+	if !hasVote(latest, r.localID) {
+		r.logger.Warn("not a voter, cannot campaign")
+		r.transition(Follower)
+		return nil
+	}
+	lastIdx, lastTerm := r.getLastLog()
+	el := &election{
+		preVote:  preVote,
+		term:     r.getCurrentTerm() + 1,
+		respCh:   make(chan voteResult, len(latest.Servers)),
+		tally:    newElectionTally(latest),
+		transfer: transfer,
+	}
+	if !preVote {
+		if err := r.persistTerm(el.term); err != nil {
+			r.logger.Error("failed to persist term, shutting down", "error", err)
+			r.Shutdown()
+			return nil
+		}
+		if err := r.persistVote(el.term, []byte(r.localAddr)); err != nil {
+			r.logger.Error("failed to persist vote", "error", err)
+			return nil
+		}
+		metrics.IncrCounter([]string{"raft", "election", "started"}, 1)
+	}
+	el.tally.grant(r.localID)
+	header := r.getRPCHeader()
+	for _, server := range latest.Servers {
+		if server.Suffrage != Voter || server.ID == r.localID {
+			continue
+		}
+		server := server
+		if preVote {
+			req := &RequestPreVoteRequest{RPCHeader: header, Term: el.term, LastLogIndex: lastIdx, LastLogTerm: lastTerm}
+			r.goFunc(func() { r.sendPreVote(server, req, el.respCh) })
+			continue
+		}
+		req := &RequestVoteRequest{
+			RPCHeader:          header,
+			Term:               el.term,
+			Candidate:          r.trans.EncodePeer(r.localID, r.localAddr),
+			LastLogIndex:       lastIdx,
+			LastLogTerm:        lastTerm,
+			LeadershipTransfer: transfer,
+		}
+		r.goFunc(func() { r.sendVote(server, req, el.respCh) })
+	}
+	return el
+}
+
+func (r *Raft) sendVote(server Server, req *RequestVoteRequest, out chan<- voteResult) {
+	var resp RequestVoteResponse
+	if err := r.trans.RequestVote(server.ID, server.Address, req, &resp); err != nil {
+		r.logger.Debug("failed to make requestVote RPC", "target", server, "error", err, "term", req.Term)
+		resp.Term = req.Term
+		resp.Granted = false
+	}
+	out <- voteResult{voter: server.ID, term: resp.Term, granted: resp.Granted}
+}
+
+func (r *Raft) sendPreVote(server Server, req *RequestPreVoteRequest, out chan<- voteResult) {
+	var resp RequestPreVoteResponse
+	pv, ok := r.trans.(WithPreVote)
+	var err error
+	if ok {
+		err = pv.RequestPreVote(server.ID, server.Address, req, &resp)
+	} else {
+		err = errors.New(errTextUnexpectedCommand)
+	}
+	if err != nil {
+		// A peer that does not know pre-vote answers "unexpected command";
+		// count it as granted so it cannot block elections.
+		granted := bytes.Contains([]byte(err.Error()), []byte(errTextUnexpectedCommand))
+		if !granted {
+			r.logger.Debug("failed to make requestPreVote RPC", "target", server, "error", err, "term", req.Term)
+		}
+		resp = RequestPreVoteResponse{Term: req.Term, Granted: granted}
+	}
+	out <- voteResult{voter: server.ID, term: resp.Term, granted: resp.Granted, preVote: true}
+}
+
+// persistVote durably records a vote before it is granted.
+func (r *Raft) persistVote(term uint64, candidate []byte) error {
+	if err := r.stable.SetUint64(keyLastVoteTerm, term); err != nil {
+		return fmt.Errorf("failed to persist vote term: %w", err)
+	}
+	if err := r.stable.Set(keyLastVoteCand, candidate); err != nil {
+		return fmt.Errorf("failed to persist vote candidate: %w", err)
+	}
+	return nil
+}
+
+// getRPCHeader returns the header every outgoing request carries.
+func (r *Raft) getRPCHeader() RPCHeader {
+	return RPCHeader{
+		ProtocolVersion: r.protocolVersion,
+		ID:              []byte(r.localID),
+		Addr:            r.trans.EncodePeer(r.localID, r.localAddr),
+	}
+}
+
+// checkRPCHeader rejects requests without a header or from a protocol
+// version we cannot speak with.
+func (r *Raft) checkRPCHeader(rpc RPC) error {
+	wh, ok := rpc.Command.(WithRPCHeader)
+	if !ok {
+		return errors.New(errTextNoHeader)
+	}
+	header := wh.GetRPCHeader()
+	if header.ProtocolVersion < ProtocolVersionMin ||
+		header.ProtocolVersion > ProtocolVersionMax ||
+		header.ProtocolVersion < r.protocolVersion-1 {
+		return ErrUnsupportedProtocol
+	}
+	return nil
+}
+
+// processRPC dispatches one inbound request. Handlers never panic on bad
+// input: they answer with an error.
+func (r *Raft) processRPC(rpc RPC) {
+	if err := r.checkRPCHeader(rpc); err != nil {
+		rpc.Respond(nil, err)
+		return
+	}
+	switch cmd := rpc.Command.(type) {
+	case *AppendEntriesRequest:
+		r.appendEntries(rpc, cmd)
+	case *RequestVoteRequest:
+		r.requestVote(rpc, cmd)
+	case *RequestPreVoteRequest:
+		r.requestPreVote(rpc, cmd)
+	case *InstallSnapshotRequest:
+		r.installSnapshot(rpc, cmd)
+	case *TimeoutNowRequest:
+		r.timeoutNow(rpc, cmd)
+	default:
+		r.logger.Error("got unexpected command", "command", fmt.Sprintf("%T", rpc.Command))
+		rpc.Respond(nil, errors.New(errTextUnexpectedCommand))
+	}
+}
+
+// processHeartbeat is the transport's fast path for heartbeats, called off
+// the main loop. It answers only when the heartbeat's term equals ours and
+// we are a follower, and it never changes the term: anything else goes to
+// the main loop (known-raft-bugs #1, hashicorp/raft #695).
+func (r *Raft) processHeartbeat(rpc RPC) {
+	defer metrics.MeasureSince([]string{"raft", "rpc", "processHeartbeat"}, time.Now())
+	req, ok := rpc.Command.(*AppendEntriesRequest)
+	if !ok {
+		r.logger.Error("expected heartbeat, got", "command", fmt.Sprintf("%T", rpc.Command))
+		rpc.Respond(nil, errors.New(errTextUnexpectedCommand))
+		return
+	}
+	if r.answerHeartbeat(rpc, req) {
+		return
+	}
+	select {
+	case r.heartbeatCh <- rpc:
+	case <-r.shutdownCh:
+		rpc.Respond(nil, ErrRaftShutdown)
+	}
+}
+
+// answerHeartbeat answers a heartbeat of the current term while holding the
+// term lock, so no term change can interleave between the check and the
+// reply.
+func (r *Raft) answerHeartbeat(rpc RPC, req *AppendEntriesRequest) bool {
+	if len(req.Entries) > 0 || req.PrevLogEntry != 0 || req.LeaderCommitIndex != 0 {
+		return false
+	}
+	r.termLock.RLock()
+	defer r.termLock.RUnlock()
+	if r.State() != Follower || req.Term != r.getCurrentTerm() || r.checkRPCHeader(rpc) != nil {
+		return false
+	}
+	r.setLeader(r.leaderAddrOf(&req.RPCHeader, req.Leader), ServerID(req.ID))
+	r.setLastContact()
+	lastIdx, _ := r.getLastLog()
+	rpc.Respond(&AppendEntriesResponse{
+		RPCHeader: r.getRPCHeader(),
+		Term:      req.Term,
+		LastLog:   lastIdx,
+		Success:   true,
+	}, nil)
+	return true
+}
+
+// leaderAddrOf returns the sender's address from the header, or from the
+// deprecated field for old peers.
+func (r *Raft) leaderAddrOf(h *RPCHeader, deprecated []byte) ServerAddress {
+	if len(h.Addr) > 0 {
+		return r.trans.DecodePeer(h.Addr)
+	}
+	return r.trans.DecodePeer(deprecated)
+}
+
+// termAt returns the term of the entry at index, from the last entry, the
+// snapshot, the in-memory tail or the store.
+func (r *Raft) termAt(index uint64) (uint64, bool) {
+	if index == 0 {
+		return 0, true
+	}
+	lastIdx, lastTerm := r.getLastLog()
+	if index == lastIdx {
+		return lastTerm, true
+	}
+	if index > lastIdx {
+		return 0, false
+	}
+	if snapIdx, snapTerm := r.getLastSnapshot(); index == snapIdx {
+		return snapTerm, true
+	}
+	if l, ok := r.tail.get(index); ok {
+		return l.Term, true
+	}
+	var l Log
+	if err := r.logs.GetLog(index, &l); err != nil {
+		if !errors.Is(err, ErrLogNotFound) {
+			r.logger.Warn("failed to read log entry", "index", index, "error", err)
+		}
+		return 0, false
+	}
+	return l.Term, true
+}
+
+// entryAt returns the entry at index from the tail or the store.
+func (r *Raft) entryAt(index uint64) (*Log, error) {
+	if l, ok := r.tail.get(index); ok {
+		return l, nil
+	}
+	l := new(Log)
+	if err := r.logs.GetLog(index, l); err != nil {
+		return nil, fmt.Errorf("failed to get log entry %d: %w", index, err)
+	}
+	return l, nil
+}
+
+// validateEntries checks an AppendEntries' entries before anything is
+// stored: no nil entries, consecutive indexes after prev, known types,
+// terms not above the leader's, and decodable configurations.
+func validateEntries(req *AppendEntriesRequest) ([]Configuration, error) {
+	var confs []Configuration
+	next := req.PrevLogEntry + 1
+	for i, e := range req.Entries {
+		if e == nil {
+			return nil, fmt.Errorf("entry %d is nil", i)
+		}
+		if e.Index != next {
+			return nil, fmt.Errorf("entry %d has index %d, want %d", i, e.Index, next)
+		}
+		next++
+		if e.Term > req.Term {
+			return nil, fmt.Errorf("entry %d has term %d above the leader's term %d", e.Index, e.Term, req.Term)
+		}
+		switch e.Type {
+		case LogCommand, LogNoop, LogBarrier:
+		case LogConfiguration:
+			c, err := decodeConfiguration(e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+			confs = append(confs, c)
+		case LogAddPeerDeprecated, LogRemovePeerDeprecated:
+			c, err := decodePeers(e.Data, stubTransport{})
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+			confs = append(confs, c)
+		default:
+			return nil, fmt.Errorf("entry %d has unknown log type %d", e.Index, e.Type)
+		}
+	}
+	return confs, nil
+}
+
+// appendEntries handles an AppendEntries on the main loop.
+func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
+	defer metrics.MeasureSince([]string{"raft", "rpc", "appendEntries"}, time.Now())
+	lastIdx, _ := r.getLastLog()
+	resp := &AppendEntriesResponse{
+		RPCHeader:      r.getRPCHeader(),
+		Term:           r.getCurrentTerm(),
+		LastLog:        lastIdx,
+		Success:        false,
+		NoRetryBackoff: false,
+	}
+	var rpcErr error
+	defer func() { rpc.Respond(resp, rpcErr) }()
+
+	if a.Term < r.getCurrentTerm() {
+		return
+	}
+	if a.Term > r.getCurrentTerm() || r.State() != Follower {
+		if !r.stepDownTo(a.Term) {
+			return
+		}
+		resp.Term = a.Term
+	}
+	r.setLeader(r.leaderAddrOf(&a.RPCHeader, a.Leader), ServerID(a.ID))
+
+	if !checkPrev(a.PrevLogEntry, a.PrevLogTerm, r.termAt) {
+		r.logger.Debug("previous log entry mismatch", "prev-index", a.PrevLogEntry, "prev-term", a.PrevLogTerm, "last-index", lastIdx)
+		resp.NoRetryBackoff = true
+		return
+	}
+
+	if len(a.Entries) > 0 {
+		if err := r.storeEntries(a); err != nil {
+			r.logger.Error("failed to append entries", "error", err)
+			resp.LastLog, _ = r.getLastLog()
+			if errors.Is(err, errBadEntries) {
+				rpcErr = err
+			}
+			return
+		}
+		resp.LastLog, _ = r.getLastLog()
+	}
+
+	if next := followerCommit(r.getCommitIndex(), a.LeaderCommitIndex, a.PrevLogEntry, len(a.Entries)); next > r.getCommitIndex() {
+		r.setCommitIndex(next)
+		if c := r.configurations; c.latestIndex <= next && c.committedIndex < c.latestIndex {
+			c.committed, c.committedIndex = c.latest, c.latestIndex
+			r.setConfigurations(c)
+		}
+		r.applyCommitted(next, nil)
+	}
+
+	resp.Success = true
+	r.setLastContact()
+}
+
+var errBadEntries = errors.New("bad entries")
+
+// storeEntries truncates a conflicting suffix and durably stores the new
+// entries of a request whose consistency check passed.
+func (r *Raft) storeEntries(a *AppendEntriesRequest) error {
+	confs, err := validateEntries(a)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBadEntries, err)
+	}
+	lastIdx, _ := r.getLastLog()
+	plan := planAppend(a.Entries, lastIdx, r.termAt)
+	if plan.truncateFrom > 0 {
+		if plan.truncateFrom <= r.getCommitIndex() {
+			return fmt.Errorf("%w: leader would overwrite committed entry %d (commit index %d)",
+				errBadEntries, plan.truncateFrom, r.getCommitIndex())
+		}
+		r.logger.Warn("clearing log suffix", "from", plan.truncateFrom, "to", lastIdx)
+		if err := r.logs.DeleteRange(plan.truncateFrom, lastIdx); err != nil {
+			return fmt.Errorf("failed to clear log suffix [%d, %d]: %w", plan.truncateFrom, lastIdx, err)
+		}
+		r.tail.truncateFrom(plan.truncateFrom)
+		prevIdx := plan.truncateFrom - 1
+		prevTerm, _ := r.termAt(prevIdx)
+		if snapIdx, snapTerm := r.getLastSnapshot(); prevIdx == snapIdx {
+			prevTerm = snapTerm
+		}
+		r.setLastLog(prevIdx, prevTerm)
+		if r.configurations.latestIndex >= plan.truncateFrom {
+			r.rescanLatestConfiguration(prevIdx)
+		}
+	}
+	if len(plan.newEntries) == 0 {
+		return nil
+	}
+	if ct, ok := r.logs.(CommitTrackingLogStore); ok && r.RestoreCommittedLogs {
+		if err := ct.StageCommitIndex(r.getCommitIndex()); err != nil {
+			r.logger.Warn("failed to stage commit index", "error", err)
+		}
+	}
+	if err := r.logs.StoreLogs(plan.newEntries); err != nil {
+		return fmt.Errorf("failed to store entries [%d, %d]: %w",
+			plan.newEntries[0].Index, plan.newEntries[len(plan.newEntries)-1].Index, err)
+	}
+	r.tail.appendEntries(plan.newEntries)
+	last := plan.newEntries[len(plan.newEntries)-1]
+	r.setLastLog(last.Index, last.Term)
+
+	// The newest configuration among the new entries takes effect now.
+	if len(confs) > 0 {
+		c := r.configurations
+		for i := len(plan.newEntries) - 1; i >= 0; i-- {
+			e := plan.newEntries[i]
+			if e.Type == LogConfiguration || e.Type == LogAddPeerDeprecated || e.Type == LogRemovePeerDeprecated {
+				// confs holds one per configuration entry of the request,
+				// in order; the last is the newest.
+				c.latest, c.latestIndex = confs[len(confs)-1], e.Index
+				break
+			}
+		}
+		r.setConfigurations(c)
+	}
+	return nil
+}
+
+// rescanLatestConfiguration finds the newest configuration at or below
+// upto after a truncation removed the latest one.
+func (r *Raft) rescanLatestConfiguration(upto uint64) {
+	c := r.configurations
+	c.latest, c.latestIndex = c.committed, c.committedIndex
+	for index := c.committedIndex + 1; index <= upto; index++ {
+		e, err := r.entryAt(index)
+		if err != nil {
+			continue
+		}
+		if e.Type == LogConfiguration {
+			if conf, err := decodeConfiguration(e.Data); err == nil {
+				c.latest, c.latestIndex = conf, index
+			}
+		}
+	}
+	r.setConfigurations(c)
+}
+
+// voteInputFor gathers what decideVote needs. It reads the stored vote.
+func (r *Raft) voteInputFor() (voteInput, error) {
+	lastIdx, lastTerm := r.getLastLog()
+	in := voteInput{
+		self:         r.localID,
+		currentTerm:  r.getCurrentTerm(),
+		lastLogIndex: lastIdx,
+		lastLogTerm:  lastTerm,
+		latest:       r.configurations.latest,
+	}
+	in.knownLeaderAddr, _ = r.LeaderWithID()
+	if r.State() == Leader {
+		in.knownLeaderAddr = r.localAddr
+	}
+	var err error
+	in.lastVoteTerm, err = r.stable.GetUint64(keyLastVoteTerm)
+	if err != nil && !isNotFound(err) {
+		return in, fmt.Errorf("failed to get last vote term: %w", err)
+	}
+	in.lastVoteCandAddr, err = r.stable.Get(keyLastVoteCand)
+	if err != nil && !isNotFound(err) {
+		return in, fmt.Errorf("failed to get last vote candidate: %w", err)
+	}
+	return in, nil
+}
+
+// requestVote handles a RequestVote on the main loop: decide, persist, then
+// reply.
+func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
+	defer metrics.MeasureSince([]string{"raft", "rpc", "requestVote"}, time.Now())
+	r.observe(*req)
+	resp := &RequestVoteResponse{RPCHeader: r.getRPCHeader(), Term: r.getCurrentTerm()}
+	if r.protocolVersion < 2 {
+		resp.Peers = encodePeers(r.configurations.latest, r.trans)
+	}
+	in, err := r.voteInputFor()
+	if err != nil {
+		r.logger.Error("cannot decide vote", "error", err)
+		rpc.Respond(resp, err)
+		return
+	}
+	candAddr := r.leaderAddrOf(&req.RPCHeader, req.Candidate)
+	d := decideVote(in, voteRequest{
+		term:               req.Term,
+		candidateID:        ServerID(req.ID),
+		candidateAddr:      candAddr,
+		lastLogIndex:       req.LastLogIndex,
+		lastLogTerm:        req.LastLogTerm,
+		leadershipTransfer: req.LeadershipTransfer,
+	})
+	if d.adoptTerm > r.getCurrentTerm() {
+		r.logger.Debug("lost leadership because received a requestVote with a newer term")
+		if !r.stepDownTo(d.adoptTerm) {
+			rpc.Respond(resp, ErrRaftShutdown)
+			return
+		}
+		r.setLeader("", "")
+	}
+	resp.Term = r.getCurrentTerm()
+	if d.grant {
+		if err := r.persistVote(req.Term, r.trans.EncodePeer(ServerID(req.ID), candAddr)); err != nil {
+			r.logger.Error("failed to persist vote", "error", err)
+			rpc.Respond(resp, err)
+			return
+		}
+		resp.Granted = true
+		r.setLastContact()
+	} else {
+		r.logger.Debug("rejecting vote request", "candidate", candAddr, "term", req.Term, "reason", d.reason)
+	}
+	rpc.Respond(resp, nil)
+}
+
+// requestPreVote handles a RequestPreVote: it changes nothing, durable or
+// not (granting does not even refresh leader contact, hashicorp #609).
+func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
+	defer metrics.MeasureSince([]string{"raft", "rpc", "requestPreVote"}, time.Now())
+	r.observe(*req)
+	resp := &RequestPreVoteResponse{RPCHeader: r.getRPCHeader(), Term: r.getCurrentTerm()}
+	in, err := r.voteInputFor()
+	if err != nil {
+		rpc.Respond(resp, err)
+		return
+	}
+	d := decidePreVote(in, voteRequest{
+		term:          req.Term,
+		candidateID:   ServerID(req.ID),
+		candidateAddr: r.leaderAddrOf(&req.RPCHeader, nil),
+		lastLogIndex:  req.LastLogIndex,
+		lastLogTerm:   req.LastLogTerm,
+	})
+	resp.Term = d.replyTerm
+	resp.Granted = d.grant
+	if !d.grant {
+		r.logger.Debug("rejecting pre-vote request", "candidate", string(req.Addr), "term", req.Term, "reason", d.reason)
+	}
+	rpc.Respond(resp, nil)
+}
+
+// installSnapshot handles an InstallSnapshot on the main loop.
+func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
+	defer metrics.MeasureSince([]string{"raft", "rpc", "installSnapshot"}, time.Now())
+	resp := &InstallSnapshotResponse{Term: r.getCurrentTerm(), Success: false}
+	var rpcErr error
+	defer func() {
+		// Leave the stream aligned for transports that need it.
+		if rpc.Reader != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(rpc.Reader, max(req.Size, 0)))
+		}
+		rpc.Respond(resp, rpcErr)
+	}()
+
+	if req.SnapshotVersion < SnapshotVersionMin || req.SnapshotVersion > SnapshotVersionMax {
+		rpcErr = fmt.Errorf("unsupported snapshot version %d", req.SnapshotVersion)
+		return
+	}
+	if req.Term < r.getCurrentTerm() {
+		r.logger.Info("ignoring installSnapshot request with older term", "request-term", req.Term, "current-term", r.getCurrentTerm())
+		return
+	}
+	if req.Term > r.getCurrentTerm() || r.State() != Follower {
+		if !r.stepDownTo(req.Term) {
+			return
+		}
+		resp.Term = req.Term
+	}
+	r.setLeader(r.leaderAddrOf(&req.RPCHeader, req.Leader), ServerID(req.ID))
+
+	var conf Configuration
+	var confIndex uint64
+	var err error
+	if req.SnapshotVersion > 0 {
+		conf, err = decodeConfiguration(req.Configuration)
+		confIndex = req.ConfigurationIndex
+	} else {
+		conf, err = decodePeers(req.Peers, r.trans)
+		confIndex = req.LastLogIndex
+	}
+	if err != nil {
+		r.logger.Error("rejecting snapshot with a bad configuration", "error", err)
+		rpcErr = err
+		return
+	}
+	if req.Size < 0 || rpc.Reader == nil {
+		rpcErr = fmt.Errorf("snapshot has no data (size %d)", req.Size)
+		return
+	}
+
+	sink, err := r.snapshots.Create(SnapshotVersionMax, req.LastLogIndex, req.LastLogTerm, conf, confIndex, r.trans)
+	if err != nil {
+		rpcErr = fmt.Errorf("failed to create snapshot to install: %w", err)
+		return
+	}
+	n, err := io.Copy(sink, io.LimitReader(rpc.Reader, req.Size))
+	if err != nil {
+		_ = sink.Cancel()
+		rpcErr = fmt.Errorf("failed to copy snapshot: %w", err)
+		return
+	}
+	if n != req.Size {
+		_ = sink.Cancel()
+		rpcErr = fmt.Errorf("failed to receive whole snapshot: %d/%d bytes: short read", n, req.Size)
+		return
+	}
+	if err := sink.Close(); err != nil {
+		rpcErr = fmt.Errorf("failed to finalize snapshot: %w", err)
+		return
+	}
+	r.logger.Info("copied to local snapshot", "bytes", n)
+
+	if err := r.restoreFSM(sink.ID()); err != nil {
+		r.logger.Error("failed to restore snapshot", "error", err)
+		rpcErr = err
+		return
+	}
+
+	r.adoptSnapshot(req.LastLogIndex, req.LastLogTerm, conf, confIndex)
+	resp.Success = true
+	r.setLastContact()
+}
+
+// restoreFSM has the FSM goroutine restore the snapshot with the given ID,
+// after every entry handed to it before.
+func (r *Raft) restoreFSM(id string) error {
+	f := &restoreFuture{ID: id}
+	f.init()
+	f.shutdownCh = r.shutdownCh
+	select {
+	case r.fsmMutateCh <- f:
+	case <-r.shutdownCh:
+		return ErrRaftShutdown
+	}
+	return f.Error()
+}
+
+// adoptSnapshot makes an installed snapshot the base of the log: it keeps
+// the entries after the snapshot only if the log holds the snapshot's last
+// entry with the same term, and otherwise discards the whole log (Raft
+// Figure 13; hashicorp/raft #697 kept a conflicting log).
+func (r *Raft) adoptSnapshot(index, term uint64, conf Configuration, confIndex uint64) {
+	lastIdx, lastTerm := r.getLastLog()
+	existing, ok := r.termAt(index)
+	keep := ok && existing == term && !isMonotonic(r.logs) && lastIdx > index
+	first, err := r.logs.FirstIndex()
+	if err != nil {
+		r.logger.Error("failed to get first log index", "error", err)
+	}
+	if keep {
+		if first > 0 && first <= index {
+			if err := r.logs.DeleteRange(first, index); err != nil {
+				r.logger.Error("failed to compact logs", "error", err)
+			}
+		}
+	} else {
+		if first > 0 && lastIdx >= first {
+			if err := r.logs.DeleteRange(first, lastIdx); err != nil {
+				r.logger.Error("failed to clear log", "error", err)
+			}
+		}
+		r.tail.reset()
+		lastIdx, lastTerm = index, term
+	}
+	r.setLastSnapshot(index, term)
+	r.setLastLog(lastIdx, lastTerm)
+	r.fsmDispatched = max(r.fsmDispatched, index)
+	r.setCommitIndex(max(r.getCommitIndex(), index))
+	c := configurations{committed: conf, committedIndex: confIndex, latest: conf, latestIndex: confIndex}
+	if keep && r.configurations.latestIndex > index {
+		c.latest, c.latestIndex = r.configurations.latest, r.configurations.latestIndex
+	}
+	r.setConfigurations(c)
+}
+
+// timeoutNow starts an election at once, as a leadership transfer.
+func (r *Raft) timeoutNow(rpc RPC, req *TimeoutNowRequest) {
+	if !hasVote(r.configurations.latest, r.localID) {
+		rpc.Respond(nil, fmt.Errorf("%w: cannot take leadership", ErrNotVoter))
+		return
+	}
+	r.setLeader("", "")
+	r.transition(Candidate)
+	r.candidateByTransfer = true
+	rpc.Respond(&TimeoutNowResponse{}, nil)
+}
+
+// applyCommitted hands the entries up to index to the FSM goroutine in
+// batches, with the futures of those the leader originated.
+func (r *Raft) applyCommitted(index uint64, futureFor func(uint64) *logFuture) {
+	batchMax := r.config().MaxAppendEntries
+	var batch []commitTuple
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case r.fsmMutateCh <- batch:
+			batch = nil
+			return true
+		case <-r.shutdownCh:
+			for _, t := range batch {
+				if t.future != nil {
+					t.future.respond(ErrRaftShutdown)
+				}
+			}
+			return false
+		}
+	}
+	for idx := r.fsmDispatched + 1; idx <= index; idx++ {
+		var t commitTuple
+		if futureFor != nil {
+			t.future = futureFor(idx)
+		}
+		if t.future != nil {
+			t.log = &t.future.log
+		} else {
+			l, err := r.entryAt(idx)
+			if err != nil {
+				r.logger.Error("failed to get committed entry", "index", idx, "error", err)
+				flush()
+				return
+			}
+			t.log = l
+		}
+		batch = append(batch, t)
+		r.fsmDispatched = idx
+		if len(batch) >= batchMax {
+			if !flush() {
+				return
+			}
+		}
+	}
+	flush()
+}

@@ -1,0 +1,339 @@
+package raft
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// RaftState captures the state of a Raft node: Follower, Candidate, Leader,
+// or Shutdown.
+type RaftState uint32
+
+const (
+	// Follower is the initial state of a Raft node.
+	Follower RaftState = iota
+	// Candidate is one of the valid states of a Raft node.
+	Candidate
+	// Leader is one of the valid states of a Raft node.
+	Leader
+	// Shutdown is the terminal state of a Raft node.
+	Shutdown
+)
+
+// String returns the state's name.
+func (s RaftState) String() string {
+	switch s {
+	case Follower:
+		return "Follower"
+	case Candidate:
+		return "Candidate"
+	case Leader:
+		return "Leader"
+	case Shutdown:
+		return "Shutdown"
+	default:
+		return "Unknown"
+	}
+}
+
+// lockedRand is a seeded random source safe for concurrent use.
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func newLockedRand(seed uint64) *lockedRand {
+	if seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	return &lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// jitter returns a duration in [d, 2d).
+func (l *lockedRand) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return d + time.Duration(l.r.Int64N(int64(d)))
+}
+
+// logTail keeps the most recent entries of this node's log in memory, so the
+// leader can replicate entries while it is still writing them (the disk
+// write runs in parallel with replication) and neither role rereads recent
+// entries from the store. Entries are contiguous and never mutated.
+type logTail struct {
+	mu      sync.RWMutex
+	entries []*Log
+	limit   int
+}
+
+func newLogTail(limit int) *logTail {
+	return &logTail{limit: limit}
+}
+
+// appendEntries adds entries, which must follow the current tail or replace a
+// suffix of it; otherwise the tail restarts at entries.
+func (t *logTail) appendEntries(entries []*Log) {
+	if len(entries) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	first := entries[0].Index
+	if n := len(t.entries); n > 0 {
+		base := t.entries[0].Index
+		switch {
+		case first >= base && first <= base+uint64(n):
+			t.entries = t.entries[:first-base]
+		default:
+			clear(t.entries)
+			t.entries = t.entries[:0]
+		}
+	}
+	t.entries = append(t.entries, entries...)
+	if len(t.entries) > 2*t.limit {
+		drop := len(t.entries) - t.limit
+		kept := make([]*Log, t.limit, 2*t.limit)
+		copy(kept, t.entries[drop:])
+		t.entries = kept
+	}
+}
+
+// get returns the entry at index, if the tail holds it.
+func (t *logTail) get(index uint64) (*Log, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := len(t.entries)
+	if n == 0 {
+		return nil, false
+	}
+	base := t.entries[0].Index
+	if index < base || index >= base+uint64(n) {
+		return nil, false
+	}
+	return t.entries[index-base], true
+}
+
+// lastIndex returns the index of the newest entry in the tail, or 0.
+func (t *logTail) lastIndex() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if n := len(t.entries); n > 0 {
+		return t.entries[n-1].Index
+	}
+	return 0
+}
+
+// truncateFrom drops the entries at index and above.
+func (t *logTail) truncateFrom(index uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.entries)
+	if n == 0 {
+		return
+	}
+	base := t.entries[0].Index
+	switch {
+	case index <= base:
+		clear(t.entries)
+		t.entries = t.entries[:0]
+	case index < base+uint64(n):
+		clear(t.entries[index-base:])
+		t.entries = t.entries[:index-base]
+	}
+}
+
+// reset empties the tail.
+func (t *logTail) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.entries)
+	t.entries = nil
+}
+
+// applyQueue carries Apply and Barrier requests to the main loop without a
+// channel hand-off per entry: callers append under a lock and poke a
+// one-slot channel; the loop takes everything queued at once (group commit).
+// A full queue makes callers wait, up to their enqueue timeout.
+type applyQueue struct {
+	mu      sync.Mutex
+	items   []*logFuture
+	limit   int
+	notify  chan struct{}
+	drained chan struct{}
+}
+
+func newApplyQueue(limit int) *applyQueue {
+	return &applyQueue{
+		limit:   limit,
+		notify:  make(chan struct{}, 1),
+		drained: make(chan struct{}),
+	}
+}
+
+// push enqueues f, waiting while the queue is full. timeout 0 waits without
+// a bound.
+func (q *applyQueue) push(f *logFuture, timeout time.Duration, shutdownCh <-chan struct{}) error {
+	var timer *time.Timer
+	for {
+		q.mu.Lock()
+		if len(q.items) < q.limit {
+			q.items = append(q.items, f)
+			q.mu.Unlock()
+			select {
+			case q.notify <- struct{}{}:
+			default:
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			return nil
+		}
+		wait := q.drained
+		q.mu.Unlock()
+		if timer == nil && timeout > 0 {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
+		}
+		var expired <-chan time.Time
+		if timer != nil {
+			expired = timer.C
+		}
+		select {
+		case <-wait:
+		case <-expired:
+			return ErrEnqueueTimeout
+		case <-shutdownCh:
+			return ErrRaftShutdown
+		}
+	}
+}
+
+// take removes and returns up to max queued items (all when max <= 0).
+func (q *applyQueue) take(max int) []*logFuture {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.items)
+	if n == 0 {
+		return nil
+	}
+	if max > 0 && n > max {
+		n = max
+	}
+	out := make([]*logFuture, n)
+	copy(out, q.items)
+	rest := copy(q.items, q.items[n:])
+	clear(q.items[rest:])
+	q.items = q.items[:rest]
+	if rest > 0 {
+		select {
+		case q.notify <- struct{}{}:
+		default:
+		}
+	}
+	close(q.drained)
+	q.drained = make(chan struct{})
+	return out
+}
+
+// commitment tracks the match index of every voter on the leader and
+// computes the commit index. Replication goroutines report matches; the
+// leader loop is poked through commitCh when the commit index moves.
+type commitment struct {
+	mu          sync.Mutex
+	commitCh    chan struct{}
+	matches     map[ServerID]uint64
+	sessions    map[ServerID]uint64
+	commitIndex uint64
+	startIndex  uint64
+	scratch     []uint64
+}
+
+func newCommitment(commitCh chan struct{}, c Configuration, startIndex uint64) *commitment {
+	cm := &commitment{
+		commitCh:   commitCh,
+		matches:    make(map[ServerID]uint64),
+		sessions:   make(map[ServerID]uint64),
+		startIndex: startIndex,
+	}
+	cm.setConfiguration(c)
+	return cm
+}
+
+// setConfiguration changes the set of voters, keeping known matches.
+func (c *commitment) setConfiguration(conf Configuration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.matches
+	c.matches = make(map[ServerID]uint64)
+	for _, s := range conf.Servers {
+		if s.Suffrage == Voter {
+			c.matches[s.ID] = old[s.ID]
+		}
+	}
+	c.recalculate()
+}
+
+// setSession records the replication session that may report for id;
+// reports from older sessions are ignored (a removed and re-added server's
+// old replicator must not count).
+func (c *commitment) setSession(id ServerID, session uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sessions[id] = session
+	if _, ok := c.matches[id]; ok {
+		c.matches[id] = 0
+	}
+}
+
+// match records that id's log matches the leader's up to index.
+func (c *commitment) match(id ServerID, session uint64, index uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions[id] != session {
+		return
+	}
+	if prev, ok := c.matches[id]; ok && index > prev {
+		c.matches[id] = index
+		c.recalculate()
+	}
+}
+
+func (c *commitment) recalculate() {
+	if len(c.matches) == 0 {
+		return
+	}
+	c.scratch = c.scratch[:0]
+	for _, m := range c.matches {
+		c.scratch = append(c.scratch, m)
+	}
+	next := leaderCommit(c.commitIndex, quorumMatchIndex(c.scratch), c.startIndex)
+	if next > c.commitIndex {
+		c.commitIndex = next
+		select {
+		case c.commitCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// getCommitIndex returns the commit index computed so far.
+func (c *commitment) getCommitIndex() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.commitIndex
+}
+
+// matchIndex returns the match index of id.
+func (c *commitment) matchIndex(id ServerID) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.matches[id]
+}

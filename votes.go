@@ -1,0 +1,147 @@
+package raft
+
+// This file holds the pure vote decisions: no time, no locks, no I/O. The
+// main loop gathers a voteInput, calls decideVote or decidePreVote, persists
+// what the decision says, and replies.
+
+// voteInput is what a voter knows when a (pre-)vote request arrives.
+type voteInput struct {
+	self             ServerID
+	currentTerm      uint64
+	lastLogIndex     uint64
+	lastLogTerm      uint64
+	latest           Configuration // latest configuration, committed or not
+	knownLeaderAddr  ServerAddress // "" when no live leader is known
+	lastVoteTerm     uint64
+	lastVoteCandAddr []byte
+}
+
+// voteRequest is the part of a RequestVote or RequestPreVote that matters.
+type voteRequest struct {
+	term               uint64
+	candidateID        ServerID // "" for peers that predate IDs in headers
+	candidateAddr      ServerAddress
+	lastLogIndex       uint64
+	lastLogTerm        uint64
+	leadershipTransfer bool
+}
+
+// voteDecision is the outcome of a vote request.
+type voteDecision struct {
+	grant bool
+	// adoptTerm, when above the voter's term, must be persisted (and the
+	// voter must become a follower) before replying.
+	adoptTerm uint64
+	// replyTerm is the term to put into the response.
+	replyTerm uint64
+	reason    string
+}
+
+// logUpToDate reports whether a log ending at (index, term) is at least as
+// up to date as one ending at (ourIndex, ourTerm) (Raft §5.4.1).
+func logUpToDate(term, index, ourTerm, ourIndex uint64) bool {
+	if term != ourTerm {
+		return term > ourTerm
+	}
+	return index >= ourIndex
+}
+
+// membershipReject applies the checks shared by votes and pre-votes that do
+// not depend on terms: the voter must be a voter itself (when it knows a
+// configuration), the candidate must be in it, and a voter that knows a live
+// leader refuses unless the election is a leadership transfer.
+func membershipReject(in voteInput, req voteRequest) string {
+	if len(in.latest.Servers) > 0 {
+		if !hasVote(in.latest, in.self) {
+			return "voter is not a voter in its own configuration"
+		}
+		if req.candidateID != "" && !inConfiguration(in.latest, req.candidateID) {
+			return "candidate is not in the configuration"
+		}
+	}
+	if in.knownLeaderAddr != "" && in.knownLeaderAddr != req.candidateAddr && !req.leadershipTransfer {
+		return "a leader is known"
+	}
+	return ""
+}
+
+// decideVote decides a RequestVote, in hashicorp/raft's order of checks, so
+// that peers of both libraries see the same answers.
+func decideVote(in voteInput, req voteRequest) voteDecision {
+	d := voteDecision{replyTerm: in.currentTerm}
+	if r := membershipReject(in, req); r != "" {
+		d.reason = r
+		return d
+	}
+	if req.term < in.currentTerm {
+		d.reason = "stale term"
+		return d
+	}
+	if req.term > in.currentTerm {
+		d.adoptTerm = req.term
+		d.replyTerm = req.term
+	}
+	if req.candidateID != "" && len(in.latest.Servers) > 0 && !hasVote(in.latest, req.candidateID) {
+		d.reason = "candidate is not a voter"
+		return d
+	}
+	if in.lastVoteTerm == req.term && len(in.lastVoteCandAddr) > 0 {
+		if string(in.lastVoteCandAddr) == string(req.candidateAddr) {
+			d.grant, d.reason = true, "already voted for this candidate"
+		} else {
+			d.reason = "already voted in this term"
+		}
+		return d
+	}
+	if !logUpToDate(req.lastLogTerm, req.lastLogIndex, in.lastLogTerm, in.lastLogIndex) {
+		d.reason = "candidate log is behind"
+		return d
+	}
+	d.grant, d.reason = true, "granted"
+	return d
+}
+
+// decidePreVote decides a RequestPreVote. It never changes the voter's
+// state: adoptTerm is always zero. The reply carries the request's term when
+// that is higher, as hashicorp/raft does.
+func decidePreVote(in voteInput, req voteRequest) voteDecision {
+	d := voteDecision{replyTerm: in.currentTerm}
+	if r := membershipReject(in, req); r != "" {
+		d.reason = r
+		return d
+	}
+	if req.term < in.currentTerm {
+		d.reason = "stale term"
+		return d
+	}
+	if req.term > in.currentTerm {
+		d.replyTerm = req.term
+	}
+	if req.candidateID != "" && len(in.latest.Servers) > 0 && !hasVote(in.latest, req.candidateID) {
+		d.reason = "candidate is not a voter"
+		return d
+	}
+	if !logUpToDate(req.lastLogTerm, req.lastLogIndex, in.lastLogTerm, in.lastLogIndex) {
+		d.reason = "candidate log is behind"
+		return d
+	}
+	d.grant, d.reason = true, "granted"
+	return d
+}
+
+// electionTally counts votes for one election round.
+type electionTally struct {
+	needed  int
+	granted map[ServerID]bool
+}
+
+func newElectionTally(c Configuration) *electionTally {
+	return &electionTally{needed: quorumSize(c), granted: make(map[ServerID]bool)}
+}
+
+// grant records a granted vote from id (counted once) and reports whether a
+// quorum has been reached.
+func (t *electionTally) grant(id ServerID) bool {
+	t.granted[id] = true
+	return len(t.granted) >= t.needed
+}
