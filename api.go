@@ -308,17 +308,17 @@ func HasExistingState(logs LogStore, stable StableStore, snaps SnapshotStore) (b
 
 // durableState is what NewRaft recovers from the stores.
 type durableState struct {
-	currentTerm       uint64
-	lastLogIndex      uint64
-	lastLogTerm       uint64
-	snapshotIndex     uint64
-	snapshotTerm      uint64
-	snapshotID        string
-	snapshotsListed   int
-	configurations    configurations
-	commitIndex       uint64
-	firstLogIndex     uint64
-	snapshotsToTry    []*SnapshotMeta
+	currentTerm     uint64
+	lastLogIndex    uint64
+	lastLogTerm     uint64
+	snapshotIndex   uint64
+	snapshotTerm    uint64
+	snapshotID      string
+	snapshotsListed int
+	configurations  configurations
+	commitIndex     uint64
+	firstLogIndex   uint64
+	snapshotsToTry  []*SnapshotMeta
 }
 
 // loadDurableState reads and cross-checks the term, the log and the snapshot

@@ -1,6 +1,9 @@
 package raft_test
 
 import (
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -9,9 +12,26 @@ import (
 	"github.com/seed48a2b68f/raft/rafttest"
 )
 
-func TestCluster_ElectsOneLeaderAndReplicates(t *testing.T) {
+// inBubble runs f inside a synctest bubble with a fresh cluster.
+func inBubble(t *testing.T, n int, f func(t *testing.T, c *rafttest.Cluster), opts ...rafttest.Option) {
+	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
-		c := rafttest.NewCluster(t, 3, rafttest.WithSeed(7))
+		c := rafttest.NewCluster(t, n, append([]rafttest.Option{rafttest.WithSeed(seedFor(t))}, opts...)...)
+		f(t, c)
+	})
+}
+
+// seedFor gives every test its own reproducible seed.
+func seedFor(t *testing.T) uint64 {
+	var h uint64 = 14695981039346656037
+	for _, b := range []byte(t.Name()) {
+		h = (h ^ uint64(b)) * 1099511628211
+	}
+	return h
+}
+
+func TestCluster_ElectsOneLeaderAndReplicates(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
 		c.ApplyN(leader, "x", 100)
 		c.WaitApplied(100)
@@ -19,10 +39,484 @@ func TestCluster_ElectsOneLeaderAndReplicates(t *testing.T) {
 		if got := len(c.Leaders()); got != 1 {
 			t.Fatalf("leaders = %d, want 1", got)
 		}
-		time.Sleep(time.Second)
-		if l := c.WaitLeader(); l != leader {
-			t.Fatalf("leader changed without faults: %s -> %s", leader.ID, l.ID)
+		term := leader.Raft.CurrentTerm()
+		time.Sleep(5 * time.Second)
+		if l := c.WaitLeader(); l != leader || l.Raft.CurrentTerm() != term {
+			t.Fatalf("leadership moved without faults: %s term %d -> %s term %d", leader.ID, term, l.ID, l.Raft.CurrentTerm())
 		}
-		_ = raft.Leader
+	})
+}
+
+func TestCluster_SingleNode(t *testing.T) {
+	inBubble(t, 1, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		f := leader.Raft.Apply([]byte("one"), time.Second)
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if f.Response().(int) != 1 || f.Index() == 0 {
+			t.Fatalf("response %v index %d", f.Response(), f.Index())
+		}
+	})
+}
+
+func TestCluster_ReelectionAfterLeaderLoss(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "a", 10)
+		c.Stop(old)
+		leader := c.WaitLeader()
+		if leader == old {
+			t.Fatal("stopped node still leads")
+		}
+		if leader.Raft.CurrentTerm() <= old.Raft.CurrentTerm() {
+			t.Fatalf("new leader term %d not above %d", leader.Raft.CurrentTerm(), old.Raft.CurrentTerm())
+		}
+		c.ApplyN(leader, "b", 10)
+		c.Restart(old)
+		c.WaitApplied(20)
+		c.CheckConsistent()
+	})
+}
+
+func TestCluster_MinorityLeaderCannotCommitAndStepsDown(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "a", 5)
+		c.Partition(old)
+		f := old.Raft.Apply([]byte("lost"), time.Second)
+		if err := f.Error(); !errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("apply on a minority leader = %v, want ErrLeadershipLost", err)
+		}
+		c.WaitFor(time.Second, "old leader to step down", func() bool { return old.Raft.State() != raft.Leader })
+		var rest []*rafttest.Node
+		for _, n := range c.Nodes {
+			if n != old {
+				rest = append(rest, n)
+			}
+		}
+		leader := c.WaitLeader(rest...)
+		c.ApplyN(leader, "b", 5)
+		c.Heal()
+		c.WaitApplied(10)
+		c.CheckConsistent()
+		for _, n := range c.Nodes {
+			for _, cmd := range n.Recorder().Logs() {
+				if string(cmd) == "lost" {
+					t.Fatalf("%s applied an entry that was never committed", n.ID)
+				}
+			}
+		}
+	})
+}
+
+func TestCluster_LogDivergenceRepaired(t *testing.T) {
+	inBubble(t, 5, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "base", 3)
+		c.WaitApplied(3)
+		// Cut the leader and one follower off; the leader appends entries
+		// that only its partner may get.
+		var partner *rafttest.Node
+		for _, n := range c.Nodes {
+			if n != old {
+				partner = n
+				break
+			}
+		}
+		c.Partition(old, partner)
+		for i := 0; i < 5; i++ {
+			old.Raft.Apply([]byte(fmt.Sprintf("stale-%d", i)), time.Second)
+		}
+		var rest []*rafttest.Node
+		for _, n := range c.Nodes {
+			if n != old && n != partner {
+				rest = append(rest, n)
+			}
+		}
+		leader := c.WaitLeader(rest...)
+		c.ApplyN(leader, "new", 10)
+		c.Heal()
+		c.WaitApplied(13)
+		c.CheckConsistent()
+		for _, n := range c.Nodes {
+			for _, cmd := range n.Recorder().Logs() {
+				if len(cmd) > 5 && string(cmd[:5]) == "stale" {
+					t.Fatalf("%s applied uncommitted %q", n.ID, cmd)
+				}
+			}
+		}
+	})
+}
+
+func TestCluster_InstallSnapshotCatchesUpFollower(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		var lagging *rafttest.Node
+		for _, n := range c.Nodes {
+			if n != leader {
+				lagging = n
+				break
+			}
+		}
+		c.Stop(lagging)
+		// More entries than the leader keeps in memory, so the follower
+		// cannot be served from the log.
+		c.ApplyN(leader, "a", 3000)
+		if err := leader.Raft.Snapshot().Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyN(leader, "b", 10)
+		first, _ := leader.Store.FirstIndex()
+		if first <= 2 {
+			t.Fatalf("leader did not compact its log (first index %d)", first)
+		}
+		c.Restart(lagging)
+		c.WaitApplied(3010)
+		c.CheckConsistent()
+		if idx, _ := lagging.Snapshots.List(); len(idx) == 0 {
+			t.Fatal("follower caught up without a snapshot")
+		}
+	}, rafttest.WithConfig(func(cfg *raft.Config) { cfg.TrailingLogs = 10 }))
+}
+
+func TestCluster_AutomaticSnapshots(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 200)
+		c.WaitFor(10*time.Second, "automatic snapshots", func() bool {
+			for _, n := range c.Nodes {
+				if s, _ := n.Snapshots.List(); len(s) == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		c.CheckConsistent()
+	}, rafttest.WithConfig(func(cfg *raft.Config) {
+		cfg.SnapshotThreshold = 50
+		cfg.SnapshotInterval = 100 * time.Millisecond
+		cfg.TrailingLogs = 20
+	}))
+}
+
+func TestCluster_AddRemoveDemote(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 20)
+
+		joiner := c.AddNode()
+		f := leader.Raft.AddVoter(joiner.ID, joiner.Addr, 0, time.Second)
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if f.Index() == 0 {
+			t.Fatal("AddVoter returned index 0")
+		}
+		c.WaitApplied(20, joiner)
+		cf := leader.Raft.GetConfiguration()
+		if err := cf.Error(); err != nil || len(cf.Configuration().Servers) != 4 || cf.Index() != f.Index() {
+			t.Fatalf("configuration %v index %d (want 4 servers at %d): %v", cf.Configuration(), cf.Index(), f.Index(), err)
+		}
+
+		// Demote a follower, then remove it.
+		var victim *rafttest.Node
+		for _, n := range c.Nodes {
+			if n != leader && n != joiner {
+				victim = n
+				break
+			}
+		}
+		if err := leader.Raft.DemoteVoter(victim.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.Raft.RemoveServer(victim.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(time.Second, "removed node to learn", func() bool {
+			for _, s := range victim.Raft.GetConfiguration().Configuration().Servers {
+				if s.ID == victim.ID {
+					return false
+				}
+			}
+			return true
+		})
+		c.Stop(victim)
+		c.ApplyN(leader, "b", 5)
+
+		// A stale prevIndex is refused.
+		if err := leader.Raft.AddNonvoter("x", "nowhere", 1, time.Second).Error(); err == nil {
+			t.Fatal("change with a stale prevIndex accepted")
+		}
+		c.CheckConsistent()
+	})
+}
+
+func TestCluster_RemoveLeader(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "a", 5)
+		if err := old.Raft.RemoveServer(old.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(5*time.Second, "removed leader to shut down", func() bool { return old.Raft.State() == raft.Shutdown })
+		var rest []*rafttest.Node
+		for _, n := range c.Nodes {
+			if n != old {
+				rest = append(rest, n)
+			}
+		}
+		leader := c.WaitLeader(rest...)
+		c.ApplyN(leader, "b", 5)
+		c.WaitApplied(10, rest...)
+		cf := leader.Raft.GetConfiguration()
+		if len(cf.Configuration().Servers) != 2 {
+			t.Fatalf("configuration after removing the leader: %v", cf.Configuration())
+		}
+	})
+}
+
+func TestCluster_RemoveLeaderWithoutShutdown(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		if err := old.Raft.RemoveServer(old.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(5*time.Second, "removed leader to step down", func() bool { return old.Raft.State() == raft.Follower })
+		var rest []*rafttest.Node
+		for _, n := range c.Nodes {
+			if n != old {
+				rest = append(rest, n)
+			}
+		}
+		leader := c.WaitLeader(rest...)
+		c.ApplyN(leader, "b", 5)
+		// The removed node never campaigns again.
+		time.Sleep(2 * time.Second)
+		if old.Raft.State() != raft.Follower {
+			t.Fatalf("removed node is %v", old.Raft.State())
+		}
+		if l := c.WaitLeader(rest...); l != leader {
+			t.Fatal("removed node disturbed the leader")
+		}
+	}, rafttest.WithConfig(func(cfg *raft.Config) { cfg.ShutdownOnRemove = false }))
+}
+
+func TestCluster_LeadershipTransferWhileWritesFlow(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		var mu sync.Mutex
+		acked := 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var leader *raft.Raft
+				for _, n := range c.Nodes {
+					if n.Raft.State() == raft.Leader {
+						leader = n.Raft
+					}
+				}
+				if leader == nil {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if leader.Apply([]byte(fmt.Sprintf("w-%d", i)), time.Second).Error() != nil {
+					time.Sleep(time.Millisecond) // refused during the transfer
+					continue
+				}
+				mu.Lock()
+				acked++
+				mu.Unlock()
+				// Let virtual time pass: inside the bubble a client that never
+				// waits on a timer would keep the clock still.
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+		time.Sleep(50 * time.Millisecond)
+		if err := old.Raft.LeadershipTransfer().Error(); err != nil {
+			t.Fatal(err)
+		}
+		leader := c.WaitLeader()
+		if leader == old {
+			t.Fatal("leadership did not move")
+		}
+		time.Sleep(50 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		mu.Lock()
+		n := acked
+		mu.Unlock()
+		c.WaitApplied(n)
+		c.CheckConsistent()
+	})
+}
+
+func TestCluster_LeadershipTransferToServer(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		var target *rafttest.Node
+		for _, n := range c.Nodes {
+			if n != old {
+				target = n
+			}
+		}
+		if err := old.Raft.LeadershipTransferToServer(target.ID, target.Addr).Error(); err != nil {
+			t.Fatal(err)
+		}
+		if l := c.WaitLeader(); l != target {
+			t.Fatalf("leader is %s, want %s", l.ID, target.ID)
+		}
+		if err := target.Raft.LeadershipTransferToServer(target.ID, target.Addr).Error(); err == nil {
+			t.Fatal("transfer to itself accepted")
+		}
+		if err := old.Raft.LeadershipTransfer().Error(); !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("transfer on a follower = %v", err)
+		}
+	})
+}
+
+func TestCluster_BarrierAndVerifyLeader(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		for i := 0; i < 50; i++ {
+			leader.Raft.Apply([]byte(fmt.Sprintf("v-%d", i)), 0)
+		}
+		if err := leader.Raft.Barrier(0).Error(); err != nil {
+			t.Fatal(err)
+		}
+		if got := leader.Recorder().Len(); got != 50 {
+			t.Fatalf("after Barrier the FSM has %d commands, want 50", got)
+		}
+		if err := leader.Raft.VerifyLeader().Error(); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.Followers() {
+			if err := n.Raft.VerifyLeader().Error(); !errors.Is(err, raft.ErrNotLeader) {
+				t.Fatalf("VerifyLeader on a follower = %v", err)
+			}
+			if err := n.Raft.Barrier(0).Error(); !errors.Is(err, raft.ErrNotLeader) {
+				t.Fatalf("Barrier on a follower = %v", err)
+			}
+			if err := n.Raft.Apply(nil, 0).Error(); !errors.Is(err, raft.ErrNotLeader) {
+				t.Fatalf("Apply on a follower = %v", err)
+			}
+		}
+		c.Partition(leader)
+		if err := leader.Raft.VerifyLeader().Error(); !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("VerifyLeader on a cut-off leader = %v", err)
+		}
+	})
+}
+
+func TestCluster_FuturesResolveOnShutdown(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		for _, n := range c.Nodes {
+			if n != leader {
+				c.Partition(n)
+			}
+		}
+		var futures []raft.Future
+		for i := 0; i < 20; i++ {
+			futures = append(futures, leader.Raft.Apply([]byte("x"), 0))
+		}
+		futures = append(futures, leader.Raft.Barrier(0), leader.Raft.VerifyLeader())
+		c.Stop(leader)
+		for i, f := range futures {
+			if err := f.Error(); err == nil {
+				t.Fatalf("future %d succeeded without a quorum", i)
+			}
+		}
+		if err := leader.Raft.Apply([]byte("late"), 0).Error(); !errors.Is(err, raft.ErrRaftShutdown) {
+			t.Fatalf("apply after shutdown = %v", err)
+		}
+		if err := leader.Raft.Shutdown().Error(); err != nil {
+			t.Fatalf("second shutdown = %v", err)
+		}
+	})
+}
+
+func TestCluster_ManyConcurrentAppliers(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		const workers, each = 64, 50
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					if err := leader.Raft.Apply([]byte(fmt.Sprintf("%d-%d", w, i)), 0).Error(); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		c.WaitApplied(workers * each)
+		c.CheckConsistent()
+	})
+}
+
+func TestCluster_ObserversLeaderChAndStats(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		obsCh := make(chan raft.Observation, 64)
+		obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+			_, ok := o.Data.(raft.LeaderObservation)
+			return ok
+		})
+		for _, n := range c.Nodes {
+			n.Raft.RegisterObserver(obs)
+		}
+		leader := c.WaitLeader()
+		select {
+		case o := <-obsCh:
+			if _, ok := o.Data.(raft.LeaderObservation); !ok {
+				t.Fatalf("filter let through %T", o.Data)
+			}
+		default:
+			t.Fatal("no leader observation")
+		}
+		if obs.GetNumObserved() == 0 {
+			t.Fatal("GetNumObserved = 0")
+		}
+		select {
+		case v := <-leader.Raft.LeaderCh():
+			if !v {
+				t.Fatal("LeaderCh sent false to the leader")
+			}
+		default:
+			t.Fatal("LeaderCh empty on the leader")
+		}
+		c.ApplyN(leader, "s", 3)
+		st := leader.Raft.Stats()
+		for _, k := range []string{"state", "term", "last_log_index", "last_log_term", "commit_index", "applied_index",
+			"fsm_pending", "last_snapshot_index", "last_snapshot_term", "protocol_version", "protocol_version_min",
+			"protocol_version_max", "snapshot_version_min", "snapshot_version_max", "latest_configuration_index",
+			"latest_configuration", "num_peers", "last_contact"} {
+			if _, ok := st[k]; !ok {
+				t.Errorf("Stats lacks %q", k)
+			}
+		}
+		if st["state"] != "Leader" || st["num_peers"] != "2" || st["last_contact"] != "0" || st["latest_configuration_index"] != "1" {
+			t.Fatalf("Stats = %v", st)
+		}
+		for _, n := range c.Nodes {
+			n.Raft.DeregisterObserver(obs)
+		}
 	})
 }

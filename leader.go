@@ -181,7 +181,11 @@ func (r *Raft) leaveLeader() {
 		v.future.respond(ErrNotLeader)
 	}
 	if ls.transferInProgress {
-		r.finishLeadershipTransferOf(ls, ErrLeadershipLost)
+		// The transfer goroutine answers: a TimeoutNow already sent is a
+		// success even though we step down before hearing of it.
+		ls.transferInProgress = false
+		ls.transferTimer.Stop()
+		close(ls.transferStop)
 	}
 	if addr, _ := r.LeaderWithID(); addr == r.localAddr {
 		r.setLeader("", "")
@@ -301,14 +305,23 @@ func (r *Raft) leaderCommit() {
 		}
 		return nil
 	})
+	done := append([]*logFuture(nil), committed...)
 	rest := copy(ls.inflight, ls.inflight[n:])
 	clear(ls.inflight[rest:])
 	ls.inflight = ls.inflight[:rest]
+	committed = done
 
 	// A leader that is no longer a voter in the committed configuration
 	// steps down; one removed altogether shuts down if configured to.
 	if c.committedIndex == c.latestIndex && !hasVote(c.committed, r.localID) {
 		if r.config().ShutdownOnRemove && !inConfiguration(c.committed, r.localID) {
+			// The change that removed us is committed: answer its future
+			// before the FSM goroutine stops with the node.
+			for _, f := range committed {
+				if f.log.Type == LogConfiguration || f.log.Type == LogRemovePeerDeprecated {
+					f.respond(nil)
+				}
+			}
 			r.logger.Info("removed ourself, shutting down")
 			r.Shutdown()
 			return
@@ -339,10 +352,12 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 	c.latest, c.latestIndex = next, lastIdx+1
 	r.setConfigurations(c)
 	r.leaderState.commitment.setConfiguration(next)
-	r.startStopReplication()
 	if err := r.dispatchLogs([]*logFuture{&f.logFuture}); err != nil {
 		return
 	}
+	// Start replicating to added servers; removed ones get entries up to
+	// this one, so they learn of their removal, before replication stops.
+	r.startStopReplication()
 }
 
 func hclogServers(s []Server) string { return fmt.Sprintf("%+v", s) }
@@ -512,31 +527,32 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	lastIdx, _ := r.getLastLog()
 	done, stop := ls.transferDone, ls.transferStop
 	header := r.getRPCHeader()
-	r.goFunc(func() { r.leadershipTransfer(repl, target, lastIdx, header, done, stop) })
+	r.goFunc(func() {
+		err := r.leadershipTransfer(repl, target, lastIdx, header, stop)
+		f.respond(err)
+		done <- err
+	})
 }
 
 // leadershipTransfer runs on its own goroutine: wait until the target has
 // every entry up to lastIdx, then send TimeoutNow.
 func (r *Raft) leadershipTransfer(repl *followerReplication, target Server, lastIdx uint64,
-	header RPCHeader, done chan<- error, stop <-chan struct{}) {
+	header RPCHeader, stop <-chan struct{}) error {
 	for repl.getMatchIndex() < lastIdx {
 		wait := repl.waitReplicated()
 		select {
 		case <-wait:
 		case <-stop:
-			done <- fmt.Errorf("leadership transfer stopped")
-			return
+			return fmt.Errorf("leadership transfer stopped: %w", ErrLeadershipLost)
 		case <-r.shutdownCh:
-			done <- ErrRaftShutdown
-			return
+			return ErrRaftShutdown
 		}
 	}
 	var resp TimeoutNowResponse
 	if err := r.trans.TimeoutNow(target.ID, target.Address, &TimeoutNowRequest{RPCHeader: header}, &resp); err != nil {
-		done <- fmt.Errorf("failed to make TimeoutNow RPC to %v: %w", target.ID, err)
-		return
+		return fmt.Errorf("failed to make TimeoutNow RPC to %v: %w", target.ID, err)
 	}
-	done <- nil
+	return nil
 }
 
 func (r *Raft) finishLeadershipTransfer(err error) {

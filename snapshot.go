@@ -2,8 +2,8 @@ package raft
 
 import (
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/hashicorp/go-metrics"

@@ -63,7 +63,9 @@ type SnapshotSink interface {
 }
 
 // InmemSnapshotStore implements the SnapshotStore interface and retains only
-// the most recent snapshot.
+// the most recent snapshot. A snapshot becomes visible to List and Open only
+// once its sink is closed (hashicorp/raft shows it from Create on, half
+// written).
 type InmemSnapshotStore struct {
 	latest      *InmemSnapshotSink
 	hasSnapshot bool
@@ -72,8 +74,10 @@ type InmemSnapshotStore struct {
 
 // InmemSnapshotSink implements SnapshotSink in memory.
 type InmemSnapshotSink struct {
+	store    *InmemSnapshotStore
 	meta     SnapshotMeta
 	contents *bytes.Buffer
+	done     bool
 }
 
 // NewInmemSnapshotStore creates a blank new InmemSnapshotStore.
@@ -83,33 +87,26 @@ func NewInmemSnapshotStore() *InmemSnapshotStore {
 	}
 }
 
-// Create replaces the stored snapshot with a new one using the given
-// parameters. Only version 1 is accepted.
+// Create starts a new snapshot with the given parameters. Only version 1 is
+// accepted.
 func (m *InmemSnapshotStore) Create(version SnapshotVersion, index, term uint64,
 	configuration Configuration, configurationIndex uint64, trans Transport) (SnapshotSink, error) {
 	if version != 1 {
 		return nil, fmt.Errorf("unsupported snapshot version %d", version)
 	}
-	name := snapshotName(term, index)
-
-	m.Lock()
-	defer m.Unlock()
-
-	sink := &InmemSnapshotSink{
+	return &InmemSnapshotSink{
+		store: m,
 		meta: SnapshotMeta{
 			Version:            version,
-			ID:                 name,
+			ID:                 snapshotName(term, index),
 			Index:              index,
 			Term:               term,
 			Peers:              encodePeers(configuration, trans),
-			Configuration:      configuration,
+			Configuration:      configuration.Clone(),
 			ConfigurationIndex: configurationIndex,
 		},
 		contents: &bytes.Buffer{},
-	}
-	m.hasSnapshot = true
-	m.latest = sink
-	return sink, nil
+	}, nil
 }
 
 // List returns the latest snapshot taken.
@@ -127,25 +124,38 @@ func (m *InmemSnapshotStore) List() ([]*SnapshotMeta, error) {
 func (m *InmemSnapshotStore) Open(id string) (*SnapshotMeta, io.ReadCloser, error) {
 	m.RLock()
 	defer m.RUnlock()
-	if m.latest.meta.ID != id {
+	if !m.hasSnapshot || m.latest.meta.ID != id {
 		return nil, nil, fmt.Errorf("[ERR] snapshot: failed to open snapshot id: %s", id)
 	}
-	// Make a copy of the contents, since a bytes.Buffer can only be read
-	// once.
-	contents := bytes.NewBuffer(bytes.Clone(m.latest.contents.Bytes()))
+	// The contents are immutable once published; readers get their own
+	// reader over them.
 	meta := m.latest.meta
-	return &meta, io.NopCloser(contents), nil
+	return &meta, io.NopCloser(bytes.NewReader(m.latest.contents.Bytes())), nil
 }
 
 // Write appends the given bytes to the snapshot contents.
 func (s *InmemSnapshotSink) Write(p []byte) (n int, err error) {
+	if s.done {
+		return 0, fmt.Errorf("snapshot sink is closed")
+	}
 	written, err := s.contents.Write(p)
 	s.meta.Size += int64(written)
 	return written, err
 }
 
-// Close updates the Size and is otherwise a no-op.
+// Close publishes the snapshot as the store's latest.
 func (s *InmemSnapshotSink) Close() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	if s.store == nil {
+		return nil
+	}
+	s.store.Lock()
+	defer s.store.Unlock()
+	s.store.latest = s
+	s.store.hasSnapshot = true
 	return nil
 }
 
@@ -154,8 +164,9 @@ func (s *InmemSnapshotSink) ID() string {
 	return s.meta.ID
 }
 
-// Cancel returns successfully with a nil error.
+// Cancel discards the snapshot.
 func (s *InmemSnapshotSink) Cancel() error {
+	s.done = true
 	return nil
 }
 
