@@ -319,8 +319,11 @@ func (r *Raft) startElection(preVote, transfer bool) *election {
 			r.Shutdown()
 			return nil
 		}
-		if err := r.persistVote(el.term, []byte(r.localAddr)); err != nil {
+		if err := r.persistVote(el.term, r.trans.EncodePeer(r.localID, r.localAddr)); err != nil {
+			// Without a durable vote for ourselves we cannot campaign; wait
+			// for the next timeout as a follower instead of spinning.
 			r.logger.Error("failed to persist vote", "error", err)
+			r.transition(Follower)
 			return nil
 		}
 		metrics.IncrCounter([]string{"raft", "election", "started"}, 1)

@@ -24,6 +24,8 @@ type Node struct {
 	Raft      *raft.Raft
 	FSM       raft.FSM
 	Store     *raft.InmemStore
+	Logs      raft.LogStore    // Store, or what WithStores wrapped it in
+	Stable    raft.StableStore // Store, or what WithStores wrapped it in
 	Snapshots *raft.InmemSnapshotStore
 	Trans     *raft.InmemTransport
 	Config    *raft.Config
@@ -50,6 +52,7 @@ type options struct {
 	bootstrap bool
 	confFn    func(*raft.Config)
 	fsmFn     func() raft.FSM
+	storeFn   func(raft.ServerID, *raft.InmemStore) (raft.LogStore, raft.StableStore)
 	logOutput io.Writer
 }
 
@@ -64,6 +67,11 @@ func WithConfig(fn func(*raft.Config)) Option { return func(o *options) { o.conf
 
 // WithFSM replaces the recording FSM.
 func WithFSM(fn func() raft.FSM) Option { return func(o *options) { o.fsmFn = fn } }
+
+// WithStores wraps each node's InmemStore, for example to inject failures.
+func WithStores(fn func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore)) Option {
+	return func(o *options) { o.storeFn = fn }
+}
 
 // WithoutBootstrap leaves the nodes without a configuration.
 func WithoutBootstrap() Option { return func(o *options) { o.bootstrap = false } }
@@ -110,7 +118,7 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: node.ID, Address: node.Addr})
 		}
 		for _, node := range c.Nodes {
-			if err := raft.BootstrapCluster(node.Config, node.Store, node.Store, node.Snapshots, node.Trans, conf); err != nil {
+			if err := raft.BootstrapCluster(node.Config, node.Logs, node.Stable, node.Snapshots, node.Trans, conf); err != nil {
 				t.Fatalf("rafttest: bootstrap %s: %v", node.ID, err)
 			}
 		}
@@ -135,14 +143,20 @@ func (c *Cluster) newNode(i int) *Node {
 	if c.opts.fsmFn != nil {
 		fsm = c.opts.fsmFn()
 	}
+	store := raft.NewInmemStore()
+	var logs raft.LogStore = store
+	var stable raft.StableStore = store
+	if c.opts.storeFn != nil {
+		logs, stable = c.opts.storeFn(id, store)
+	}
 	return &Node{
-		ID: id, Addr: addr, FSM: fsm, Store: raft.NewInmemStore(),
+		ID: id, Addr: addr, FSM: fsm, Store: store, Logs: logs, Stable: stable,
 		Snapshots: raft.NewInmemSnapshotStore(), Trans: trans, Config: conf,
 	}
 }
 
 func (c *Cluster) start(node *Node) {
-	r, err := raft.NewRaft(node.Config, node.FSM, node.Store, node.Store, node.Snapshots, node.Trans)
+	r, err := raft.NewRaft(node.Config, node.FSM, node.Logs, node.Stable, node.Snapshots, node.Trans)
 	if err != nil {
 		c.t.Fatalf("rafttest: NewRaft %s: %v", node.ID, err)
 	}

@@ -1,0 +1,251 @@
+package raft_test
+
+// Regression tests for the failures of ../shared/reference/known-raft-bugs.md
+// that apply to the core, named after their number there. More live in
+// decisions_test.go and internal_test.go (those that need internals).
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	raft "github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/rafttest"
+)
+
+// followersOf returns the nodes other than n.
+func followersOf(c *rafttest.Cluster, n *rafttest.Node) []*rafttest.Node {
+	var out []*rafttest.Node
+	for _, o := range c.Nodes {
+		if o != n {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Bug 3: an isolated node must not inflate its term and depose the leader
+// when it comes back. Pre-vote keeps its term still.
+func TestKnownBug03_IsolatedNodeRejoinsWithoutDisruption(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		term := leader.Raft.CurrentTerm()
+		isolated := followersOf(c, leader)[0]
+		c.Partition(isolated)
+		time.Sleep(20 * time.Second) // hundreds of election timeouts
+		if got := isolated.Raft.CurrentTerm(); got != term {
+			t.Fatalf("isolated node's term went from %d to %d", term, got)
+		}
+		c.Heal()
+		time.Sleep(2 * time.Second)
+		if l := c.WaitLeader(); l != leader || l.Raft.CurrentTerm() != term {
+			t.Fatalf("rejoin disrupted the cluster: leader %s term %d, was %s term %d", l.ID, l.Raft.CurrentTerm(), leader.ID, term)
+		}
+	})
+}
+
+// Without pre-vote the same scenario does disrupt the cluster: the control
+// for the test above.
+func TestKnownBug03_ControlWithoutPreVoteTermInflates(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		term := leader.Raft.CurrentTerm()
+		isolated := followersOf(c, leader)[0]
+		c.Partition(isolated)
+		time.Sleep(20 * time.Second)
+		if got := isolated.Raft.CurrentTerm(); got <= term {
+			t.Fatalf("without pre-vote the isolated node kept term %d", got)
+		}
+	}, rafttest.WithConfig(func(cfg *raft.Config) { cfg.PreVoteDisabled = true }))
+}
+
+// Bug 4: a server removed while partitioned must not disrupt the cluster
+// when it comes back. Pre-vote alone protects; without pre-vote the voters
+// must refuse a candidate outside their configuration before adopting its
+// term.
+func TestKnownBug04_RemovedServerDoesNotDisrupt(t *testing.T) {
+	for _, preVoteDisabled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pre-vote", true: "no-pre-vote"}[preVoteDisabled], func(t *testing.T) {
+			inBubble(t, 5, func(t *testing.T, c *rafttest.Cluster) {
+				leader := c.WaitLeader()
+				victim := followersOf(c, leader)[0]
+				c.Partition(victim)
+				if err := leader.Raft.RemoveServer(victim.ID, 0, time.Second).Error(); err != nil {
+					t.Fatal(err)
+				}
+				c.ApplyN(leader, "a", 5)
+				term := leader.Raft.CurrentTerm()
+				time.Sleep(5 * time.Second) // the victim campaigns alone
+				c.Heal()
+				time.Sleep(10 * time.Second)
+				if l := c.WaitLeader(followersOf(c, victim)...); l != leader || l.Raft.CurrentTerm() != term {
+					t.Fatalf("removed server disrupted: leader %s term %d, was %s term %d",
+						l.ID, l.Raft.CurrentTerm(), leader.ID, term)
+				}
+			}, rafttest.WithConfig(func(cfg *raft.Config) {
+				cfg.ShutdownOnRemove = false
+				cfg.PreVoteDisabled = preVoteDisabled
+			}))
+		})
+	}
+}
+
+// flakyStore fails StoreLogs while failing is set.
+type flakyStore struct {
+	*raft.InmemStore
+	failing atomic.Bool
+	failed  atomic.Int64
+}
+
+func (f *flakyStore) StoreLogs(logs []*raft.Log) error {
+	if f.failing.Load() {
+		f.failed.Add(1)
+		return errors.New("disk says no")
+	}
+	return f.InmemStore.StoreLogs(logs)
+}
+
+func (f *flakyStore) StoreLog(l *raft.Log) error { return f.StoreLogs([]*raft.Log{l}) }
+
+// Bug 8: after a follower's StoreLogs fails, the leader must keep resending
+// entries, not only heartbeats (hashicorp #612).
+func TestKnownBug08_LeaderResendsEntriesAfterFollowerStoreError(t *testing.T) {
+	stores := map[raft.ServerID]*flakyStore{}
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		follower := followersOf(c, leader)[0]
+		fs := stores[follower.ID]
+		fs.failing.Store(true)
+		c.ApplyN(leader, "a", 10) // committed by the leader and the other follower
+		c.WaitFor(5*time.Second, "store failures", func() bool { return fs.failed.Load() > 0 })
+		time.Sleep(time.Second)
+		fs.failing.Store(false)
+		// No new applies: only the leader's retries can fill the gap.
+		c.WaitApplied(10, follower)
+		c.CheckConsistent()
+	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
+		fs := &flakyStore{InmemStore: s}
+		stores[id] = fs
+		return fs, s
+	}))
+}
+
+// Bug 9: a server removed and re-added (with a wiped disk) in the same term
+// must catch up; its old replication session must not corrupt progress.
+func TestKnownBug09_RemoveAndReaddInSameTerm(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		term := leader.Raft.CurrentTerm()
+		c.ApplyN(leader, "a", 20)
+		victim := followersOf(c, leader)[0]
+		if err := leader.Raft.RemoveServer(victim.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.Stop(victim)
+		victim.Store = raft.NewInmemStore()
+		victim.Logs, victim.Stable = victim.Store, victim.Store
+		victim.Snapshots = raft.NewInmemSnapshotStore()
+		c.Restart(victim)
+		if err := leader.Raft.AddVoter(victim.ID, victim.Addr, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyN(leader, "b", 20)
+		c.WaitApplied(40, victim)
+		if leader.Raft.CurrentTerm() != term {
+			t.Fatalf("term changed from %d to %d", term, leader.Raft.CurrentTerm())
+		}
+		c.CheckConsistent()
+	})
+}
+
+// failingStable fails Set (where the vote's candidate is stored) while fail
+// is set, as a full disk would.
+type failingStable struct {
+	raft.StableStore
+	fail atomic.Bool
+}
+
+func (f *failingStable) Set(k, v []byte) error {
+	if f.fail.Load() {
+		return errors.New("disk full")
+	}
+	return f.StableStore.Set(k, v)
+}
+
+// Bug 11: a vote is granted only once it is durable. Voters that cannot
+// persist never elect anyone.
+func TestKnownBug11_VoteNotGrantedUnlessDurable(t *testing.T) {
+	stables := map[raft.ServerID]*failingStable{}
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		for _, f := range followersOf(c, leader) {
+			stables[f.ID].fail.Store(true)
+		}
+		c.Stop(leader)
+		time.Sleep(5 * time.Second)
+		for _, f := range followersOf(c, leader) {
+			if f.Raft.State() == raft.Leader {
+				t.Fatalf("%s became leader without a durable vote", f.ID)
+			}
+		}
+		// Once votes can be stored again, an election succeeds.
+		for _, f := range followersOf(c, leader) {
+			stables[f.ID].fail.Store(false)
+		}
+		c.WaitLeader(followersOf(c, leader)...)
+	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
+		fs := &failingStable{StableStore: s}
+		stables[id] = fs
+		return s, fs
+	}))
+}
+
+// Bug 18: leadership transfer edge cases: a non-voter is never a target,
+// transfer on a non-leader fails at once, and a transfer while writes flow
+// ends with the writes applied (TestCluster_LeadershipTransferWhileWritesFlow).
+func TestKnownBug18_LeadershipTransferEdgeCases(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		nonvoter := c.AddNode()
+		if err := leader.Raft.AddNonvoter(nonvoter.ID, nonvoter.Addr, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.Raft.LeadershipTransferToServer(nonvoter.ID, nonvoter.Addr).Error(); err == nil {
+			t.Fatal("transfer to a non-voter accepted")
+		}
+		// Demote both followers: no voter is left to take over.
+		for _, f := range followersOf(c, leader) {
+			if f != nonvoter {
+				if err := leader.Raft.DemoteVoter(f.ID, 0, time.Second).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := leader.Raft.LeadershipTransfer().Error(); err == nil {
+			t.Fatal("transfer with no voter to take over accepted")
+		}
+		if got := c.WaitLeader(); got != leader {
+			t.Fatalf("leadership moved to %s", got.ID)
+		}
+		for _, f := range followersOf(c, leader) {
+			if err := f.Raft.LeadershipTransfer().Error(); !errors.Is(err, raft.ErrNotLeader) {
+				t.Fatalf("transfer on %v = %v", f.Raft.State(), err)
+			}
+		}
+	})
+}
+
+// Bug 23: futures resolve after quorum loss and on shutdown.
+func TestKnownBug23_ApplyResolvesAfterQuorumLoss(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		for _, f := range followersOf(c, leader) {
+			c.Stop(f)
+		}
+		f := leader.Raft.Apply([]byte("x"), 0)
+		if err := f.Error(); !errors.Is(err, raft.ErrLeadershipLost) {
+			t.Fatalf("apply after quorum loss = %v, want ErrLeadershipLost", err)
+		}
+	})
+}
