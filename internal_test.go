@@ -1,0 +1,255 @@
+package raft
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// nopFSM counts applied commands.
+type nopFSM struct{ n int }
+
+func (f *nopFSM) Apply(*Log) interface{}         { f.n++; return f.n }
+func (f *nopFSM) Snapshot() (FSMSnapshot, error) { return nil, errors.New("no snapshots") }
+func (f *nopFSM) Restore(rc io.ReadCloser) error { return rc.Close() }
+
+// newStoppedRaft builds a node without its goroutines: handlers can be
+// called directly from the test goroutine, as the main loop would.
+// The node is "a" in a configuration of a, b, c, with entries 2..last of
+// term 1 after the bootstrap entry.
+func newStoppedRaft(t *testing.T, last uint64) (*Raft, *InmemStore) {
+	t.Helper()
+	conf := DefaultConfig()
+	conf.LocalID = "a"
+	conf.skipStartup = true
+	conf.Logger = hclog.NewNullLogger()
+	store := NewInmemStore()
+	snaps := NewInmemSnapshotStore()
+	_, trans := NewInmemTransport("addr-a")
+	c := Configuration{Servers: []Server{{Voter, "a", "addr-a"}, {Voter, "b", "addr-b"}, {Voter, "c", "addr-c"}}}
+	if err := BootstrapCluster(conf, store, store, snaps, trans, c); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(2); i <= last; i++ {
+		if err := store.StoreLog(&Log{Index: i, Term: 1, Type: LogCommand, Data: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewRaft(conf, &nopFSM{}, store, store, snaps, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown() })
+	return r, store
+}
+
+// call runs one RPC through the main loop's dispatcher.
+func call(r *Raft, cmd interface{}, data []byte) RPCResponse {
+	ch := make(chan RPCResponse, 1)
+	rpc := RPC{Command: cmd, RespChan: ch}
+	if data != nil {
+		rpc.Reader = bytes.NewReader(data)
+	}
+	r.processRPC(rpc)
+	return <-ch
+}
+
+func header(id string) RPCHeader {
+	return RPCHeader{ProtocolVersion: 3, ID: []byte(id), Addr: []byte("addr-" + id)}
+}
+
+func TestKnownBug01_HeartbeatOffTheLoopNeverChangesTerm(t *testing.T) {
+	r, _ := newStoppedRaft(t, 3)
+	if r.getCurrentTerm() != 1 {
+		t.Fatalf("term = %d", r.getCurrentTerm())
+	}
+	// A heartbeat from a newer term is not answered off the loop...
+	hb := &AppendEntriesRequest{RPCHeader: header("b"), Term: 5, Leader: []byte("addr-b")}
+	ch := make(chan RPCResponse, 1)
+	r.processHeartbeat(RPC{Command: hb, RespChan: ch})
+	if r.getCurrentTerm() != 1 {
+		t.Fatalf("the fast path changed the term to %d", r.getCurrentTerm())
+	}
+	select {
+	case resp := <-ch:
+		t.Fatalf("the fast path answered a newer-term heartbeat: %+v", resp)
+	default:
+	}
+	// ...it is queued for the main loop, which adopts the term.
+	select {
+	case rpc := <-r.heartbeatCh:
+		r.processRPC(rpc)
+	default:
+		t.Fatal("heartbeat was not forwarded to the main loop")
+	}
+	resp := <-ch
+	if !resp.Response.(*AppendEntriesResponse).Success || r.getCurrentTerm() != 5 {
+		t.Fatalf("main loop: %+v, term %d", resp, r.getCurrentTerm())
+	}
+	// A heartbeat of the current term is answered on the fast path.
+	hb = &AppendEntriesRequest{RPCHeader: header("b"), Term: 5, Leader: []byte("addr-b")}
+	r.processHeartbeat(RPC{Command: hb, RespChan: ch})
+	select {
+	case resp := <-ch:
+		if !resp.Response.(*AppendEntriesResponse).Success {
+			t.Fatalf("current-term heartbeat refused: %+v", resp)
+		}
+	default:
+		t.Fatal("current-term heartbeat not answered on the fast path")
+	}
+	// A candidate never answers on the fast path.
+	r.transition(Candidate)
+	if r.answerHeartbeat(RPC{Command: hb, RespChan: ch}, hb) {
+		t.Fatal("a candidate answered a heartbeat off the loop")
+	}
+}
+
+func TestKnownBug12_InstallSnapshotDiscardsConflictingLog(t *testing.T) {
+	install := func(t *testing.T, r *Raft, index, term uint64) {
+		t.Helper()
+		go r.runFSM()
+		req := &InstallSnapshotRequest{
+			RPCHeader: header("b"), SnapshotVersion: 1, Term: 2, Leader: []byte("addr-b"),
+			LastLogIndex: index, LastLogTerm: term, Size: 3,
+			Configuration: EncodeConfiguration(Configuration{Servers: []Server{
+				{Voter, "a", "addr-a"}, {Voter, "b", "addr-b"}, {Voter, "c", "addr-c"}}}),
+			ConfigurationIndex: 1,
+		}
+		resp := call(r, req, []byte("abc"))
+		if resp.Error != nil || !resp.Response.(*InstallSnapshotResponse).Success {
+			t.Fatalf("install failed: %+v", resp)
+		}
+	}
+	t.Run("conflict clears the log", func(t *testing.T) {
+		r, store := newStoppedRaft(t, 10)
+		install(t, r, 5, 2) // entry 5 has term 1 here
+		if last, _ := store.LastIndex(); last != 0 {
+			t.Fatalf("conflicting entries kept: store last index %d", last)
+		}
+		if got := r.LastIndex(); got != 5 {
+			t.Fatalf("LastIndex = %d, want 5", got)
+		}
+		// The next AppendEntries after the snapshot is accepted.
+		ae := &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 5, PrevLogTerm: 2,
+			Entries: []*Log{{Index: 6, Term: 2, Type: LogCommand}}, LeaderCommitIndex: 6}
+		if resp := call(r, ae, nil); !resp.Response.(*AppendEntriesResponse).Success {
+			t.Fatalf("append after snapshot refused: %+v", resp.Response)
+		}
+	})
+	t.Run("matching entry keeps the rest", func(t *testing.T) {
+		r, store := newStoppedRaft(t, 10)
+		install(t, r, 5, 1)
+		if last, _ := store.LastIndex(); last != 10 {
+			t.Fatalf("store last index %d, want 10", last)
+		}
+		if first, _ := store.FirstIndex(); first != 6 {
+			t.Fatalf("store first index %d, want 6", first)
+		}
+		if got := r.LastIndex(); got != 10 {
+			t.Fatalf("LastIndex = %d, want 10", got)
+		}
+	})
+}
+
+func TestKnownBug16_MembershipChangeWaitsForCommittedEntryOfTerm(t *testing.T) {
+	r, _ := newStoppedRaft(t, 3)
+	r.leaderState = &leaderState{startIndex: 10}
+	r.setCommitIndex(9)
+	if r.configurationChangeChIfStable() != nil {
+		t.Fatal("membership change accepted before an entry of the leader's term committed")
+	}
+	r.setCommitIndex(10)
+	c := r.configurations
+	c.committed, c.committedIndex = c.latest, c.latestIndex
+	r.setConfigurations(c)
+	if r.configurationChangeChIfStable() == nil {
+		t.Fatal("membership change refused once stable")
+	}
+	c.latestIndex++
+	r.setConfigurations(c)
+	if r.configurationChangeChIfStable() != nil {
+		t.Fatal("second membership change accepted while one is uncommitted")
+	}
+}
+
+func TestFollowerDoesNotCommitStaleSuffix(t *testing.T) {
+	// Entries 2..10 are from term 1 and may be stale; the leader proves
+	// only the prefix up to 3 and says its commit index is 8.
+	r, _ := newStoppedRaft(t, 10)
+	ae := &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 3, PrevLogTerm: 1,
+		Entries: []*Log{}, LeaderCommitIndex: 8}
+	if resp := call(r, ae, nil); !resp.Response.(*AppendEntriesResponse).Success {
+		t.Fatalf("append refused: %+v", resp.Response)
+	}
+	if got := r.getCommitIndex(); got != 3 {
+		t.Fatalf("commit index = %d, want 3 (the verified prefix)", got)
+	}
+}
+
+type junkRequest struct{ RPCHeader }
+
+func (j *junkRequest) GetRPCHeader() RPCHeader { return j.RPCHeader }
+
+func TestBadInputGetsErrorsNotPanics(t *testing.T) {
+	cfgEntry := func(data []byte) *Log { return &Log{Index: 11, Term: 2, Type: LogConfiguration, Data: data} }
+	cases := []struct {
+		name string
+		cmd  interface{}
+		data []byte
+		want string
+	}{
+		{"no header", "junk", nil, "RPC does not have a header"},
+		{"old protocol", &AppendEntriesRequest{RPCHeader: RPCHeader{ProtocolVersion: 1}, Term: 2}, nil,
+			"operation not supported with current protocol version"},
+		{"unknown command", &junkRequest{header("b")}, nil, "unexpected command"},
+		{"unknown log type", &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 10, PrevLogTerm: 1,
+			Entries: []*Log{{Index: 11, Term: 2, Type: LogType(9)}}}, nil, "unknown log type 9"},
+		{"undecodable configuration entry", &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 10, PrevLogTerm: 1,
+			Entries: []*Log{cfgEntry([]byte{0xc1, 0x00})}}, nil, "failed to decode configuration"},
+		{"empty configuration entry", &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 10, PrevLogTerm: 1,
+			Entries: []*Log{cfgEntry(nil)}}, nil, "empty configuration"},
+		{"nil entry", &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 10, PrevLogTerm: 1,
+			Entries: []*Log{nil}}, nil, "is nil"},
+		{"gap in entries", &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 10, PrevLogTerm: 1,
+			Entries: []*Log{{Index: 12, Term: 2}}}, nil, "want 11"},
+		{"entry term above leader term", &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 10, PrevLogTerm: 1,
+			Entries: []*Log{{Index: 11, Term: 7}}}, nil, "above the leader's term"},
+		{"bad snapshot configuration", &InstallSnapshotRequest{RPCHeader: header("b"), SnapshotVersion: 1, Term: 2,
+			LastLogIndex: 20, LastLogTerm: 2, Configuration: []byte{0x92, 0xff}, Size: 1}, []byte("x"), "failed to decode configuration"},
+		{"empty snapshot configuration", &InstallSnapshotRequest{RPCHeader: header("b"), SnapshotVersion: 1, Term: 2,
+			LastLogIndex: 20, LastLogTerm: 2, Size: 1}, []byte("x"), "empty configuration"},
+		{"unknown snapshot version", &InstallSnapshotRequest{RPCHeader: header("b"), SnapshotVersion: 7, Term: 2, Size: 1},
+			[]byte("x"), "unsupported snapshot version 7"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, store := newStoppedRaft(t, 10)
+			resp := call(r, tc.cmd, tc.data)
+			if resp.Error == nil || !strings.Contains(resp.Error.Error(), tc.want) {
+				t.Fatalf("error = %v, want one containing %q", resp.Error, tc.want)
+			}
+			if last, _ := store.LastIndex(); last != 10 {
+				t.Fatalf("bad input changed the log: last index %d", last)
+			}
+		})
+	}
+}
+
+func TestAppendEntriesNeverOverwritesCommitted(t *testing.T) {
+	r, store := newStoppedRaft(t, 10)
+	r.setCommitIndex(8)
+	ae := &AppendEntriesRequest{RPCHeader: header("b"), Term: 2, PrevLogEntry: 4, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 5, Term: 2, Type: LogCommand}}}
+	resp := call(r, ae, nil)
+	if resp.Error == nil || resp.Response.(*AppendEntriesResponse).Success {
+		t.Fatalf("overwrite of a committed entry accepted: %+v", resp)
+	}
+	var l Log
+	if err := store.GetLog(5, &l); err != nil || l.Term != 1 {
+		t.Fatalf("committed entry 5 changed: %+v %v", l, err)
+	}
+}
