@@ -51,6 +51,7 @@ type Raft struct {
 	trans           Transport
 	preVote         bool
 	rng             *lockedRand
+	rpcHeader       RPCHeader
 
 	conf         atomic.Pointer[Config]
 	confReloadMu sync.Mutex
@@ -505,6 +506,11 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	}
 	confCopy := *conf
 	r.conf.Store(&confCopy)
+	r.rpcHeader = RPCHeader{
+		ProtocolVersion: conf.ProtocolVersion,
+		ID:              []byte(localID),
+		Addr:            trans.EncodePeer(localID, localAddr),
+	}
 	r.currentTerm.Store(st.currentTerm)
 
 	if _, ok := trans.(WithPreVote); ok && !conf.PreVoteDisabled {
@@ -727,7 +733,7 @@ func (r *Raft) Apply(cmd []byte, timeout time.Duration) ApplyFuture {
 // ApplyLog performs Apply but takes in a Log directly. The only values
 // currently taken from the submitted Log are Data and Extensions.
 func (r *Raft) ApplyLog(log Log, timeout time.Duration) ApplyFuture {
-	metrics.IncrCounter([]string{"raft", "apply"}, 1)
+	metrics.IncrCounter(keyApply, 1)
 	f := &logFuture{log: Log{Type: LogCommand, Data: log.Data, Extensions: log.Extensions}}
 	return r.enqueue(f, timeout)
 }

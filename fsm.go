@@ -107,9 +107,7 @@ func (r *Raft) runFSM() {
 		var resp interface{}
 		switch t.log.Type {
 		case LogCommand:
-			start := time.Now()
 			resp = r.fsm.Apply(t.log)
-			metrics.MeasureSince([]string{"raft", "fsm", "apply"}, start)
 		case LogConfiguration:
 			if hasConfigStore && pv > 2 {
 				if c, err := decodeConfiguration(t.log.Data); err == nil {
@@ -129,9 +127,11 @@ func (r *Raft) runFSM() {
 
 	applyBatch := func(tuples []commitTuple) {
 		if !batching {
+			start := time.Now()
 			for _, t := range tuples {
 				applySingle(t)
 			}
+			metrics.MeasureSince(keyFSMApply, start)
 			return
 		}
 		// Hand commands (and, above protocol 2, configurations) to
@@ -146,7 +146,7 @@ func (r *Raft) runFSM() {
 		if len(logs) > 0 {
 			start := time.Now()
 			resps = batchingFSM.ApplyBatch(logs)
-			metrics.MeasureSince([]string{"raft", "fsm", "applyBatch"}, start)
+			metrics.MeasureSince(keyFSMApplyBatch, start)
 			if len(resps) != len(logs) {
 				r.logger.Error("BatchingFSM.ApplyBatch returned the wrong number of responses",
 					"want", len(logs), "got", len(resps))

@@ -60,8 +60,8 @@ func (i *InmemStore) StoreLog(log *Log) error {
 	return i.StoreLogs([]*Log{log})
 }
 
-// StoreLogs implements the LogStore interface. The entries are copied (the
-// Data slices are shared, as the library never mutates them).
+// StoreLogs implements the LogStore interface. It keeps the given pointers:
+// callers must not change an entry after storing it.
 func (i *InmemStore) StoreLogs(logs []*Log) error {
 	i.l.Lock()
 	defer i.l.Unlock()
@@ -69,8 +69,9 @@ func (i *InmemStore) StoreLogs(logs []*Log) error {
 		if l == nil {
 			return errors.New("nil log entry")
 		}
-		c := *l
-		i.logs[l.Index] = &c
+		// Keep the pointer, as hashicorp/raft does: the library never
+		// changes an entry once it is stored.
+		i.logs[l.Index] = l
 		if i.lowIndex == 0 {
 			i.lowIndex = l.Index
 		}

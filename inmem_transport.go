@@ -272,25 +272,21 @@ func newInmemPipeline(trans *InmemTransport, peer *InmemTransport, addr ServerAd
 func (i *inmemPipeline) decodeResponses() {
 	timeout := i.trans.timeout
 	for {
+		var inp *inmemPipelineInflight
 		select {
-		case inp := <-i.inprogressCh:
+		case inp = <-i.inprogressCh:
+		case <-i.shutdownCh:
+			return
+		}
+		var rpcResp RPCResponse
+		select {
+		case rpcResp = <-inp.respCh:
+		default:
+			// Not answered yet: wait, with a timer.
 			timer := time.NewTimer(timeout)
 			select {
-			case rpcResp := <-inp.respCh:
+			case rpcResp = <-inp.respCh:
 				timer.Stop()
-				if rpcResp.Error == nil && rpcResp.Response == nil {
-					rpcResp.Error = fmt.Errorf("empty response")
-				}
-				if rpcResp.Error == nil {
-					*inp.future.resp = *rpcResp.Response.(*AppendEntriesResponse)
-				}
-				inp.future.respond(rpcResp.Error)
-
-				select {
-				case i.doneCh <- inp.future:
-				case <-i.shutdownCh:
-					return
-				}
 			case <-timer.C:
 				inp.future.respond(fmt.Errorf("command timed out"))
 				select {
@@ -302,6 +298,16 @@ func (i *inmemPipeline) decodeResponses() {
 				timer.Stop()
 				return
 			}
+		}
+		if rpcResp.Error == nil && rpcResp.Response == nil {
+			rpcResp.Error = fmt.Errorf("empty response")
+		}
+		if rpcResp.Error == nil {
+			*inp.future.resp = *rpcResp.Response.(*AppendEntriesResponse)
+		}
+		inp.future.respond(rpcResp.Error)
+		select {
+		case i.doneCh <- inp.future:
 		case <-i.shutdownCh:
 			return
 		}
@@ -312,14 +318,6 @@ func (i *inmemPipeline) decodeResponses() {
 func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntriesResponse) (AppendFuture, error) {
 	future := &appendFuture{start: time.Now(), args: args, resp: resp}
 	future.init()
-
-	// Handle a timeout
-	var timeout <-chan time.Time
-	if i.trans.timeout > 0 {
-		timer := time.NewTimer(i.trans.timeout)
-		defer timer.Stop()
-		timeout = timer.C
-	}
 
 	// Send the RPC
 	respCh := make(chan RPCResponse, 1)
@@ -337,10 +335,21 @@ func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 
 	select {
 	case i.peer.consumerCh <- rpc:
-	case <-timeout:
-		return nil, fmt.Errorf("command enqueue timeout")
-	case <-i.shutdownCh:
-		return nil, ErrPipelineShutdown
+	default:
+		// The peer is busy: wait, at most the transport's timeout.
+		var timeout <-chan time.Time
+		if i.trans.timeout > 0 {
+			timer := time.NewTimer(i.trans.timeout)
+			defer timer.Stop()
+			timeout = timer.C
+		}
+		select {
+		case i.peer.consumerCh <- rpc:
+		case <-timeout:
+			return nil, fmt.Errorf("command enqueue timeout")
+		case <-i.shutdownCh:
+			return nil, ErrPipelineShutdown
+		}
 	}
 
 	// Send to be decoded

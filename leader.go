@@ -264,7 +264,7 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 		r.transition(Follower)
 		return err
 	}
-	metrics.MeasureSince([]string{"raft", "leader", "dispatchLog"}, now)
+	metrics.MeasureSince(keyDispatchLog, now)
 	r.setLastLog(lastIndex, term)
 	if hasVote(r.configurations.latest, r.localID) {
 		ls.commitment.match(r.localID, 0, lastIndex)
@@ -280,7 +280,7 @@ func (r *Raft) leaderCommit() {
 		return
 	}
 	r.setCommitIndex(commit)
-	metrics.SetGauge([]string{"raft", "commitNumLogs"}, float32(commit-r.fsmDispatched))
+	metrics.SetGauge(keyCommitNumLogs, float32(commit-r.fsmDispatched))
 
 	c := r.configurations
 	if c.latestIndex <= commit && c.committedIndex < c.latestIndex {
@@ -293,23 +293,15 @@ func (r *Raft) leaderCommit() {
 	for n < len(ls.inflight) && ls.inflight[n].log.Index <= commit {
 		n++
 	}
-	committed := ls.inflight[:n]
-	j := 0
-	r.applyCommitted(commit, func(idx uint64) *logFuture {
-		for j < len(committed) && committed[j].log.Index < idx {
-			j++
-		}
-		if j < len(committed) && committed[j].log.Index == idx {
-			metrics.MeasureSince([]string{"raft", "commitTime"}, committed[j].dispatch)
-			return committed[j]
-		}
-		return nil
-	})
-	done := append([]*logFuture(nil), committed...)
-	rest := copy(ls.inflight, ls.inflight[n:])
-	clear(ls.inflight[rest:])
-	ls.inflight = ls.inflight[:rest]
-	committed = done
+	committed := ls.inflight[:n:n]
+	r.applyCommitted(commit, committed)
+	if n > 0 {
+		metrics.MeasureSince(keyCommitTime, committed[0].dispatch)
+	}
+	ls.inflight = ls.inflight[n:]
+	if len(ls.inflight) == 0 {
+		ls.inflight = nil
+	}
 
 	// A leader that is no longer a voter in the committed configuration
 	// steps down; one removed altogether shuts down if configured to.

@@ -396,12 +396,9 @@ func (r *Raft) persistVote(term uint64, candidate []byte) error {
 }
 
 // getRPCHeader returns the header every outgoing request carries.
+// The byte slices are computed once and shared: nobody modifies them.
 func (r *Raft) getRPCHeader() RPCHeader {
-	return RPCHeader{
-		ProtocolVersion: r.protocolVersion,
-		ID:              []byte(r.localID),
-		Addr:            r.trans.EncodePeer(r.localID, r.localAddr),
-	}
+	return r.rpcHeader
 }
 
 // checkRPCHeader rejects requests without a header or from a protocol
@@ -963,50 +960,49 @@ func (r *Raft) timeoutNow(rpc RPC, req *TimeoutNowRequest) {
 }
 
 // applyCommitted hands the entries up to index to the FSM goroutine in
-// batches, with the futures of those the leader originated.
-func (r *Raft) applyCommitted(index uint64, futureFor func(uint64) *logFuture) {
-	batchMax := r.config().MaxAppendEntries
-	var batch []commitTuple
-	flush := func() bool {
+// batches of at most MaxAppendEntries. futures are the leader's futures for
+// some of those entries, in index order; the other entries are read from the
+// tail or the store.
+func (r *Raft) applyCommitted(index uint64, futures []*logFuture) {
+	if index <= r.fsmDispatched {
+		return
+	}
+	batchMax := uint64(r.config().MaxAppendEntries)
+	for r.fsmDispatched < index {
+		n := min(index-r.fsmDispatched, batchMax)
+		batch := make([]commitTuple, 0, n)
+		for idx := r.fsmDispatched + 1; idx <= r.fsmDispatched+n; idx++ {
+			for len(futures) > 0 && futures[0].log.Index < idx {
+				futures = futures[1:]
+			}
+			if len(futures) > 0 && futures[0].log.Index == idx {
+				batch = append(batch, commitTuple{log: &futures[0].log, future: futures[0]})
+				continue
+			}
+			l, err := r.entryAt(idx)
+			if err != nil {
+				// Leave it for the next commit; never hand the FSM a gap.
+				r.logger.Error("failed to get committed entry", "index", idx, "error", err)
+				break
+			}
+			batch = append(batch, commitTuple{log: l})
+		}
 		if len(batch) == 0 {
-			return true
+			return
 		}
 		select {
 		case r.fsmMutateCh <- batch:
-			batch = nil
-			return true
+			r.fsmDispatched = batch[len(batch)-1].log.Index
 		case <-r.shutdownCh:
 			for _, t := range batch {
 				if t.future != nil {
 					t.future.respond(ErrRaftShutdown)
 				}
 			}
-			return false
+			return
+		}
+		if uint64(len(batch)) < n {
+			return
 		}
 	}
-	for idx := r.fsmDispatched + 1; idx <= index; idx++ {
-		var t commitTuple
-		if futureFor != nil {
-			t.future = futureFor(idx)
-		}
-		if t.future != nil {
-			t.log = &t.future.log
-		} else {
-			l, err := r.entryAt(idx)
-			if err != nil {
-				r.logger.Error("failed to get committed entry", "index", idx, "error", err)
-				flush()
-				return
-			}
-			t.log = l
-		}
-		batch = append(batch, t)
-		r.fsmDispatched = idx
-		if len(batch) >= batchMax {
-			if !flush() {
-				return
-			}
-		}
-	}
-	flush()
 }

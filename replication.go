@@ -59,7 +59,6 @@ func newFollowerReplication(r *Raft, ls *leaderState, peer Server, nextIndex, se
 		notifyCh:     make(chan struct{}, 1),
 		stopCh:       make(chan uint64, 1),
 		stopped:      make(chan struct{}),
-		replicatedCh: make(chan struct{}),
 	}
 	s.lastContact.Store(time.Now().UnixNano())
 	return s
@@ -100,6 +99,9 @@ func (s *followerReplication) getMatchIndex() uint64 { return s.matchIndex.Load(
 func (s *followerReplication) waitReplicated() <-chan struct{} {
 	s.replicatedLock.Lock()
 	defer s.replicatedLock.Unlock()
+	if s.replicatedCh == nil {
+		s.replicatedCh = make(chan struct{})
+	}
 	return s.replicatedCh
 }
 
@@ -116,8 +118,10 @@ func (s *followerReplication) matched(index uint64) {
 	}
 	s.ls.commitment.match(s.getPeer().ID, s.session, index)
 	s.replicatedLock.Lock()
-	close(s.replicatedCh)
-	s.replicatedCh = make(chan struct{})
+	if s.replicatedCh != nil {
+		close(s.replicatedCh)
+		s.replicatedCh = nil
+	}
 	s.replicatedLock.Unlock()
 }
 
@@ -173,21 +177,19 @@ func (s *followerReplication) leaderLastIndex() uint64 {
 // commit index every CommitTimeout, and switches to pipelining once the
 // follower is caught up.
 func (s *followerReplication) run() {
+	commitTimer := time.NewTimer(s.r.rng.jitter(s.r.config().CommitTimeout))
+	defer commitTimer.Stop()
 	for {
-		commitTimer := time.NewTimer(s.r.rng.jitter(s.r.config().CommitTimeout))
 		shouldStop := false
 		select {
 		case maxIndex := <-s.stopCh:
-			commitTimer.Stop()
 			if maxIndex > 0 {
 				s.replicateTo(maxIndex)
 			}
 			return
 		case <-s.ls.stopCh:
-			commitTimer.Stop()
 			return
 		case <-s.triggerCh:
-			commitTimer.Stop()
 			shouldStop = s.replicateTo(s.leaderLastIndex())
 		case <-commitTimer.C:
 			shouldStop = s.replicateTo(s.leaderLastIndex())
@@ -195,6 +197,7 @@ func (s *followerReplication) run() {
 		if shouldStop {
 			return
 		}
+		commitTimer.Reset(s.r.rng.jitter(s.r.config().CommitTimeout))
 		if s.allowPipeline {
 			if s.pipelineReplicate() {
 				return
@@ -498,27 +501,23 @@ func (s *followerReplication) pipelineReplicate() bool {
 
 	shouldStop := false
 	nextIndex := s.nextIndex
+	commitTimer := time.NewTimer(r.rng.jitter(r.config().CommitTimeout))
+	defer commitTimer.Stop()
 LOOP:
 	for !shouldStop {
-		commitTimer := time.NewTimer(r.rng.jitter(r.config().CommitTimeout))
 		select {
 		case <-finished:
-			commitTimer.Stop()
 			break LOOP
 		case maxIndex := <-s.stopCh:
-			commitTimer.Stop()
 			if maxIndex > 0 {
 				s.pipelineSend(pipeline, &nextIndex, maxIndex)
 			}
 			shouldStop = true
 		case <-s.ls.stopCh:
-			commitTimer.Stop()
 			shouldStop = true
 		case <-r.shutdownCh:
-			commitTimer.Stop()
 			shouldStop = true
 		case <-s.triggerCh:
-			commitTimer.Stop()
 			if s.pipelineSend(pipeline, &nextIndex, s.leaderLastIndex()) {
 				break LOOP
 			}
@@ -526,6 +525,7 @@ LOOP:
 			if s.pipelineSend(pipeline, &nextIndex, s.leaderLastIndex()) {
 				break LOOP
 			}
+			commitTimer.Reset(r.rng.jitter(r.config().CommitTimeout))
 		}
 	}
 

@@ -173,8 +173,7 @@ type applyQueue struct {
 func newApplyQueue(limit int) *applyQueue {
 	return &applyQueue{
 		limit:   limit,
-		notify:  make(chan struct{}, 1),
-		drained: make(chan struct{}),
+		notify: make(chan struct{}, 1),
 	}
 }
 
@@ -195,6 +194,9 @@ func (q *applyQueue) push(f *logFuture, timeout time.Duration, shutdownCh <-chan
 				timer.Stop()
 			}
 			return nil
+		}
+		if q.drained == nil {
+			q.drained = make(chan struct{})
 		}
 		wait := q.drained
 		q.mu.Unlock()
@@ -238,8 +240,10 @@ func (q *applyQueue) take(max int) []*logFuture {
 		default:
 		}
 	}
-	close(q.drained)
-	q.drained = make(chan struct{})
+	if q.drained != nil {
+		close(q.drained)
+		q.drained = nil
+	}
 	return out
 }
 
