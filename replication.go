@@ -50,15 +50,15 @@ type followerReplication struct {
 
 func newFollowerReplication(r *Raft, ls *leaderState, peer Server, nextIndex, session uint64) *followerReplication {
 	s := &followerReplication{
-		r:            r,
-		ls:           ls,
-		session:      session,
-		peer:         peer,
-		nextIndex:    max(nextIndex, 1),
-		triggerCh:    make(chan struct{}, 1),
-		notifyCh:     make(chan struct{}, 1),
-		stopCh:       make(chan uint64, 1),
-		stopped:      make(chan struct{}),
+		r:         r,
+		ls:        ls,
+		session:   session,
+		peer:      peer,
+		nextIndex: max(nextIndex, 1),
+		triggerCh: make(chan struct{}, 1),
+		notifyCh:  make(chan struct{}, 1),
+		stopCh:    make(chan uint64, 1),
+		stopped:   make(chan struct{}),
 	}
 	s.lastContact.Store(time.Now().UnixNano())
 	return s

@@ -172,7 +172,7 @@ type applyQueue struct {
 
 func newApplyQueue(limit int) *applyQueue {
 	return &applyQueue{
-		limit:   limit,
+		limit:  limit,
 		notify: make(chan struct{}, 1),
 	}
 }
