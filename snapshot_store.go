@@ -223,3 +223,16 @@ func (d *DiscardSnapshotSink) ID() string {
 func (d *DiscardSnapshotSink) Cancel() error {
 	return nil
 }
+
+// CountingReader is an io.Reader that reports how many bytes it has read.
+type CountingReader interface {
+	io.Reader
+	Count() int64
+}
+
+// ReadCloserWrapper allows access to an underlying ReadCloser from a
+// wrapper.
+type ReadCloserWrapper interface {
+	io.ReadCloser
+	WrappedReadCloser() io.ReadCloser
+}
