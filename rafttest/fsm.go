@@ -47,6 +47,13 @@ func (f *FSM) StoreConfiguration(index uint64, c raft.Configuration) {
 	f.configs = append(f.configs, c)
 }
 
+// Configurations returns the committed configurations stored so far.
+func (f *FSM) Configurations() []raft.Configuration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]raft.Configuration(nil), f.configs...)
+}
+
 // Logs returns a copy of the commands applied so far.
 func (f *FSM) Logs() [][]byte {
 	f.mu.Lock()
