@@ -1,0 +1,61 @@
+package raft
+
+import (
+	"testing"
+	"time"
+)
+
+// gateTransport blocks every AppendEntries until the test releases it.
+type gateTransport struct {
+	*InmemTransport
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gateTransport) AppendEntries(id ServerID, target ServerAddress, req *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	g.started <- struct{}{}
+	<-g.release
+	*resp = AppendEntriesResponse{Term: req.Term, Success: true}
+	return nil
+}
+
+// A VerifyLeader round must be answered only by heartbeats sent after it
+// started: an acknowledgement of an older heartbeat proves nothing about
+// now (the ReadIndex reuse bug, known-raft-bugs #21).
+func TestVerifyLeaderCountsOnlyHeartbeatsSentAfterIt(t *testing.T) {
+	r, _ := newStoppedRaft(t, 1)
+	_, inner := NewInmemTransport("addr-a")
+	gate := &gateTransport{InmemTransport: inner, started: make(chan struct{}, 1), release: make(chan struct{})}
+	r.trans = gate
+	ls := &leaderState{term: 1, stopCh: make(chan struct{}), commitment: newCommitment(make(chan struct{}, 1), r.configurations.latest, 1)}
+	s := newFollowerReplication(r, ls, Server{Voter, "b", "addr-b"}, 2, 1)
+	done := make(chan struct{})
+	go func() { s.heartbeat(); close(done) }()
+	defer func() {
+		close(ls.stopCh)
+		close(gate.release)
+		<-done
+	}()
+
+	asyncNotify(s.notifyCh)
+	<-gate.started // heartbeat 1 is in flight
+
+	f := &verifyFuture{}
+	f.init()
+	v := &verifyState{future: f, needed: 1, acks: make(map[ServerID]bool)}
+	s.addVerify(v)
+
+	gate.release <- struct{}{} // heartbeat 1 succeeds
+	select {
+	case <-gate.started: // heartbeat 2 in flight: heartbeat 1 fully handled
+	case <-time.After(10 * time.Second):
+		t.Fatal("no second heartbeat")
+	}
+	if f.responded.Load() {
+		t.Fatal("VerifyLeader satisfied by a heartbeat sent before it started")
+	}
+	gate.release <- struct{}{}
+	if err := f.Error(); err != nil {
+		t.Fatalf("VerifyLeader = %v", err)
+	}
+}
