@@ -796,7 +796,7 @@ func (r *Raft) AddPeer(peer ServerAddress) Future {
 	if r.protocolVersion > 2 {
 		return errorFuture{ErrUnsupportedProtocol}
 	}
-	return r.requestConfigChange(configurationChangeRequest{
+	return r.requestConfigChange(0, configurationChangeRequest{
 		command:       AddVoter,
 		serverID:      ServerID(peer),
 		serverAddress: peer,
@@ -810,7 +810,7 @@ func (r *Raft) RemovePeer(peer ServerAddress) Future {
 	if r.protocolVersion > 2 {
 		return errorFuture{ErrUnsupportedProtocol}
 	}
-	return r.requestConfigChange(configurationChangeRequest{
+	return r.requestConfigChange(0, configurationChangeRequest{
 		command:  RemoveServer,
 		serverID: ServerID(peer),
 	}, 0)
@@ -829,10 +829,7 @@ func (r *Raft) RemovePeer(peer ServerAddress) Future {
 // As in hashicorp/raft, the server becomes a voter at once: there is no
 // staging step.
 func (r *Raft) AddVoter(id ServerID, address ServerAddress, prevIndex uint64, timeout time.Duration) IndexFuture {
-	if r.protocolVersion < 2 {
-		return errorFuture{ErrUnsupportedProtocol}
-	}
-	return r.requestConfigChange(configurationChangeRequest{
+	return r.requestConfigChange(2, configurationChangeRequest{
 		command:       AddVoter,
 		serverID:      id,
 		serverAddress: address,
@@ -846,10 +843,7 @@ func (r *Raft) AddVoter(id ServerID, address ServerAddress, prevIndex uint64, ti
 // cluster, this updates the server's address. This must be run on the
 // leader or it will fail. For prevIndex and timeout, see AddVoter.
 func (r *Raft) AddNonvoter(id ServerID, address ServerAddress, prevIndex uint64, timeout time.Duration) IndexFuture {
-	if r.protocolVersion < 3 {
-		return errorFuture{ErrUnsupportedProtocol}
-	}
-	return r.requestConfigChange(configurationChangeRequest{
+	return r.requestConfigChange(3, configurationChangeRequest{
 		command:       AddNonvoter,
 		serverID:      id,
 		serverAddress: address,
@@ -862,10 +856,7 @@ func (r *Raft) AddNonvoter(id ServerID, address ServerAddress, prevIndex uint64,
 // This must be run on the leader or it will fail. For prevIndex and
 // timeout, see AddVoter.
 func (r *Raft) RemoveServer(id ServerID, prevIndex uint64, timeout time.Duration) IndexFuture {
-	if r.protocolVersion < 2 {
-		return errorFuture{ErrUnsupportedProtocol}
-	}
-	return r.requestConfigChange(configurationChangeRequest{
+	return r.requestConfigChange(2, configurationChangeRequest{
 		command:   RemoveServer,
 		serverID:  id,
 		prevIndex: prevIndex,
@@ -878,18 +869,19 @@ func (r *Raft) RemoveServer(id ServerID, prevIndex uint64, timeout time.Duration
 // this does nothing. This must be run on the leader or it will fail. For
 // prevIndex and timeout, see AddVoter.
 func (r *Raft) DemoteVoter(id ServerID, prevIndex uint64, timeout time.Duration) IndexFuture {
-	if r.protocolVersion < 3 {
-		return errorFuture{ErrUnsupportedProtocol}
-	}
-	return r.requestConfigChange(configurationChangeRequest{
+	return r.requestConfigChange(3, configurationChangeRequest{
 		command:   DemoteVoter,
 		serverID:  id,
 		prevIndex: prevIndex,
 	}, timeout)
 }
 
-// requestConfigChange is a helper for the above membership changes.
-func (r *Raft) requestConfigChange(req configurationChangeRequest, timeout time.Duration) IndexFuture {
+// requestConfigChange hands a membership change to the leader loop, if the
+// configured protocol version is at least minProtocol.
+func (r *Raft) requestConfigChange(minProtocol ProtocolVersion, req configurationChangeRequest, timeout time.Duration) IndexFuture {
+	if r.protocolVersion < minProtocol {
+		return errorFuture{ErrUnsupportedProtocol}
+	}
 	var timer <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)

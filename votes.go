@@ -68,6 +68,18 @@ func membershipReject(in voteInput, req voteRequest) string {
 // decideVote decides a RequestVote, in hashicorp/raft's order of checks, so
 // that peers of both libraries see the same answers.
 func decideVote(in voteInput, req voteRequest) voteDecision {
+	return decide(in, req, false)
+}
+
+// decidePreVote decides a RequestPreVote. It never changes the voter's
+// state: adoptTerm is always zero, and no earlier vote matters since nothing
+// is cast. The reply carries the request's term when that is higher, as
+// hashicorp/raft does.
+func decidePreVote(in voteInput, req voteRequest) voteDecision {
+	return decide(in, req, true)
+}
+
+func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 	d := voteDecision{replyTerm: in.currentTerm}
 	if r := membershipReject(in, req); r != "" {
 		d.reason = r
@@ -78,47 +90,21 @@ func decideVote(in voteInput, req voteRequest) voteDecision {
 		return d
 	}
 	if req.term > in.currentTerm {
-		d.adoptTerm = req.term
 		d.replyTerm = req.term
+		if !preVote {
+			d.adoptTerm = req.term
+		}
 	}
 	if req.candidateID != "" && len(in.latest.Servers) > 0 && !hasVote(in.latest, req.candidateID) {
 		d.reason = "candidate is not a voter"
 		return d
 	}
-	if in.lastVoteTerm == req.term && len(in.lastVoteCandAddr) > 0 {
+	if !preVote && in.lastVoteTerm == req.term && len(in.lastVoteCandAddr) > 0 {
 		if string(in.lastVoteCandAddr) == string(req.candidateAddr) {
 			d.grant, d.reason = true, "already voted for this candidate"
 		} else {
 			d.reason = "already voted in this term"
 		}
-		return d
-	}
-	if !logUpToDate(req.lastLogTerm, req.lastLogIndex, in.lastLogTerm, in.lastLogIndex) {
-		d.reason = "candidate log is behind"
-		return d
-	}
-	d.grant, d.reason = true, "granted"
-	return d
-}
-
-// decidePreVote decides a RequestPreVote. It never changes the voter's
-// state: adoptTerm is always zero. The reply carries the request's term when
-// that is higher, as hashicorp/raft does.
-func decidePreVote(in voteInput, req voteRequest) voteDecision {
-	d := voteDecision{replyTerm: in.currentTerm}
-	if r := membershipReject(in, req); r != "" {
-		d.reason = r
-		return d
-	}
-	if req.term < in.currentTerm {
-		d.reason = "stale term"
-		return d
-	}
-	if req.term > in.currentTerm {
-		d.replyTerm = req.term
-	}
-	if req.candidateID != "" && len(in.latest.Servers) > 0 && !hasVote(in.latest, req.candidateID) {
-		d.reason = "candidate is not a voter"
 		return d
 	}
 	if !logUpToDate(req.lastLogTerm, req.lastLogIndex, in.lastLogTerm, in.lastLogIndex) {
