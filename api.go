@@ -949,6 +949,10 @@ func (r *Raft) Snapshot() SnapshotFuture {
 // dangerous period where the leader commits ahead of its followers, so
 // should only be used for disaster recovery into a fresh cluster, and
 // should not be used in normal operations.
+//
+// If the FSM fails to restore the snapshot its state is unknown: where
+// hashicorp/raft panics, this library shuts the node down and returns the
+// error.
 func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Duration) error {
 	metrics.IncrCounter([]string{"raft", "restore"}, 1)
 	if meta == nil || reader == nil {

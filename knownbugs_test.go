@@ -8,6 +8,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	raft "github.com/seed48a2b68f/raft"
@@ -246,6 +247,62 @@ func TestKnownBug23_ApplyResolvesAfterQuorumLoss(t *testing.T) {
 		f := leader.Raft.Apply([]byte("x"), 0)
 		if err := f.Error(); !errors.Is(err, raft.ErrLeadershipLost) {
 			t.Fatalf("apply after quorum loss = %v, want ErrLeadershipLost", err)
+		}
+	})
+}
+
+// Bug 18 (continued), and hashicorp #696: while a transfer is in progress
+// the leader refuses writes; when the transfer fails the flag is cleared and
+// writes flow again.
+func TestKnownBug18_WritesRefusedDuringTransferAndResumeAfterFailure(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		target := followersOf(c, leader)[0]
+		c.ApplyN(leader, "a", 3)
+		c.Partition(target) // it can never catch up
+		c.ApplyN(leader, "b", 3)
+		tf := leader.Raft.LeadershipTransferToServer(target.ID, target.Addr)
+		synctest.Wait()
+		if err := leader.Raft.Apply([]byte("x"), 0).Error(); !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			t.Fatalf("apply during transfer = %v", err)
+		}
+		if err := leader.Raft.LeadershipTransfer().Error(); !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			t.Fatalf("second transfer = %v", err)
+		}
+		if err := tf.Error(); err == nil {
+			t.Fatal("transfer to an unreachable server succeeded")
+		}
+		if leader.Raft.State() != raft.Leader {
+			t.Fatal("leader lost leadership after a failed transfer")
+		}
+		if err := leader.Raft.Apply([]byte("y"), 0).Error(); err != nil {
+			t.Fatalf("apply after the failed transfer = %v", err)
+		}
+	})
+}
+
+// Bug 14: a snapshot taken right after a membership change includes it.
+func TestKnownBug14_SnapshotAfterMembershipChangeIncludesIt(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 5)
+		joiner := c.AddNode()
+		af := leader.Raft.AddVoter(joiner.ID, joiner.Addr, 0, time.Second)
+		if err := af.Error(); err != nil {
+			t.Fatal(err)
+		}
+		sf := leader.Raft.Snapshot()
+		if err := sf.Error(); err != nil {
+			t.Fatal(err)
+		}
+		meta, rc, err := sf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		if len(meta.Configuration.Servers) != 4 || meta.ConfigurationIndex != af.Index() {
+			t.Fatalf("snapshot carries %v at %d, want 4 servers at %d",
+				meta.Configuration.Servers, meta.ConfigurationIndex, af.Index())
 		}
 	})
 }
