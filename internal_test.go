@@ -253,3 +253,47 @@ func TestAppendEntriesNeverOverwritesCommitted(t *testing.T) {
 		t.Fatalf("committed entry 5 changed: %+v %v", l, err)
 	}
 }
+
+func TestVerifyLeaderWaitsForFirstCommitOfTerm(t *testing.T) {
+	r, _ := newStoppedRaft(t, 3)
+	ls := &leaderState{startIndex: 10, replState: map[ServerID]*followerReplication{}}
+	r.leaderState = ls
+	r.setCommitIndex(9)
+	// A single voter: only the first commit of the term holds it back.
+	c := r.configurations
+	c.latest = Configuration{Servers: []Server{{Voter, "a", "addr-a"}}}
+	r.setConfigurations(c)
+	f := &verifyFuture{}
+	f.init()
+	r.verifyLeader(f)
+	if f.responded.Load() || len(ls.deferredVerifies) != 1 {
+		t.Fatal("VerifyLeader went ahead before the leader's first commit")
+	}
+	ls.commitCh = make(chan struct{}, 1)
+	ls.commitment = newCommitment(ls.commitCh, c.latest, 10)
+	ls.commitment.match("a", 0, 10)
+	r.leaderCommit()
+	if err := f.Error(); err != nil {
+		t.Fatalf("VerifyLeader after the first commit = %v", err)
+	}
+}
+
+// Granting a pre-vote changes nothing: not the term, not the vote, and not
+// the time of last leader contact (hashicorp #609).
+func TestPreVoteGrantChangesNothing(t *testing.T) {
+	r, store := newStoppedRaft(t, 3)
+	req := &RequestPreVoteRequest{RPCHeader: header("b"), Term: 2, LastLogIndex: 3, LastLogTerm: 1}
+	resp := call(r, req, nil)
+	if resp.Error != nil || !resp.Response.(*RequestPreVoteResponse).Granted {
+		t.Fatalf("pre-vote = %+v", resp)
+	}
+	if !r.LastContact().IsZero() {
+		t.Fatal("granting a pre-vote refreshed leader contact")
+	}
+	if r.getCurrentTerm() != 1 {
+		t.Fatalf("term = %d", r.getCurrentTerm())
+	}
+	if _, err := store.Get(keyLastVoteCand); err == nil {
+		t.Fatal("a pre-vote was recorded as a vote")
+	}
+}

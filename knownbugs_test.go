@@ -306,3 +306,48 @@ func TestKnownBug14_SnapshotAfterMembershipChangeIncludesIt(t *testing.T) {
 		}
 	})
 }
+
+// monotonicStore is a LogStore that cannot hold gaps.
+type monotonicStore struct{ *raft.InmemStore }
+
+func (monotonicStore) IsMonotonic() bool { return true }
+
+// Bug 15: restoring a snapshot on a store that cannot have gaps deletes the
+// whole log instead of leaving a hole (hashicorp v1.4.0).
+func TestKnownBug15_RestoreOnMonotonicStoreLeavesNoGap(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 10)
+		sf := leader.Raft.Snapshot()
+		if err := sf.Error(); err != nil {
+			t.Fatal(err)
+		}
+		meta, rc, err := sf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		c.ApplyN(leader, "b", 10)
+		if err := leader.Raft.Restore(meta, rc, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyN(leader, "c", 1)
+		c.WaitApplied(11)
+		for _, n := range c.Nodes {
+			first, _ := n.Store.FirstIndex()
+			last, _ := n.Store.LastIndex()
+			for i := first; i <= last && first > 0; i++ {
+				var l raft.Log
+				if err := n.Store.GetLog(i, &l); err != nil {
+					t.Fatalf("%s has a gap at %d in [%d, %d]", n.ID, i, first, last)
+				}
+			}
+			if snaps, _ := n.Snapshots.List(); len(snaps) == 0 || first <= snaps[0].Index && first != 0 {
+				t.Fatalf("%s kept entries [%d, %d] below its snapshot", n.ID, first, last)
+			}
+		}
+		c.CheckConsistent()
+	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
+		return monotonicStore{s}, s
+	}))
+}

@@ -20,6 +20,9 @@ type leaderState struct {
 	inflight   []*logFuture // dispatched, not yet committed, in index order
 	replState  map[ServerID]*followerReplication
 	verifies   []*verifyState
+	// deferredVerifies wait for the first commit of this term: before it the
+	// commit index may be stale, so a read behind it would be too.
+	deferredVerifies []*verifyState
 	stopCh     chan struct{} // closed when leadership ends
 
 	transferInProgress bool
@@ -288,6 +291,13 @@ func (r *Raft) leaderCommit() {
 		r.setConfigurations(c)
 	}
 
+	if commit >= ls.startIndex && len(ls.deferredVerifies) > 0 {
+		for _, v := range ls.deferredVerifies {
+			r.startVerify(v)
+		}
+		ls.deferredVerifies = nil
+	}
+
 	// Hand the committed entries, with their futures, to the FSM.
 	n := 0
 	for n < len(ls.inflight) && ls.inflight[n].log.Index <= commit {
@@ -395,17 +405,15 @@ func (r *Raft) startStopReplication() {
 
 // verifyLeader starts a VerifyLeader round: every voter gets a heartbeat now
 // and the future resolves once a quorum (counting ourselves) acknowledged a
-// heartbeat sent after this call.
+// heartbeat sent after this call. A leader that has not yet committed an
+// entry of its term first waits for that, so that CommitIndex is current
+// when the future resolves (etcd #7331).
 func (r *Raft) verifyLeader(f *verifyFuture) {
 	ls := r.leaderState
 	latest := r.configurations.latest
 	needed := quorumSize(latest)
 	if hasVote(latest, r.localID) {
 		needed--
-	}
-	if needed <= 0 {
-		f.respond(nil)
-		return
 	}
 	v := &verifyState{future: f, needed: needed, acks: make(map[ServerID]bool)}
 	kept := ls.verifies[:0]
@@ -415,7 +423,21 @@ func (r *Raft) verifyLeader(f *verifyFuture) {
 		}
 	}
 	ls.verifies = append(kept, v)
-	for id, repl := range ls.replState {
+	if r.getCommitIndex() < ls.startIndex {
+		ls.deferredVerifies = append(ls.deferredVerifies, v)
+		return
+	}
+	r.startVerify(v)
+}
+
+// startVerify asks every voter for a fresh heartbeat on behalf of v.
+func (r *Raft) startVerify(v *verifyState) {
+	if v.needed <= 0 {
+		v.future.respond(nil)
+		return
+	}
+	latest := r.configurations.latest
+	for id, repl := range r.leaderState.replState {
 		if hasVote(latest, id) {
 			repl.addVerify(v)
 		}
