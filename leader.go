@@ -23,7 +23,7 @@ type leaderState struct {
 	// deferredVerifies wait for the first commit of this term: before it the
 	// commit index may be stale, so a read behind it would be too.
 	deferredVerifies []*verifyState
-	stopCh     chan struct{} // closed when leadership ends
+	stopCh           chan struct{} // closed when leadership ends
 
 	transferInProgress bool
 	transferFuture     *leadershipTransferFuture
