@@ -254,7 +254,7 @@ func TestAppendEntriesNeverOverwritesCommitted(t *testing.T) {
 	}
 }
 
-func TestVerifyLeaderWaitsForFirstCommitOfTerm(t *testing.T) {
+func TestKnownBug20_VerifyLeaderWaitsForFirstCommitOfTerm(t *testing.T) {
 	r, _ := newStoppedRaft(t, 3)
 	ls := &leaderState{startIndex: 10, replState: map[ServerID]*followerReplication{}}
 	r.leaderState = ls

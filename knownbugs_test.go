@@ -6,6 +6,7 @@ package raft_test
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -350,4 +351,80 @@ func TestKnownBug15_RestoreOnMonotonicStoreLeavesNoGap(t *testing.T) {
 	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
 		return monotonicStore{s}, s
 	}))
+}
+
+// Bug 2: a node that reaches some peers but not others (the 2020 Cloudflare
+// outage) must not keep the cluster from having a stable leader while a
+// majority is fully connected.
+func TestKnownBug02_PartialPartitionKeepsAStableLeader(t *testing.T) {
+	inBubble(t, 5, func(t *testing.T, c *rafttest.Cluster) {
+		c.WaitLeader()
+		bridge := c.Nodes[4]
+		c.Cut(bridge, c.Nodes[0])
+		c.Cut(bridge, c.Nodes[1])
+		time.Sleep(2 * time.Second)
+		var leader *rafttest.Node
+		for _, n := range c.Nodes {
+			if n.Raft.State() == raft.Leader {
+				leader = n
+			}
+		}
+		if leader == nil {
+			t.Fatal("no leader after the partial partition")
+		}
+		term := leader.Raft.CurrentTerm()
+		for i := 0; i < 20; i++ {
+			if err := leader.Raft.Apply([]byte("x"), time.Second).Error(); err != nil {
+				t.Fatalf("write %d failed: %v", i, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if leader.Raft.State() != raft.Leader || leader.Raft.CurrentTerm() != term {
+			t.Fatalf("leadership churned: %s is %v in term %d (was leader in %d)",
+				leader.ID, leader.Raft.State(), leader.Raft.CurrentTerm(), term)
+		}
+	})
+}
+
+// Bug 7: randomized election timeouts let a large cluster elect a leader
+// without endless split votes.
+func TestKnownBug07_SevenNodesElectDespiteSplitVotes(t *testing.T) {
+	inBubble(t, 7, func(t *testing.T, c *rafttest.Cluster) {
+		for round := 0; round < 5; round++ {
+			leader := c.WaitLeader()
+			c.Stop(leader)
+			c.WaitLeader()
+			c.Restart(leader)
+		}
+	})
+}
+
+// wrappingStore reports missing entries with context around ErrLogNotFound.
+type wrappingStore struct{ *raft.InmemStore }
+
+func (w wrappingStore) GetLog(i uint64, l *raft.Log) error {
+	if err := w.InmemStore.GetLog(i, l); err != nil {
+		return fmt.Errorf("wrapping store, index %d: %w", i, err)
+	}
+	return nil
+}
+
+// hashicorp/raft compares GetLog's error with ==, so a store that wraps
+// ErrLogNotFound leaves a lagging follower stranded; here errors.Is finds it
+// and the follower gets a snapshot.
+func TestWrappedErrLogNotFoundStillTriggersSnapshot(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		lagging := followersOf(c, leader)[0]
+		c.Stop(lagging)
+		c.ApplyN(leader, "a", 3000)
+		if err := leader.Raft.Snapshot().Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.Restart(lagging)
+		c.WaitApplied(3000, lagging)
+	}, rafttest.WithConfig(func(cfg *raft.Config) { cfg.TrailingLogs = 10 }),
+		rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
+			return wrappingStore{s}, s
+		}))
 }

@@ -22,7 +22,7 @@ func (g *gateTransport) AppendEntries(id ServerID, target ServerAddress, req *Ap
 // A VerifyLeader round must be answered only by heartbeats sent after it
 // started: an acknowledgement of an older heartbeat proves nothing about
 // now (the ReadIndex reuse bug, known-raft-bugs #21).
-func TestVerifyLeaderCountsOnlyHeartbeatsSentAfterIt(t *testing.T) {
+func TestKnownBug21_VerifyLeaderCountsOnlyHeartbeatsSentAfterIt(t *testing.T) {
 	r, _ := newStoppedRaft(t, 1)
 	_, inner := NewInmemTransport("addr-a")
 	gate := &gateTransport{InmemTransport: inner, started: make(chan struct{}, 1), release: make(chan struct{})}

@@ -44,6 +44,7 @@ type Cluster struct {
 	opts    options
 	Nodes   []*Node
 	cut     map[raft.ServerAddress]bool
+	links   map[[2]raft.ServerAddress]bool // cut links, both directions
 	stopped map[raft.ServerID]bool
 }
 
@@ -107,7 +108,8 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 			o.logOutput = os.Stderr
 		}
 	}
-	c := &Cluster{t: t, opts: o, cut: make(map[raft.ServerAddress]bool), stopped: make(map[raft.ServerID]bool)}
+	c := &Cluster{t: t, opts: o, cut: make(map[raft.ServerAddress]bool),
+		links: make(map[[2]raft.ServerAddress]bool), stopped: make(map[raft.ServerID]bool)}
 	for i := 0; i < n; i++ {
 		c.Nodes = append(c.Nodes, c.newNode(i))
 	}
@@ -182,7 +184,7 @@ func (c *Cluster) connectAll() {
 			if a == b {
 				continue
 			}
-			if c.cut[a.Addr] != c.cut[b.Addr] {
+			if c.cut[a.Addr] != c.cut[b.Addr] || c.links[[2]raft.ServerAddress{a.Addr, b.Addr}] {
 				a.Trans.Disconnect(b.Addr)
 				continue
 			}
@@ -200,9 +202,18 @@ func (c *Cluster) Partition(nodes ...*Node) {
 	c.connectAll()
 }
 
+// Cut breaks the link between a and b in both directions, leaving their
+// other links alone (for partial partitions).
+func (c *Cluster) Cut(a, b *Node) {
+	c.links[[2]raft.ServerAddress{a.Addr, b.Addr}] = true
+	c.links[[2]raft.ServerAddress{b.Addr, a.Addr}] = true
+	c.connectAll()
+}
+
 // Heal reconnects every node.
 func (c *Cluster) Heal() {
 	clear(c.cut)
+	clear(c.links)
 	c.connectAll()
 }
 
