@@ -7,6 +7,7 @@ package raft_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -427,4 +428,29 @@ func TestWrappedErrLogNotFoundStillTriggersSnapshot(t *testing.T) {
 		rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
 			return wrappingStore{s}, s
 		}))
+}
+
+// A leader whose disk write fails steps down, and the writes waiting on it
+// report an unknown outcome (ErrLeadershipLost, wrapping the store error):
+// they were sent to followers while the leader was writing, and a new leader
+// may still commit them.
+func TestLeaderStoreFailureStepsDownWithUnknownOutcome(t *testing.T) {
+	stores := map[raft.ServerID]*flakyStore{}
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		stores[leader.ID].failing.Store(true)
+		err := leader.Raft.Apply([]byte("x"), 0).Error()
+		if !errors.Is(err, raft.ErrLeadershipLost) || !strings.Contains(err.Error(), "disk says no") {
+			t.Fatalf("apply on a failing leader = %v", err)
+		}
+		c.WaitFor(time.Second, "step down", func() bool { return leader.Raft.State() != raft.Leader })
+		stores[leader.ID].failing.Store(false)
+		l := c.WaitLeader()
+		c.ApplyN(l, "after", 5)
+		c.CheckConsistent()
+	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
+		fs := &flakyStore{InmemStore: s}
+		stores[id] = fs
+		return fs, s
+	}))
 }

@@ -258,7 +258,10 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 		}
 	}
 	if err := r.logs.StoreLogs(logs); err != nil {
-		err = fmt.Errorf("failed to store entries [%d, %d]: %w", logs[0].Index, lastIndex, err)
+		// The entries may already be on followers and may still commit
+		// under a new leader, so the outcome is unknown: the error wraps
+		// ErrLeadershipLost as well as the store's error.
+		err = fmt.Errorf("%w: failed to store entries [%d, %d]: %w", ErrLeadershipLost, logs[0].Index, lastIndex, err)
 		r.logger.Error("failed to commit logs, stepping down", "error", err)
 		for _, f := range futures {
 			f.respond(err)
