@@ -50,8 +50,10 @@ func runChaos(t *testing.T, seed uint64) {
 	}))
 	c.WaitLeader()
 
-	// Election safety, sampled every millisecond of virtual time.
-	var mu sync.Mutex
+	// Election safety, sampled every millisecond of virtual time. The lock
+	// is a channel: a goroutine blocked on a sync.Mutex is not durably
+	// blocked, so the bubble's clock could not move while one waits.
+	mu := chanLock(make(chan struct{}, 1))
 	leaders := map[uint64]raft.ServerID{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -201,6 +203,12 @@ func runChaos(t *testing.T, seed uint64) {
 	}
 	t.Logf("seed %d: %d writes acknowledged, %d applied, %d terms with a leader", seed, len(acked), len(ref), len(leaders))
 }
+
+// chanLock is a mutex made of a channel, safe to wait on inside a bubble.
+type chanLock chan struct{}
+
+func (l chanLock) Lock()   { l <- struct{}{} }
+func (l chanLock) Unlock() { <-l }
 
 func contains(nodes []*rafttest.Node, n *rafttest.Node) bool {
 	for _, o := range nodes {
