@@ -121,7 +121,7 @@ func TestRestartRestoresSnapshotAndLog(t *testing.T) {
 				t.Fatalf("%s restored %d commands from its snapshot, want 50", n.ID, got)
 			}
 		}
-		leader = c.WaitLeader()
+		c.WaitLeader()
 		c.WaitApplied(60)
 		c.CheckConsistent()
 	})

@@ -397,3 +397,16 @@ func TestApplyQueueBoundsAndTimeout(t *testing.T) {
 		t.Fatalf("push after shutdown = %v", err)
 	}
 }
+
+func TestElectionTallyCountsEachVoterOnce(t *testing.T) {
+	tally := newElectionTally(threeVoters()) // three voters and a non-voter
+	tally.grant("a")
+	tally.grant("a")
+	if tally.won() {
+		t.Fatal("one voter counted twice made a quorum")
+	}
+	tally.grant("b")
+	if !tally.won() {
+		t.Fatal("two of three voters is a quorum")
+	}
+}

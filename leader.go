@@ -346,7 +346,7 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 		return
 	}
 	r.logger.Info("updating configuration", "command", f.req.command, "server-id", f.req.serverID,
-		"server-addr", f.req.serverAddress, "servers", hclogServers(next.Servers))
+		"server-addr", f.req.serverAddress, "servers", fmt.Sprintf("%+v", next.Servers))
 
 	if r.protocolVersion < 2 {
 		f.log = Log{Type: LogRemovePeerDeprecated, Data: encodePeers(next, r.trans)}
@@ -364,8 +364,6 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 	// this one, so they learn of their removal, before replication stops.
 	r.startStopReplication()
 }
-
-func hclogServers(s []Server) string { return fmt.Sprintf("%+v", s) }
 
 // startStopReplication makes the set of replication goroutines match the
 // latest configuration. A removed server gets entries up to the current last

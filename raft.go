@@ -258,9 +258,6 @@ func (r *Raft) runCandidate() {
 	}
 }
 
-// won reports whether the tally has a quorum.
-func (t *electionTally) won() bool { return len(t.granted) >= t.needed }
-
 // electionWon acts on a quorum: after a pre-vote it reports true so that a
 // real election follows; after a vote it makes the node leader.
 func (r *Raft) electionWon(el *election) bool {

@@ -125,9 +125,10 @@ func newElectionTally(c Configuration) *electionTally {
 	return &electionTally{needed: quorumSize(c), granted: make(map[ServerID]bool)}
 }
 
-// grant records a granted vote from id (counted once) and reports whether a
-// quorum has been reached.
-func (t *electionTally) grant(id ServerID) bool {
+// grant records a granted vote from id; a voter counts once.
+func (t *electionTally) grant(id ServerID) {
 	t.granted[id] = true
-	return len(t.granted) >= t.needed
 }
+
+// won reports whether the tally has a quorum.
+func (t *electionTally) won() bool { return len(t.granted) >= t.needed }
