@@ -89,12 +89,7 @@ func TestCluster_MinorityLeaderCannotCommitAndStepsDown(t *testing.T) {
 			t.Fatalf("apply on a minority leader = %v, want ErrLeadershipLost", err)
 		}
 		c.WaitFor(time.Second, "old leader to step down", func() bool { return old.Raft.State() != raft.Leader })
-		var rest []*rafttest.Node
-		for _, n := range c.Nodes {
-			if n != old {
-				rest = append(rest, n)
-			}
-		}
+		rest := c.Others(old)
 		leader := c.WaitLeader(rest...)
 		c.ApplyN(leader, "b", 5)
 		c.Heal()
@@ -128,12 +123,7 @@ func TestCluster_LogDivergenceRepaired(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			old.Raft.Apply([]byte(fmt.Sprintf("stale-%d", i)), time.Second)
 		}
-		var rest []*rafttest.Node
-		for _, n := range c.Nodes {
-			if n != old && n != partner {
-				rest = append(rest, n)
-			}
-		}
+		rest := c.Others(old, partner)
 		leader := c.WaitLeader(rest...)
 		c.ApplyN(leader, "new", 10)
 		c.Heal()
@@ -260,12 +250,7 @@ func TestCluster_RemoveLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.WaitFor(5*time.Second, "removed leader to shut down", func() bool { return old.Raft.State() == raft.Shutdown })
-		var rest []*rafttest.Node
-		for _, n := range c.Nodes {
-			if n != old {
-				rest = append(rest, n)
-			}
-		}
+		rest := c.Others(old)
 		leader := c.WaitLeader(rest...)
 		c.ApplyN(leader, "b", 5)
 		c.WaitApplied(10, rest...)
@@ -283,12 +268,7 @@ func TestCluster_RemoveLeaderWithoutShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.WaitFor(5*time.Second, "removed leader to step down", func() bool { return old.Raft.State() == raft.Follower })
-		var rest []*rafttest.Node
-		for _, n := range c.Nodes {
-			if n != old {
-				rest = append(rest, n)
-			}
-		}
+		rest := c.Others(old)
 		leader := c.WaitLeader(rest...)
 		c.ApplyN(leader, "b", 5)
 		// The removed node never campaigns again.

@@ -17,24 +17,13 @@ import (
 	"github.com/seed48a2b68f/raft/rafttest"
 )
 
-// followersOf returns the nodes other than n.
-func followersOf(c *rafttest.Cluster, n *rafttest.Node) []*rafttest.Node {
-	var out []*rafttest.Node
-	for _, o := range c.Nodes {
-		if o != n {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
 // Bug 3: an isolated node must not inflate its term and depose the leader
 // when it comes back. Pre-vote keeps its term still.
 func TestKnownBug03_IsolatedNodeRejoinsWithoutDisruption(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
 		term := leader.Raft.CurrentTerm()
-		isolated := followersOf(c, leader)[0]
+		isolated := c.Others(leader)[0]
 		c.Partition(isolated)
 		time.Sleep(20 * time.Second) // hundreds of election timeouts
 		if got := isolated.Raft.CurrentTerm(); got != term {
@@ -54,7 +43,7 @@ func TestKnownBug03_ControlWithoutPreVoteTermInflates(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
 		term := leader.Raft.CurrentTerm()
-		isolated := followersOf(c, leader)[0]
+		isolated := c.Others(leader)[0]
 		c.Partition(isolated)
 		time.Sleep(20 * time.Second)
 		if got := isolated.Raft.CurrentTerm(); got <= term {
@@ -72,7 +61,7 @@ func TestKnownBug04_RemovedServerDoesNotDisrupt(t *testing.T) {
 		t.Run(map[bool]string{false: "pre-vote", true: "no-pre-vote"}[preVoteDisabled], func(t *testing.T) {
 			inBubble(t, 5, func(t *testing.T, c *rafttest.Cluster) {
 				leader := c.WaitLeader()
-				victim := followersOf(c, leader)[0]
+				victim := c.Others(leader)[0]
 				c.Partition(victim)
 				if err := leader.Raft.RemoveServer(victim.ID, 0, time.Second).Error(); err != nil {
 					t.Fatal(err)
@@ -82,7 +71,7 @@ func TestKnownBug04_RemovedServerDoesNotDisrupt(t *testing.T) {
 				time.Sleep(5 * time.Second) // the victim campaigns alone
 				c.Heal()
 				time.Sleep(10 * time.Second)
-				if l := c.WaitLeader(followersOf(c, victim)...); l != leader || l.Raft.CurrentTerm() != term {
+				if l := c.WaitLeader(c.Others(victim)...); l != leader || l.Raft.CurrentTerm() != term {
 					t.Fatalf("removed server disrupted: leader %s term %d, was %s term %d",
 						l.ID, l.Raft.CurrentTerm(), leader.ID, term)
 				}
@@ -117,7 +106,7 @@ func TestKnownBug08_LeaderResendsEntriesAfterFollowerStoreError(t *testing.T) {
 	stores := map[raft.ServerID]*flakyStore{}
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		follower := followersOf(c, leader)[0]
+		follower := c.Others(leader)[0]
 		fs := stores[follower.ID]
 		fs.failing.Store(true)
 		c.ApplyN(leader, "a", 10) // committed by the leader and the other follower
@@ -141,7 +130,7 @@ func TestKnownBug09_RemoveAndReaddInSameTerm(t *testing.T) {
 		leader := c.WaitLeader()
 		term := leader.Raft.CurrentTerm()
 		c.ApplyN(leader, "a", 20)
-		victim := followersOf(c, leader)[0]
+		victim := c.Others(leader)[0]
 		if err := leader.Raft.RemoveServer(victim.ID, 0, time.Second).Error(); err != nil {
 			t.Fatal(err)
 		}
@@ -182,21 +171,21 @@ func TestKnownBug11_VoteNotGrantedUnlessDurable(t *testing.T) {
 	stables := map[raft.ServerID]*failingStable{}
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		for _, f := range followersOf(c, leader) {
+		for _, f := range c.Others(leader) {
 			stables[f.ID].fail.Store(true)
 		}
 		c.Stop(leader)
 		time.Sleep(5 * time.Second)
-		for _, f := range followersOf(c, leader) {
+		for _, f := range c.Others(leader) {
 			if f.Raft.State() == raft.Leader {
 				t.Fatalf("%s became leader without a durable vote", f.ID)
 			}
 		}
 		// Once votes can be stored again, an election succeeds.
-		for _, f := range followersOf(c, leader) {
+		for _, f := range c.Others(leader) {
 			stables[f.ID].fail.Store(false)
 		}
-		c.WaitLeader(followersOf(c, leader)...)
+		c.WaitLeader(c.Others(leader)...)
 	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
 		fs := &failingStable{StableStore: s}
 		stables[id] = fs
@@ -218,7 +207,7 @@ func TestKnownBug18_LeadershipTransferEdgeCases(t *testing.T) {
 			t.Fatal("transfer to a non-voter accepted")
 		}
 		// Demote both followers: no voter is left to take over.
-		for _, f := range followersOf(c, leader) {
+		for _, f := range c.Others(leader) {
 			if f != nonvoter {
 				if err := leader.Raft.DemoteVoter(f.ID, 0, time.Second).Error(); err != nil {
 					t.Fatal(err)
@@ -231,7 +220,7 @@ func TestKnownBug18_LeadershipTransferEdgeCases(t *testing.T) {
 		if got := c.WaitLeader(); got != leader {
 			t.Fatalf("leadership moved to %s", got.ID)
 		}
-		for _, f := range followersOf(c, leader) {
+		for _, f := range c.Others(leader) {
 			if err := f.Raft.LeadershipTransfer().Error(); !errors.Is(err, raft.ErrNotLeader) {
 				t.Fatalf("transfer on %v = %v", f.Raft.State(), err)
 			}
@@ -243,7 +232,7 @@ func TestKnownBug18_LeadershipTransferEdgeCases(t *testing.T) {
 func TestKnownBug23_ApplyResolvesAfterQuorumLoss(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		for _, f := range followersOf(c, leader) {
+		for _, f := range c.Others(leader) {
 			c.Stop(f)
 		}
 		f := leader.Raft.Apply([]byte("x"), 0)
@@ -259,7 +248,7 @@ func TestKnownBug23_ApplyResolvesAfterQuorumLoss(t *testing.T) {
 func TestKnownBug18_WritesRefusedDuringTransferAndResumeAfterFailure(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		target := followersOf(c, leader)[0]
+		target := c.Others(leader)[0]
 		c.ApplyN(leader, "a", 3)
 		c.Partition(target) // it can never catch up
 		c.ApplyN(leader, "b", 3)
@@ -416,7 +405,7 @@ func (w wrappingStore) GetLog(i uint64, l *raft.Log) error {
 func TestWrappedErrLogNotFoundStillTriggersSnapshot(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		lagging := followersOf(c, leader)[0]
+		lagging := c.Others(leader)[0]
 		c.Stop(lagging)
 		c.ApplyN(leader, "a", 3000)
 		if err := leader.Raft.Snapshot().Error(); err != nil {

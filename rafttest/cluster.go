@@ -227,6 +227,21 @@ func (c *Cluster) Node(id raft.ServerID) *Node {
 	return nil
 }
 
+// Others returns every node but the given ones.
+func (c *Cluster) Others(not ...*Node) []*Node {
+	var out []*Node
+	for _, n := range c.Nodes {
+		skip := false
+		for _, x := range not {
+			skip = skip || n == x
+		}
+		if !skip {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Running returns the nodes that have not been stopped.
 func (c *Cluster) Running() []*Node {
 	var out []*Node
