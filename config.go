@@ -68,7 +68,9 @@ type Config struct {
 	BatchApplyCh bool
 
 	// ShutdownOnRemove is used to shutdown Raft if it is removed from the
-	// cluster. Otherwise, Raft remains running as a follower.
+	// cluster. Otherwise, Raft remains running as a follower. A leader that
+	// is only demoted to non-voter always stays running as a follower
+	// (hashicorp/raft shuts it down too).
 	ShutdownOnRemove bool
 
 	// TrailingLogs controls how many logs we leave after a snapshot, so that
