@@ -526,6 +526,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	if err := st.checkAgainstTerm(); err != nil {
 		return nil, err
 	}
+	r.currentTerm.Store(st.currentTerm)
 
 	if commitTracker != nil {
 		ci, err := commitTracker.GetCommitIndex()
@@ -571,12 +572,19 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 // checkAgainstTerm rejects stores that disagree: the durable term must be at
 // least the term of every entry and snapshot (it is persisted before any
 // entry of a term is accepted).
+//
+// A store with no CurrentTerm at all (written by hand, or by tools) starts at
+// the term of its last entry or snapshot.
 func (st *durableState) checkAgainstTerm() error {
+	if st.currentTerm == 0 {
+		st.currentTerm = max(st.lastLogTerm, st.snapshotTerm)
+		return nil
+	}
 	if st.lastLogTerm > st.currentTerm {
 		return fmt.Errorf("stable store's CurrentTerm %d is below the last log entry's term %d: the stores disagree",
 			st.currentTerm, st.lastLogTerm)
 	}
-	if st.snapshotTerm > st.currentTerm && st.currentTerm > 0 {
+	if st.snapshotTerm > st.currentTerm {
 		return fmt.Errorf("stable store's CurrentTerm %d is below the snapshot's term %d: the stores disagree",
 			st.currentTerm, st.snapshotTerm)
 	}

@@ -65,6 +65,19 @@ func TestNewRaftRejectsStoresThatDisagree(t *testing.T) {
 		t.Fatalf("NewRaft = %v, want a disagreement error", err)
 	}
 
+	// No CurrentTerm at all: start from the last entry's term.
+	store = raft.NewInmemStore()
+	store.StoreLog(&raft.Log{Index: 1, Term: 3, Type: raft.LogNoop})
+	r, err := raft.NewRaft(conf, rafttest.NewFSM(), store, store, raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatalf("NewRaft on a store without CurrentTerm = %v", err)
+	}
+	if got := r.CurrentTerm(); got != 3 {
+		t.Fatalf("CurrentTerm = %d, want 3", got)
+	}
+	r.Shutdown().Error()
+	_, trans = raft.NewInmemTransport("")
+
 	// The log starts at 10 and no snapshot covers 1..9.
 	store = raft.NewInmemStore()
 	store.StoreLog(&raft.Log{Index: 10, Term: 1, Type: raft.LogNoop})
