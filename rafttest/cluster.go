@@ -3,6 +3,12 @@
 // it works inside testing/synctest: waits poll with time.Sleep, which runs on
 // the bubble's virtual clock, and every node gets a seeded random source so a
 // run can be repeated.
+//
+// Inside a bubble, the clock moves only when every goroutine is durably
+// blocked; a goroutine waiting on a sync.Mutex is not. Do not hold a mutex
+// across cluster operations (Stop, Restart, waits) while another goroutine
+// waits for it; use a channel as the lock instead. A client loop that never
+// waits on a timer also keeps the clock still: let it sleep a little.
 package rafttest
 
 import (
