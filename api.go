@@ -273,7 +273,7 @@ func GetConfiguration(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 	if err := ValidateConfig(conf); err != nil {
 		return Configuration{}, err
 	}
-	st, err := loadDurableState(conf, logs, stable, snaps, trans, newLogger(conf), false)
+	st, err := loadDurableState(logs, stable, snaps, trans, false)
 	if err != nil {
 		return Configuration{}, err
 	}
@@ -325,8 +325,8 @@ type durableState struct {
 // loadDurableState reads and cross-checks the term, the log and the snapshot
 // metadata. It never panics: stores that disagree give an error naming what
 // disagrees. It restores nothing into the FSM.
-func loadDurableState(conf *Config, logs LogStore, stable StableStore, snaps SnapshotStore,
-	trans Transport, logger hclog.Logger, listOnly bool) (*durableState, error) {
+func loadDurableState(logs LogStore, stable StableStore, snaps SnapshotStore,
+	trans Transport, listOnly bool) (*durableState, error) {
 	st := &durableState{}
 	term, err := stable.GetUint64(keyCurrentTerm)
 	if err != nil && !isNotFound(err) {
@@ -468,7 +468,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		return nil, fmt.Errorf("when running with ProtocolVersion < 3, LocalID must be set to the network address")
 	}
 
-	st, err := loadDurableState(conf, logs, stable, snaps, trans, logger, true)
+	st, err := loadDurableState(logs, stable, snaps, trans, true)
 	if err != nil {
 		return nil, err
 	}
