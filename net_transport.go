@@ -1,0 +1,735 @@
+package raft
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// Wire type bytes of the five RPCs (hashicorp/raft's framing).
+const (
+	rpcAppendEntries uint8 = iota
+	rpcRequestVote
+	rpcInstallSnapshot
+	rpcTimeoutNow
+	rpcRequestPreVote
+)
+
+const (
+	// DefaultTimeoutScale is the default TimeoutScale in a NetworkTransport:
+	// InstallSnapshot gets Timeout for every TimeoutScale bytes.
+	DefaultTimeoutScale = 256 * 1024 // 256KB
+
+	// DefaultMaxRPCsInFlight is the default value used for pipelining
+	// configuration if a zero value is passed.
+	DefaultMaxRPCsInFlight = 2
+
+	// connReceiveBufferSize is the size of the buffer we will use for
+	// reading RPC requests into on followers
+	connReceiveBufferSize = 256 * 1024 // 256KB
+
+	// connSendBufferSize is the size of the buffer we will use for sending
+	// RPC request data from the leader to followers.
+	connSendBufferSize = 256 * 1024 // 256KB
+
+	// minInFlightForPipelining is a property of our current pipelining
+	// implementation and must not be changed unless we change the invariants
+	// of that implementation.
+	minInFlightForPipelining = 2
+)
+
+var (
+	// errNotAdvertisable is returned when the bind address is not
+	// advertisable.
+	errNotAdvertisable = errors.New("local bind address is not advertisable")
+	// errNotTCP is returned when the local address is not TCP.
+	errNotTCP = errors.New("local address is not a TCP address")
+)
+
+// StreamLayer is used with the NetworkTransport to provide the low level
+// stream abstraction.
+type StreamLayer interface {
+	net.Listener
+
+	// Dial is used to create a new outgoing connection
+	Dial(address ServerAddress, timeout time.Duration) (net.Conn, error)
+}
+
+// ServerAddressProvider resolves a server ID to the address to dial.
+type ServerAddressProvider interface {
+	ServerAddr(id ServerID) (ServerAddress, error)
+}
+
+// NetworkTransportConfig encapsulates configuration for the network
+// transport layer.
+type NetworkTransportConfig struct {
+	// ServerAddressProvider is used to override the target address when
+	// establishing a connection to invoke an RPC
+	ServerAddressProvider ServerAddressProvider
+
+	// Logger is used to log messages; a default one is made when nil.
+	Logger hclog.Logger
+
+	// Dialer
+	Stream StreamLayer
+
+	// MaxPool controls how many connections we will pool per target.
+	MaxPool int
+
+	// MaxRPCsInFlight controls the pipelining "optimization" when
+	// replicating entries to followers. 0 means DefaultMaxRPCsInFlight; 1
+	// disables pipelining.
+	MaxRPCsInFlight int
+
+	// Timeout is used to apply I/O deadlines. For InstallSnapshot, we
+	// multiply the timeout by (SnapshotSize / TimeoutScale).
+	Timeout time.Duration
+
+	// MsgpackUseNewTimeFormat, when true, encodes times in the msgpack
+	// timestamp form; the default is the legacy form every raft version
+	// reads.
+	MsgpackUseNewTimeFormat bool
+}
+
+// NetworkTransport provides a network based transport that can be used to
+// communicate with Raft on remote machines, with the framing and encoding of
+// hashicorp/raft: one type byte and one msgpack value per request, an error
+// string and a msgpack value per response, one request at a time per
+// connection.
+type NetworkTransport struct {
+	connPool     map[ServerAddress][]*netConn
+	connPoolLock sync.Mutex
+
+	consumeCh chan RPC
+
+	heartbeatFn     func(RPC)
+	heartbeatFnLock sync.Mutex
+
+	logger hclog.Logger
+
+	maxPool     int
+	maxInFlight int
+
+	serverAddressProvider ServerAddressProvider
+
+	shutdown     bool
+	shutdownCh   chan struct{}
+	shutdownLock sync.Mutex
+
+	stream StreamLayer
+
+	// streamCtx is used to cancel existing connection handlers.
+	streamCtx     context.Context
+	streamCancel  context.CancelFunc
+	streamCtxLock sync.RWMutex
+
+	timeout      time.Duration
+	TimeoutScale int
+
+	msgpackUseNewTimeFormat bool
+}
+
+type netConn struct {
+	target ServerAddress
+	conn   net.Conn
+	w      *bufio.Writer
+	dec    *codec.Decoder
+	enc    *codec.Encoder
+}
+
+func (n *netConn) Release() error {
+	return n.conn.Close()
+}
+
+// NewNetworkTransportWithConfig creates a new network transport with the
+// given config struct.
+func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTransport {
+	if config.Logger == nil {
+		config.Logger = hclog.New(&hclog.LoggerOptions{
+			Name:   "raft-net",
+			Output: hclog.DefaultOutput,
+			Level:  hclog.DefaultLevel,
+		})
+	}
+	maxInFlight := config.MaxRPCsInFlight
+	if maxInFlight == 0 {
+		maxInFlight = DefaultMaxRPCsInFlight
+	}
+	trans := &NetworkTransport{
+		connPool:                make(map[ServerAddress][]*netConn),
+		consumeCh:               make(chan RPC),
+		logger:                  config.Logger,
+		maxPool:                 config.MaxPool,
+		maxInFlight:             maxInFlight,
+		shutdownCh:              make(chan struct{}),
+		stream:                  config.Stream,
+		timeout:                 config.Timeout,
+		TimeoutScale:            DefaultTimeoutScale,
+		serverAddressProvider:   config.ServerAddressProvider,
+		msgpackUseNewTimeFormat: config.MsgpackUseNewTimeFormat,
+	}
+	trans.setupStreamContext()
+	go trans.listen()
+	return trans
+}
+
+// NewNetworkTransport creates a new network transport with the given dialer
+// and listener. The maxPool controls how many connections we will pool. The
+// timeout is used to apply I/O deadlines. For InstallSnapshot, we multiply
+// the timeout by (SnapshotSize / TimeoutScale).
+func NewNetworkTransport(stream StreamLayer, maxPool int, timeout time.Duration, logOutput io.Writer) *NetworkTransport {
+	if logOutput == nil {
+		logOutput = os.Stderr
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: logOutput, Level: hclog.DefaultLevel})
+	return NewNetworkTransportWithConfig(&NetworkTransportConfig{Stream: stream, MaxPool: maxPool, Timeout: timeout, Logger: logger})
+}
+
+// NewNetworkTransportWithLogger creates a new network transport with the
+// given logger, dialer and listener.
+func NewNetworkTransportWithLogger(stream StreamLayer, maxPool int, timeout time.Duration, logger hclog.Logger) *NetworkTransport {
+	return NewNetworkTransportWithConfig(&NetworkTransportConfig{Stream: stream, MaxPool: maxPool, Timeout: timeout, Logger: logger})
+}
+
+// setupStreamContext is used to create a new stream context. This should be
+// called with the stream lock held.
+func (n *NetworkTransport) setupStreamContext() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.streamCtx = ctx
+	n.streamCancel = cancel
+}
+
+// getStreamContext is used retrieve the current stream context.
+func (n *NetworkTransport) getStreamContext() context.Context {
+	n.streamCtxLock.RLock()
+	defer n.streamCtxLock.RUnlock()
+	return n.streamCtx
+}
+
+// SetHeartbeatHandler is used to set up a heartbeat handler as a fast path.
+func (n *NetworkTransport) SetHeartbeatHandler(cb func(rpc RPC)) {
+	n.heartbeatFnLock.Lock()
+	defer n.heartbeatFnLock.Unlock()
+	n.heartbeatFn = cb
+}
+
+// CloseStreams closes the current streams: pooled connections are closed
+// and the inbound handlers exit at their next request.
+func (n *NetworkTransport) CloseStreams() {
+	n.connPoolLock.Lock()
+	defer n.connPoolLock.Unlock()
+	for k, e := range n.connPool {
+		for _, conn := range e {
+			_ = conn.Release()
+		}
+		delete(n.connPool, k)
+	}
+	n.streamCtxLock.Lock()
+	n.streamCancel()
+	n.setupStreamContext()
+	n.streamCtxLock.Unlock()
+}
+
+// Close is used to stop the network transport (its listener).
+func (n *NetworkTransport) Close() error {
+	n.shutdownLock.Lock()
+	defer n.shutdownLock.Unlock()
+	if !n.shutdown {
+		close(n.shutdownCh)
+		_ = n.stream.Close()
+		n.shutdown = true
+	}
+	return nil
+}
+
+// Consumer implements the Transport interface.
+func (n *NetworkTransport) Consumer() <-chan RPC {
+	return n.consumeCh
+}
+
+// LocalAddr implements the Transport interface.
+func (n *NetworkTransport) LocalAddr() ServerAddress {
+	return ServerAddress(n.stream.Addr().String())
+}
+
+// IsShutdown is used to check if the transport is shutdown.
+func (n *NetworkTransport) IsShutdown() bool {
+	select {
+	case <-n.shutdownCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// getPooledConn is used to grab a pooled connection.
+func (n *NetworkTransport) getPooledConn(target ServerAddress) *netConn {
+	n.connPoolLock.Lock()
+	defer n.connPoolLock.Unlock()
+	conns, ok := n.connPool[target]
+	if !ok || len(conns) == 0 {
+		return nil
+	}
+	num := len(conns)
+	conn := conns[num-1]
+	conns[num-1] = nil
+	n.connPool[target] = conns[:num-1]
+	return conn
+}
+
+// getConnFromAddressProvider returns a connection from the server address
+// provider if available, or defaults to a connection using the target
+// server address.
+func (n *NetworkTransport) getConnFromAddressProvider(id ServerID, target ServerAddress) (*netConn, error) {
+	return n.getConn(n.getProviderAddressOrFallback(id, target))
+}
+
+func (n *NetworkTransport) getProviderAddressOrFallback(id ServerID, target ServerAddress) ServerAddress {
+	if n.serverAddressProvider != nil {
+		serverAddressOverride, err := n.serverAddressProvider.ServerAddr(id)
+		if err != nil {
+			n.logger.Warn("unable to get address for server, using fallback address", "id", id, "fallback", target, "error", err)
+		} else {
+			return serverAddressOverride
+		}
+	}
+	return target
+}
+
+// getConn is used to get a connection from the pool, or dial a new one.
+func (n *NetworkTransport) getConn(target ServerAddress) (*netConn, error) {
+	if conn := n.getPooledConn(target); conn != nil {
+		return conn, nil
+	}
+	conn, err := n.stream.Dial(target, n.timeout)
+	if err != nil {
+		return nil, err
+	}
+	netConn := &netConn{
+		target: target,
+		conn:   conn,
+		dec:    codec.NewDecoder(bufio.NewReader(conn), &codec.MsgpackHandle{}),
+		w:      bufio.NewWriterSize(conn, connSendBufferSize),
+	}
+	netConn.enc = codec.NewEncoder(netConn.w, n.encodeHandle())
+	return netConn, nil
+}
+
+// encodeHandle is the msgpack handle for encoding: the defaults, with the
+// legacy time format unless configured otherwise.
+func (n *NetworkTransport) encodeHandle() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.TimeNotBuiltin = !n.msgpackUseNewTimeFormat
+	return h
+}
+
+// returnConn returns a connection back to the pool.
+func (n *NetworkTransport) returnConn(conn *netConn) {
+	n.connPoolLock.Lock()
+	defer n.connPoolLock.Unlock()
+	key := conn.target
+	conns := n.connPool[key]
+	if !n.IsShutdown() && len(conns) < n.maxPool {
+		n.connPool[key] = append(conns, conn)
+		return
+	}
+	_ = conn.Release()
+}
+
+// AppendEntriesPipeline returns an interface that can be used to pipeline
+// AppendEntries requests.
+func (n *NetworkTransport) AppendEntriesPipeline(id ServerID, target ServerAddress) (AppendPipeline, error) {
+	if n.maxInFlight < minInFlightForPipelining {
+		return nil, ErrPipelineReplicationNotSupported
+	}
+	conn, err := n.getConnFromAddressProvider(id, target)
+	if err != nil {
+		return nil, err
+	}
+	return newNetPipeline(n, conn, n.maxInFlight), nil
+}
+
+// AppendEntries implements the Transport interface.
+func (n *NetworkTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	return n.genericRPC(id, target, rpcAppendEntries, args, resp)
+}
+
+// RequestVote implements the Transport interface.
+func (n *NetworkTransport) RequestVote(id ServerID, target ServerAddress, args *RequestVoteRequest, resp *RequestVoteResponse) error {
+	return n.genericRPC(id, target, rpcRequestVote, args, resp)
+}
+
+// RequestPreVote implements the WithPreVote interface.
+func (n *NetworkTransport) RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error {
+	return n.genericRPC(id, target, rpcRequestPreVote, args, resp)
+}
+
+// TimeoutNow implements the Transport interface.
+func (n *NetworkTransport) TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error {
+	return n.genericRPC(id, target, rpcTimeoutNow, args, resp)
+}
+
+// genericRPC handles a simple request/response RPC.
+func (n *NetworkTransport) genericRPC(id ServerID, target ServerAddress, rpcType uint8, args interface{}, resp interface{}) error {
+	conn, err := n.getConnFromAddressProvider(id, target)
+	if err != nil {
+		return err
+	}
+	if n.timeout > 0 {
+		_ = conn.conn.SetDeadline(time.Now().Add(n.timeout))
+	}
+	if err = sendRPC(conn, rpcType, args); err != nil {
+		return err
+	}
+	canReturn, err := decodeResponse(conn, resp)
+	if canReturn {
+		n.returnConn(conn)
+	}
+	return err
+}
+
+// InstallSnapshot implements the Transport interface: the request, then
+// exactly args.Size bytes of data on the same connection, which is closed
+// afterwards.
+func (n *NetworkTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest, resp *InstallSnapshotResponse, data io.Reader) error {
+	conn, err := n.getConnFromAddressProvider(id, target)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Release() }()
+
+	if n.timeout > 0 {
+		timeout := n.timeout * time.Duration(args.Size/int64(n.TimeoutScale))
+		if timeout < n.timeout {
+			timeout = n.timeout
+		}
+		_ = conn.conn.SetDeadline(time.Now().Add(timeout))
+	}
+	if err = sendRPC(conn, rpcInstallSnapshot, args); err != nil {
+		return err
+	}
+	if _, err = io.Copy(conn.w, io.LimitReader(data, args.Size)); err != nil {
+		return fmt.Errorf("send snapshot data: %w", err)
+	}
+	if err = conn.w.Flush(); err != nil {
+		return err
+	}
+	_, err = decodeResponse(conn, resp)
+	return err
+}
+
+// EncodePeer implements the Transport interface.
+func (n *NetworkTransport) EncodePeer(id ServerID, p ServerAddress) []byte {
+	address := n.getProviderAddressOrFallback(id, p)
+	return []byte(address)
+}
+
+// DecodePeer implements the Transport interface.
+func (n *NetworkTransport) DecodePeer(buf []byte) ServerAddress {
+	return ServerAddress(buf)
+}
+
+// listen is used to handling incoming connections.
+func (n *NetworkTransport) listen() {
+	const baseDelay = 5 * time.Millisecond
+	const maxDelay = 1 * time.Second
+	var loopDelay time.Duration
+	for {
+		conn, err := n.stream.Accept()
+		if err != nil {
+			if loopDelay == 0 {
+				loopDelay = baseDelay
+			} else {
+				loopDelay *= 2
+			}
+			if loopDelay > maxDelay {
+				loopDelay = maxDelay
+			}
+			if !n.IsShutdown() {
+				n.logger.Error("failed to accept connection", "error", err)
+			}
+			select {
+			case <-n.shutdownCh:
+				return
+			case <-time.After(loopDelay):
+				continue
+			}
+		}
+		loopDelay = 0
+		n.logger.Debug("accepted connection", "local-address", n.LocalAddr(), "remote-address", conn.RemoteAddr().String())
+		go n.handleConn(n.getStreamContext(), conn)
+	}
+}
+
+// handleConn is used to handle an inbound connection for its lifespan. The
+// handler will exit when the passed context is cancelled or the connection
+// is closed.
+func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReaderSize(conn, connReceiveBufferSize)
+	w := bufio.NewWriter(conn)
+	dec := codec.NewDecoder(r, &codec.MsgpackHandle{})
+	enc := codec.NewEncoder(w, n.encodeHandle())
+	for {
+		select {
+		case <-connCtx.Done():
+			n.logger.Debug("stream layer is closed")
+			return
+		default:
+		}
+		if err := n.handleCommand(r, dec, enc); err != nil {
+			if err != io.EOF {
+				n.logger.Error("failed to decode incoming command", "error", err)
+			}
+			return
+		}
+		if err := w.Flush(); err != nil {
+			n.logger.Error("failed to flush response", "error", err)
+			return
+		}
+	}
+}
+
+// handleCommand decodes one request, hands it to raft (or the heartbeat fast
+// path), and writes the answer.
+func (n *NetworkTransport) handleCommand(r *bufio.Reader, dec *codec.Decoder, enc *codec.Encoder) error {
+	rpcType, err := r.ReadByte()
+	if err != nil {
+		return err
+	}
+	respCh := make(chan RPCResponse, 1)
+	rpc := RPC{RespChan: respCh}
+	isHeartbeat := false
+	switch rpcType {
+	case rpcAppendEntries:
+		var req AppendEntriesRequest
+		if err := decodeValue(dec, &req); err != nil {
+			return err
+		}
+		rpc.Command = &req
+		leaderAddr := req.RPCHeader.Addr
+		if len(leaderAddr) == 0 {
+			leaderAddr = req.Leader
+		}
+		if req.Term != 0 && leaderAddr != nil && req.PrevLogEntry == 0 && req.PrevLogTerm == 0 &&
+			len(req.Entries) == 0 && req.LeaderCommitIndex == 0 {
+			isHeartbeat = true
+		}
+	case rpcRequestVote:
+		var req RequestVoteRequest
+		if err := decodeValue(dec, &req); err != nil {
+			return err
+		}
+		rpc.Command = &req
+	case rpcRequestPreVote:
+		var req RequestPreVoteRequest
+		if err := decodeValue(dec, &req); err != nil {
+			return err
+		}
+		rpc.Command = &req
+	case rpcInstallSnapshot:
+		var req InstallSnapshotRequest
+		if err := decodeValue(dec, &req); err != nil {
+			return err
+		}
+		if req.Size < 0 {
+			return fmt.Errorf("install snapshot with negative size %d", req.Size)
+		}
+		rpc.Command = &req
+		rpc.Reader = io.LimitReader(r, req.Size)
+	case rpcTimeoutNow:
+		var req TimeoutNowRequest
+		if err := decodeValue(dec, &req); err != nil {
+			return err
+		}
+		rpc.Command = &req
+	default:
+		return fmt.Errorf("unknown rpc type %d", rpcType)
+	}
+
+	if isHeartbeat {
+		n.heartbeatFnLock.Lock()
+		fn := n.heartbeatFn
+		n.heartbeatFnLock.Unlock()
+		if fn != nil {
+			fn(rpc)
+			goto RESP
+		}
+	}
+
+	select {
+	case n.consumeCh <- rpc:
+	case <-n.shutdownCh:
+		return ErrTransportShutdown
+	}
+
+RESP:
+	select {
+	case resp := <-respCh:
+		// Keep the stream aligned: consume what raft did not read of the
+		// snapshot data.
+		if rpc.Reader != nil {
+			if _, err := io.Copy(io.Discard, rpc.Reader); err != nil {
+				return err
+			}
+		}
+		respErr := ""
+		if resp.Error != nil {
+			respErr = resp.Error.Error()
+		}
+		if err := enc.Encode(respErr); err != nil {
+			return err
+		}
+		if err := enc.Encode(resp.Response); err != nil {
+			return err
+		}
+	case <-n.shutdownCh:
+		return ErrTransportShutdown
+	}
+	return nil
+}
+
+// decodeValue decodes one msgpack value; a decoder panic on hostile input
+// becomes an error that closes the connection.
+func decodeValue(dec *codec.Decoder, out interface{}) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("msgpack decode: %v", r)
+		}
+	}()
+	return dec.Decode(out)
+}
+
+// decodeResponse is used to decode an RPC response and reports whether the
+// connection can be reused.
+func decodeResponse(conn *netConn, resp interface{}) (bool, error) {
+	var rpcError string
+	if err := decodeValue(conn.dec, &rpcError); err != nil {
+		_ = conn.Release()
+		return false, err
+	}
+	if err := decodeValue(conn.dec, resp); err != nil {
+		_ = conn.Release()
+		return false, err
+	}
+	if rpcError != "" {
+		return true, errors.New(rpcError)
+	}
+	return true, nil
+}
+
+// sendRPC is used to encode and send the RPC.
+func sendRPC(conn *netConn, rpcType uint8, args interface{}) error {
+	if err := conn.w.WriteByte(rpcType); err != nil {
+		_ = conn.Release()
+		return err
+	}
+	if err := conn.enc.Encode(args); err != nil {
+		_ = conn.Release()
+		return err
+	}
+	if err := conn.w.Flush(); err != nil {
+		_ = conn.Release()
+		return err
+	}
+	return nil
+}
+
+// netPipeline is used to pipeline AppendEntries requests on one dedicated
+// connection; responses are matched to requests by order.
+type netPipeline struct {
+	conn  *netConn
+	trans *NetworkTransport
+
+	doneCh       chan AppendFuture
+	inprogressCh chan *appendFuture
+
+	shutdown     bool
+	shutdownCh   chan struct{}
+	shutdownLock sync.Mutex
+}
+
+func newNetPipeline(trans *NetworkTransport, conn *netConn, maxInFlight int) *netPipeline {
+	// Because we send the request before we wait for the response, one
+	// request is always in flight beyond the channel's buffer.
+	queueBuffer := maxInFlight - 2
+	n := &netPipeline{
+		conn:         conn,
+		trans:        trans,
+		doneCh:       make(chan AppendFuture, queueBuffer),
+		inprogressCh: make(chan *appendFuture, queueBuffer),
+		shutdownCh:   make(chan struct{}),
+	}
+	go n.decodeResponses()
+	return n
+}
+
+// decodeResponses is a long running routine that decodes the responses sent
+// on the connection.
+func (n *netPipeline) decodeResponses() {
+	timeout := n.trans.timeout
+	for {
+		select {
+		case future := <-n.inprogressCh:
+			if timeout > 0 {
+				_ = n.conn.conn.SetReadDeadline(time.Now().Add(timeout))
+			}
+			_, err := decodeResponse(n.conn, future.resp)
+			future.respond(err)
+			select {
+			case n.doneCh <- future:
+			case <-n.shutdownCh:
+				return
+			}
+		case <-n.shutdownCh:
+			return
+		}
+	}
+}
+
+// AppendEntries is used to pipeline a new append entries request.
+func (n *netPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntriesResponse) (AppendFuture, error) {
+	future := &appendFuture{start: time.Now(), args: args, resp: resp}
+	future.init()
+
+	if timeout := n.trans.timeout; timeout > 0 {
+		_ = n.conn.conn.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	if err := sendRPC(n.conn, rpcAppendEntries, future.args); err != nil {
+		return nil, err
+	}
+
+	select {
+	case n.inprogressCh <- future:
+		return future, nil
+	case <-n.shutdownCh:
+		return nil, ErrPipelineShutdown
+	}
+}
+
+// Consumer returns a channel that can be used to consume complete futures.
+func (n *netPipeline) Consumer() <-chan AppendFuture {
+	return n.doneCh
+}
+
+// Close is used to shut down the pipeline connection.
+func (n *netPipeline) Close() error {
+	n.shutdownLock.Lock()
+	defer n.shutdownLock.Unlock()
+	if n.shutdown {
+		return nil
+	}
+	_ = n.conn.Release()
+	n.shutdown = true
+	close(n.shutdownCh)
+	return nil
+}

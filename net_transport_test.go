@@ -1,0 +1,281 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/hex"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// goldenEncode encodes v as the transport does.
+func goldenEncode(t *testing.T, vs ...interface{}) string {
+	t.Helper()
+	var buf bytes.Buffer
+	n := &NetworkTransport{}
+	enc := codec.NewEncoder(&buf, n.encodeHandle())
+	for _, v := range vs {
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hex.EncodeToString(buf.Bytes())
+}
+
+// The captures of reference §2.14, between two hashicorp/raft v1.7.3 nodes.
+func TestWireGoldenCaptures(t *testing.T) {
+	hdr := RPCHeader{ProtocolVersion: 3, ID: []byte("s1"), Addr: []byte("a1")}
+	heartbeat := &AppendEntriesRequest{RPCHeader: hdr, Term: 2, Leader: []byte("a1")}
+	const wantHeartbeat = "89a441646472a26131a7456e7472696573c0a24944a27331a64c6561646572a26131b14c6561646572436f6d6d6974496e64657800ac507265764c6f67456e74727900ab507265764c6f675465726d00af50726f746f636f6c56657273696f6e03a45465726d02"
+	if got := goldenEncode(t, heartbeat); got != wantHeartbeat {
+		t.Errorf("heartbeat:\n got %s\nwant %s", got, wantHeartbeat)
+	}
+
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	ae := &AppendEntriesRequest{RPCHeader: hdr, Term: 2, Leader: []byte("a1"), PrevLogEntry: 4, PrevLogTerm: 1,
+		LeaderCommitIndex: 4, Entries: []*Log{{Index: 5, Term: 2, Type: LogCommand, Data: []byte("x"), AppendedAt: at}}}
+	const wantAE = "89a441646472a26131a7456e74726965739186aa417070656e6465644174af010000000eddca78d9075bcd15ffffa444617461a178aa457874656e73696f6e73c0a5496e64657805a45465726d02a45479706500a24944a27331a64c6561646572a26131b14c6561646572436f6d6d6974496e64657804ac507265764c6f67456e74727904ab507265764c6f675465726d01af50726f746f636f6c56657273696f6e03a45465726d02"
+	if got := goldenEncode(t, ae); got != wantAE {
+		t.Errorf("append entries:\n got %s\nwant %s", got, wantAE)
+	}
+
+	resp := &AppendEntriesResponse{RPCHeader: RPCHeader{ProtocolVersion: 3, ID: []byte("s2"), Addr: []byte("a2")},
+		Term: 2, LastLog: 5, Success: true}
+	const wantResp = "a087a441646472a26132a24944a27332a74c6173744c6f6705ae4e6f52657472794261636b6f6666c2af50726f746f636f6c56657273696f6e03a753756363657373c3a45465726d02"
+	if got := goldenEncode(t, "", resp); got != wantResp {
+		t.Errorf("response:\n got %s\nwant %s", got, wantResp)
+	}
+
+	const wantSnapResp = "a085a441646472c0a24944c0af50726f746f636f6c56657273696f6e00a753756363657373c3a45465726d02"
+	if got := goldenEncode(t, "", &InstallSnapshotResponse{Term: 2, Success: true}); got != wantSnapResp {
+		t.Errorf("install snapshot response:\n got %s\nwant %s", got, wantSnapResp)
+	}
+
+	const wantUnexpected = "b2" + "756e657870656374656420636f6d6d616e64" + "c0"
+	if got := goldenEncode(t, errTextUnexpectedCommand, nil); got != wantUnexpected {
+		t.Errorf("unexpected command:\n got %s\nwant %s", got, wantUnexpected)
+	}
+
+	// And the decoder reads the captures back.
+	raw, _ := hex.DecodeString(wantAE)
+	var back AppendEntriesRequest
+	if err := codec.NewDecoderBytes(raw, &codec.MsgpackHandle{}).Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Term != 2 || len(back.Entries) != 1 || !back.Entries[0].AppendedAt.Equal(at) || string(back.ID) != "s1" {
+		t.Fatalf("decoded %+v", back)
+	}
+}
+
+func newTestTCPTransport(t *testing.T, timeout time.Duration) *NetworkTransport {
+	t.Helper()
+	trans, err := NewTCPTransportWithLogger("127.0.0.1:0", nil, 2, timeout, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trans.Close() })
+	return trans
+}
+
+// serve answers every RPC on trans with fn until the test ends.
+func serve(t *testing.T, trans *NetworkTransport, fn func(RPC)) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case rpc := <-trans.Consumer():
+				fn(rpc)
+			case <-done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(done); wg.Wait() })
+}
+
+func TestNetworkTransportRoundTrips(t *testing.T) {
+	server := newTestTCPTransport(t, time.Second)
+	client := newTestTCPTransport(t, time.Second)
+	var snapData []byte
+	serve(t, server, func(rpc RPC) {
+		switch req := rpc.Command.(type) {
+		case *AppendEntriesRequest:
+			rpc.Respond(&AppendEntriesResponse{Term: req.Term, LastLog: uint64(len(req.Entries)), Success: true}, nil)
+		case *RequestVoteRequest:
+			rpc.Respond(&RequestVoteResponse{Term: req.Term, Granted: true}, nil)
+		case *RequestPreVoteRequest:
+			rpc.Respond(nil, io.ErrUnexpectedEOF)
+		case *InstallSnapshotRequest:
+			buf := make([]byte, 3) // read only part: the transport drains the rest
+			io.ReadFull(rpc.Reader, buf)
+			snapData = buf
+			rpc.Respond(&InstallSnapshotResponse{Term: req.Term, Success: true}, nil)
+		case *TimeoutNowRequest:
+			rpc.Respond(&TimeoutNowResponse{}, nil)
+		}
+	})
+	target := server.LocalAddr()
+	hdr := RPCHeader{ProtocolVersion: 3, ID: []byte("c"), Addr: []byte(client.LocalAddr())}
+
+	var aeResp AppendEntriesResponse
+	ae := &AppendEntriesRequest{RPCHeader: hdr, Term: 4, PrevLogEntry: 1, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 2, Term: 4, Data: []byte("d")}, {Index: 3, Term: 4}}}
+	if err := client.AppendEntries("s", target, ae, &aeResp); err != nil || !aeResp.Success || aeResp.LastLog != 2 {
+		t.Fatalf("AppendEntries: %v %+v", err, aeResp)
+	}
+	var rvResp RequestVoteResponse
+	if err := client.RequestVote("s", target, &RequestVoteRequest{RPCHeader: hdr, Term: 5}, &rvResp); err != nil || !rvResp.Granted {
+		t.Fatalf("RequestVote: %v %+v", err, rvResp)
+	}
+	var pvResp RequestPreVoteResponse
+	if err := client.RequestPreVote("s", target, &RequestPreVoteRequest{RPCHeader: hdr, Term: 5}, &pvResp); err == nil ||
+		err.Error() != io.ErrUnexpectedEOF.Error() {
+		t.Fatalf("RequestPreVote error = %v, want the server's error text", err)
+	}
+	var isResp InstallSnapshotResponse
+	data := strings.NewReader("SNAPDATA-MORE")
+	if err := client.InstallSnapshot("s", target, &InstallSnapshotRequest{RPCHeader: hdr, Term: 5, Size: 13}, &isResp, data); err != nil || !isResp.Success {
+		t.Fatalf("InstallSnapshot: %v %+v", err, isResp)
+	}
+	if string(snapData) != "SNA" {
+		t.Fatalf("snapshot data %q", snapData)
+	}
+	// The stream stayed aligned: the next RPC on a pooled connection works.
+	if err := client.AppendEntries("s", target, ae, &aeResp); err != nil || !aeResp.Success {
+		t.Fatalf("AppendEntries after a snapshot: %v", err)
+	}
+	var tnResp TimeoutNowResponse
+	if err := client.TimeoutNow("s", target, &TimeoutNowRequest{RPCHeader: hdr}, &tnResp); err != nil {
+		t.Fatalf("TimeoutNow: %v", err)
+	}
+
+	// Pipelining: responses come back in order.
+	p, err := client.AppendEntriesPipeline("s", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := 1; i <= 3; i++ {
+		req := &AppendEntriesRequest{RPCHeader: hdr, Term: 4, Entries: make([]*Log, i)}
+		for j := range req.Entries {
+			req.Entries[j] = &Log{Index: uint64(j + 1), Term: 4}
+		}
+		go func() { _, _ = p.AppendEntries(req, new(AppendEntriesResponse)) }()
+		f := <-p.Consumer()
+		if err := f.Error(); err != nil || f.Response().LastLog != uint64(len(f.Request().Entries)) {
+			t.Fatalf("pipelined %d: %v %+v", i, err, f.Response())
+		}
+	}
+}
+
+func TestNetworkTransportHeartbeatFastPath(t *testing.T) {
+	server := newTestTCPTransport(t, time.Second)
+	client := newTestTCPTransport(t, time.Second)
+	invoked := make(chan struct{}, 1)
+	server.SetHeartbeatHandler(func(rpc RPC) {
+		invoked <- struct{}{}
+		rpc.Respond(&AppendEntriesResponse{Term: 9, Success: true}, nil)
+	})
+	hb := &AppendEntriesRequest{RPCHeader: RPCHeader{ProtocolVersion: 3, ID: []byte("c"), Addr: []byte("x")}, Term: 9}
+	var resp AppendEntriesResponse
+	if err := client.AppendEntries("s", server.LocalAddr(), hb, &resp); err != nil || !resp.Success {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	select {
+	case <-invoked:
+	default:
+		t.Fatal("heartbeat did not take the fast path")
+	}
+}
+
+func TestTCPTransportRejectsUnadvertisableAddress(t *testing.T) {
+	if _, err := NewTCPTransport("0.0.0.0:0", nil, 1, time.Second, io.Discard); err != errNotAdvertisable {
+		t.Fatalf("err = %v, want errNotAdvertisable", err)
+	}
+	if _, err := NewTCPTransport("127.0.0.1:0", &fakeAddr{}, 1, time.Second, io.Discard); err != errNotTCP {
+		t.Fatalf("err = %v, want errNotTCP", err)
+	}
+}
+
+type fakeAddr struct{}
+
+func (*fakeAddr) Network() string { return "fake" }
+func (*fakeAddr) String() string  { return "fake" }
+
+// A three-node cluster over real TCP on loopback elects, replicates, and
+// catches a restarted follower up.
+func TestClusterOverTCP(t *testing.T) {
+	type node struct {
+		r     *Raft
+		fsm   *nopFSM
+		store *InmemStore
+		snaps *InmemSnapshotStore
+		trans *NetworkTransport
+		conf  *Config
+	}
+	var nodes []*node
+	var servers []Server
+	for i := 0; i < 3; i++ {
+		trans := newTestTCPTransport(t, time.Second)
+		conf := DefaultConfig()
+		conf.LocalID = ServerID(trans.LocalAddr())
+		conf.HeartbeatTimeout = 100 * time.Millisecond
+		conf.ElectionTimeout = 100 * time.Millisecond
+		conf.LeaderLeaseTimeout = 100 * time.Millisecond
+		conf.CommitTimeout = 10 * time.Millisecond
+		conf.Logger = hclog.NewNullLogger()
+		nodes = append(nodes, &node{fsm: &nopFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(), trans: trans, conf: conf})
+		servers = append(servers, Server{ID: conf.LocalID, Address: trans.LocalAddr()})
+	}
+	for _, n := range nodes {
+		if err := BootstrapCluster(n.conf, n.store, n.store, n.snaps, n.trans, Configuration{Servers: servers}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewRaft(n.conf, n.fsm, n.store, n.store, n.snaps, n.trans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.r = r
+	}
+	defer func() {
+		for _, n := range nodes {
+			n.r.Shutdown().Error()
+		}
+	}()
+	var leader *node
+	for deadline := time.Now().Add(20 * time.Second); leader == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, n := range nodes {
+			if n.r.State() == Leader {
+				leader = n
+			}
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader over TCP")
+	}
+	for i := 0; i < 100; i++ {
+		if err := leader.r.Apply([]byte("x"), time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := leader.r.Barrier(time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		deadline := time.Now().Add(20 * time.Second)
+		for n.r.AppliedIndex() < leader.r.AppliedIndex() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n.r.AppliedIndex() < leader.r.AppliedIndex() {
+			t.Fatalf("%s applied %d, leader %d", n.conf.LocalID, n.r.AppliedIndex(), leader.r.AppliedIndex())
+		}
+	}
+}
