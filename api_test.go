@@ -236,20 +236,7 @@ func TestReloadConfig(t *testing.T) {
 func TestUserRestore(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		c.ApplyN(leader, "a", 10)
-		sf := leader.Raft.Snapshot()
-		if err := sf.Error(); err != nil {
-			t.Fatal(err)
-		}
-		meta, rc, err := sf.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.Close()
-		c.ApplyN(leader, "b", 10)
-		if err := leader.Raft.Restore(meta, rc, time.Second); err != nil {
-			t.Fatal(err)
-		}
+		snapshotApplyRestore(t, c, leader)
 		c.WaitFor(5*time.Second, "followers to take the restored state", func() bool {
 			for _, n := range c.Nodes {
 				if n.Recorder().Len() != 10 {
@@ -284,5 +271,25 @@ func TestReadPeersAndConfigJSON(t *testing.T) {
 	os.WriteFile(p, []byte(`{`), 0o600)
 	if _, err := raft.ReadConfigJSON(p); err == nil {
 		t.Fatal("bad JSON accepted")
+	}
+}
+
+// snapshotApplyRestore applies 10 commands, snapshots, applies 10 more and
+// restores the snapshot on the leader: the cluster is back at 10 commands.
+func snapshotApplyRestore(t *testing.T, c *rafttest.Cluster, leader *rafttest.Node) {
+	t.Helper()
+	c.ApplyN(leader, "a", 10)
+	sf := leader.Raft.Snapshot()
+	if err := sf.Error(); err != nil {
+		t.Fatal(err)
+	}
+	meta, rc, err := sf.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	c.ApplyN(leader, "b", 10)
+	if err := leader.Raft.Restore(meta, rc, time.Second); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -308,20 +308,7 @@ func (monotonicStore) IsMonotonic() bool { return true }
 func TestKnownBug15_RestoreOnMonotonicStoreLeavesNoGap(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		c.ApplyN(leader, "a", 10)
-		sf := leader.Raft.Snapshot()
-		if err := sf.Error(); err != nil {
-			t.Fatal(err)
-		}
-		meta, rc, err := sf.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.Close()
-		c.ApplyN(leader, "b", 10)
-		if err := leader.Raft.Restore(meta, rc, time.Second); err != nil {
-			t.Fatal(err)
-		}
+		snapshotApplyRestore(t, c, leader)
 		c.ApplyN(leader, "c", 1)
 		c.WaitApplied(11)
 		for _, n := range c.Nodes {
