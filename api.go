@@ -314,7 +314,6 @@ type durableState struct {
 	lastLogTerm     uint64
 	snapshotIndex   uint64
 	snapshotTerm    uint64
-	snapshotID      string
 	snapshotsListed int
 	configurations  configurations
 	commitIndex     uint64
@@ -373,7 +372,7 @@ func loadDurableState(logs LogStore, stable StableStore, snaps SnapshotStore,
 
 // useSnapshotMeta takes the snapshot's index, term and configuration.
 func (st *durableState) useSnapshotMeta(meta *SnapshotMeta, trans Transport) error {
-	st.snapshotIndex, st.snapshotTerm, st.snapshotID = meta.Index, meta.Term, meta.ID
+	st.snapshotIndex, st.snapshotTerm = meta.Index, meta.Term
 	var c Configuration
 	var cIndex uint64
 	switch {
