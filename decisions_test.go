@@ -373,6 +373,40 @@ func TestLogTail(t *testing.T) {
 	}
 }
 
+func TestLogTailBoundsBytesButKeepsTheNewBatch(t *testing.T) {
+	tl := newLogTail(1024)
+	tl.maxBytes = 100
+	big := func(idx uint64) *Log { return &Log{Index: idx, Term: 1, Data: make([]byte, 30)} }
+	for i := uint64(1); i <= 10; i++ {
+		tl.appendEntries([]*Log{big(i)})
+		if tl.bytes > tl.maxBytes {
+			t.Fatalf("after entry %d the tail holds %d bytes, budget %d", i, tl.bytes, tl.maxBytes)
+		}
+		if _, ok := tl.get(i); !ok {
+			t.Fatalf("entry %d just appended is gone", i)
+		}
+	}
+	if _, ok := tl.get(1); ok {
+		t.Fatal("oldest entry kept beyond the byte budget")
+	}
+	// A batch larger than the whole budget is kept entire: it may not be in
+	// the store yet.
+	batch := []*Log{big(11), big(12), big(13), big(14), big(15)}
+	tl.appendEntries(batch)
+	for i := uint64(11); i <= 15; i++ {
+		if _, ok := tl.get(i); !ok {
+			t.Fatalf("entry %d of the new batch dropped", i)
+		}
+	}
+	if tl.bytes != dataBytes(tl.entries) {
+		t.Fatalf("byte count %d, entries hold %d", tl.bytes, dataBytes(tl.entries))
+	}
+	tl.truncateFrom(13)
+	if tl.bytes != 60 {
+		t.Fatalf("after truncation %d bytes, want 60", tl.bytes)
+	}
+}
+
 func TestApplyQueueBoundsAndTimeout(t *testing.T) {
 	q := newApplyQueue(2)
 	shutdown := make(chan struct{})

@@ -64,18 +64,34 @@ func (l *lockedRand) jitter(d time.Duration) time.Duration {
 	return d + time.Duration(l.r.Int64N(int64(d)))
 }
 
+// logTailMaxBytes bounds the entry data the log tail keeps, whatever the
+// entry count: a tail of large entries must not hold gigabytes.
+const logTailMaxBytes = 64 << 20
+
 // logTail keeps the most recent entries of this node's log in memory, so the
 // leader can replicate entries while it is still writing them (the disk
 // write runs in parallel with replication) and neither role rereads recent
-// entries from the store. Entries are contiguous and never mutated.
+// entries from the store. Entries are contiguous and never mutated. It holds
+// up to 2*limit entries and logTailMaxBytes of data, but never drops the
+// batch just appended (it may not be in the store yet).
 type logTail struct {
-	mu      sync.RWMutex
-	entries []*Log
-	limit   int
+	mu       sync.RWMutex
+	entries  []*Log
+	limit    int
+	maxBytes int
+	bytes    int // sum of len(Data) over entries
 }
 
 func newLogTail(limit int) *logTail {
-	return &logTail{limit: limit}
+	return &logTail{limit: limit, maxBytes: logTailMaxBytes}
+}
+
+func dataBytes(entries []*Log) int {
+	n := 0
+	for _, e := range entries {
+		n += len(e.Data)
+	}
+	return n
 }
 
 // appendEntries adds entries, which must follow the current tail or replace a
@@ -90,20 +106,33 @@ func (t *logTail) appendEntries(entries []*Log) {
 	if n := len(t.entries); n > 0 {
 		base := t.entries[0].Index
 		switch {
-		case first >= base && first <= base+uint64(n):
+		case first == base+uint64(n):
+		case first >= base && first < base+uint64(n):
+			clear(t.entries[first-base:])
 			t.entries = t.entries[:first-base]
+			t.bytes = dataBytes(t.entries)
 		default:
 			clear(t.entries)
 			t.entries = t.entries[:0]
+			t.bytes = 0
 		}
 	}
 	t.entries = append(t.entries, entries...)
-	if len(t.entries) > 2*t.limit {
-		drop := len(t.entries) - t.limit
-		kept := make([]*Log, t.limit, 2*t.limit)
-		copy(kept, t.entries[drop:])
-		t.entries = kept
+	t.bytes += dataBytes(entries)
+	if len(t.entries) <= 2*t.limit && t.bytes <= t.maxBytes {
+		return
 	}
+	// Trim down to half the budgets, oldest first, sparing the new batch.
+	drop, dropped := 0, 0
+	for drop < len(t.entries)-len(entries) &&
+		(len(t.entries)-drop > t.limit || t.bytes-dropped > t.maxBytes/2) {
+		dropped += len(t.entries[drop].Data)
+		drop++
+	}
+	kept := make([]*Log, len(t.entries)-drop, max(len(t.entries)-drop, 2*t.limit))
+	copy(kept, t.entries[drop:])
+	t.entries = kept
+	t.bytes -= dropped
 }
 
 // get returns the entry at index, if the tail holds it.
@@ -148,6 +177,7 @@ func (t *logTail) truncateFrom(index uint64) {
 		clear(t.entries[index-base:])
 		t.entries = t.entries[:index-base]
 	}
+	t.bytes = dataBytes(t.entries)
 }
 
 // reset empties the tail.
@@ -156,6 +186,7 @@ func (t *logTail) reset() {
 	defer t.mu.Unlock()
 	clear(t.entries)
 	t.entries = nil
+	t.bytes = 0
 }
 
 // applyQueue carries Apply and Barrier requests to the main loop without a
