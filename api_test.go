@@ -2,6 +2,7 @@ package raft_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,7 +280,18 @@ func TestReadPeersAndConfigJSON(t *testing.T) {
 func snapshotApplyRestore(t *testing.T, c *rafttest.Cluster, leader *rafttest.Node) {
 	t.Helper()
 	c.ApplyN(leader, "a", 10)
-	sf := leader.Raft.Snapshot()
+	meta, rc := takeSnapshot(t, leader.Raft)
+	defer rc.Close()
+	c.ApplyN(leader, "b", 10)
+	if err := leader.Raft.Restore(meta, rc, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// takeSnapshot takes a user snapshot and opens it.
+func takeSnapshot(t *testing.T, r *raft.Raft) (*raft.SnapshotMeta, io.ReadCloser) {
+	t.Helper()
+	sf := r.Snapshot()
 	if err := sf.Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -287,9 +299,5 @@ func snapshotApplyRestore(t *testing.T, c *rafttest.Cluster, leader *rafttest.No
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
-	c.ApplyN(leader, "b", 10)
-	if err := leader.Raft.Restore(meta, rc, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	return meta, rc
 }

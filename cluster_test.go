@@ -3,6 +3,7 @@ package raft_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -95,13 +96,7 @@ func TestCluster_MinorityLeaderCannotCommitAndStepsDown(t *testing.T) {
 		c.Heal()
 		c.WaitApplied(10)
 		c.CheckConsistent()
-		for _, n := range c.Nodes {
-			for _, cmd := range n.Recorder().Logs() {
-				if string(cmd) == "lost" {
-					t.Fatalf("%s applied an entry that was never committed", n.ID)
-				}
-			}
-		}
+		assertNoneApplied(t, c, "lost")
 	})
 }
 
@@ -129,13 +124,7 @@ func TestCluster_LogDivergenceRepaired(t *testing.T) {
 		c.Heal()
 		c.WaitApplied(13)
 		c.CheckConsistent()
-		for _, n := range c.Nodes {
-			for _, cmd := range n.Recorder().Logs() {
-				if len(cmd) > 5 && string(cmd[:5]) == "stale" {
-					t.Fatalf("%s applied uncommitted %q", n.ID, cmd)
-				}
-			}
-		}
+		assertNoneApplied(t, c, "stale-")
 	})
 }
 
@@ -499,4 +488,17 @@ func TestCluster_ObserversLeaderChAndStats(t *testing.T) {
 			n.Raft.DeregisterObserver(obs)
 		}
 	})
+}
+
+// assertNoneApplied fails if any node applied a command starting with
+// prefix: those were never committed.
+func assertNoneApplied(t *testing.T, c *rafttest.Cluster, prefix string) {
+	t.Helper()
+	for _, n := range c.Nodes {
+		for _, cmd := range n.Recorder().Logs() {
+			if strings.HasPrefix(string(cmd), prefix) {
+				t.Fatalf("%s applied uncommitted %q", n.ID, cmd)
+			}
+		}
+	}
 }

@@ -282,14 +282,7 @@ func TestKnownBug14_SnapshotAfterMembershipChangeIncludesIt(t *testing.T) {
 		if err := af.Error(); err != nil {
 			t.Fatal(err)
 		}
-		sf := leader.Raft.Snapshot()
-		if err := sf.Error(); err != nil {
-			t.Fatal(err)
-		}
-		meta, rc, err := sf.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
+		meta, rc := takeSnapshot(t, leader.Raft)
 		rc.Close()
 		if len(meta.Configuration.Servers) != 4 || meta.ConfigurationIndex != af.Index() {
 			t.Fatalf("snapshot carries %v at %d, want 4 servers at %d",
