@@ -41,6 +41,21 @@ const (
 	// RPC request data from the leader to followers.
 	connSendBufferSize = 256 * 1024 // 256KB
 
+	// DefaultMaxMessageSize is the default NetworkTransportConfig.MaxMessageSize.
+	// It is far above what a leader sends in one AppendEntries unless the
+	// entries themselves are huge.
+	DefaultMaxMessageSize = 128 << 20
+
+	// DefaultReadTimeout is the default NetworkTransportConfig.ReadTimeout.
+	DefaultReadTimeout = 10 * time.Second
+
+	// DefaultMaxIdleTime is the default NetworkTransportConfig.MaxIdleTime.
+	DefaultMaxIdleTime = 2 * time.Minute
+
+	// maxRetainedBuffer is the largest encode buffer a pooled connection
+	// keeps between requests.
+	maxRetainedBuffer = 1 << 20
+
 	// minInFlightForPipelining is a property of our current pipelining
 	// implementation and must not be changed unless we change the invariants
 	// of that implementation.
@@ -98,6 +113,24 @@ type NetworkTransportConfig struct {
 	// timestamp form; the default is the legacy form every raft version
 	// reads.
 	MsgpackUseNewTimeFormat bool
+
+	// MaxMessageSize bounds one inbound message (a request, or a response
+	// to one of ours), not counting InstallSnapshot's data. A peer that
+	// sends more has its connection closed, so memory per connection stays
+	// bounded. 0 means DefaultMaxMessageSize. (Not in hashicorp/raft.)
+	MaxMessageSize int
+
+	// ReadTimeout is how long a request may take to arrive once its first
+	// byte has, extended by as much for every TimeoutScale bytes; a peer
+	// that trickles slower has its connection closed. Idle connections
+	// between requests are not affected. 0 means DefaultReadTimeout. (Not in
+	// hashicorp/raft.)
+	ReadTimeout time.Duration
+
+	// MaxIdleTime closes pooled outbound connections that stayed unused for
+	// this long. 0 means DefaultMaxIdleTime; a negative value keeps them
+	// until they fail. (Not in hashicorp/raft.)
+	MaxIdleTime time.Duration
 }
 
 // NetworkTransport provides a network based transport that can be used to
@@ -132,18 +165,34 @@ type NetworkTransport struct {
 	streamCancel  context.CancelFunc
 	streamCtxLock sync.RWMutex
 
-	timeout      time.Duration
+	timeout time.Duration
+	// TimeoutScale is the number of snapshot bytes per Timeout when
+	// sending InstallSnapshot, and per ReadTimeout when receiving a
+	// request.
 	TimeoutScale int
 
 	msgpackUseNewTimeFormat bool
+
+	maxMessageSize int
+	readTimeout    time.Duration
+	maxIdleTime    time.Duration
 }
 
+// netConn is an outbound connection: its buffered reader and writer, the
+// go-msgpack encoder for the messages the hand-written codec does not cover,
+// and reusable buffers.
 type netConn struct {
 	target ServerAddress
 	conn   net.Conn
+	r      *bufio.Reader
 	w      *bufio.Writer
-	dec    *codec.Decoder
 	enc    *codec.Encoder
+
+	out      []byte // encoding buffer of AppendEntries requests
+	scratch  []byte // framing buffer of responses
+	maxMsg   int
+	newTime  bool
+	lastUsed time.Time // when it went back to the pool
 }
 
 func (n *netConn) Release() error {
@@ -164,6 +213,18 @@ func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTrans
 	if maxInFlight == 0 {
 		maxInFlight = DefaultMaxRPCsInFlight
 	}
+	maxMsg := config.MaxMessageSize
+	if maxMsg <= 0 {
+		maxMsg = DefaultMaxMessageSize
+	}
+	readTimeout := config.ReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = DefaultReadTimeout
+	}
+	maxIdle := config.MaxIdleTime
+	if maxIdle == 0 {
+		maxIdle = DefaultMaxIdleTime
+	}
 	trans := &NetworkTransport{
 		connPool:                make(map[ServerAddress][]*netConn),
 		consumeCh:               make(chan RPC),
@@ -176,9 +237,15 @@ func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTrans
 		TimeoutScale:            DefaultTimeoutScale,
 		serverAddressProvider:   config.ServerAddressProvider,
 		msgpackUseNewTimeFormat: config.MsgpackUseNewTimeFormat,
+		maxMessageSize:          maxMsg,
+		readTimeout:             readTimeout,
+		maxIdleTime:             maxIdle,
 	}
 	trans.setupStreamContext()
 	go trans.listen()
+	if maxIdle > 0 {
+		go trans.reapIdle()
+	}
 	return trans
 }
 
@@ -271,19 +338,69 @@ func (n *NetworkTransport) IsShutdown() bool {
 	}
 }
 
-// getPooledConn is used to grab a pooled connection.
+// getPooledConn is used to grab a pooled connection, the most recently
+// used one; connections idle for longer than MaxIdleTime are closed instead.
 func (n *NetworkTransport) getPooledConn(target ServerAddress) *netConn {
 	n.connPoolLock.Lock()
 	defer n.connPoolLock.Unlock()
-	conns, ok := n.connPool[target]
-	if !ok || len(conns) == 0 {
-		return nil
+	for {
+		conns := n.connPool[target]
+		num := len(conns)
+		if num == 0 {
+			return nil
+		}
+		conn := conns[num-1]
+		conns[num-1] = nil
+		n.connPool[target] = conns[:num-1]
+		if n.maxIdleTime > 0 && time.Since(conn.lastUsed) > n.maxIdleTime {
+			_ = conn.Release()
+			continue
+		}
+		return conn
 	}
-	num := len(conns)
-	conn := conns[num-1]
-	conns[num-1] = nil
-	n.connPool[target] = conns[:num-1]
-	return conn
+}
+
+// reapIdle closes pooled connections that stayed unused for MaxIdleTime,
+// so that a peer that is gone does not hold file descriptors forever.
+func (n *NetworkTransport) reapIdle() {
+	ticker := time.NewTicker(n.maxIdleTime / 2)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-n.shutdownCh:
+			return
+		case <-ticker.C:
+			n.reapIdleOnce(time.Now())
+		}
+	}
+}
+
+// reapIdleOnce closes the pooled connections idle since before now minus
+// MaxIdleTime and reports how many it closed.
+func (n *NetworkTransport) reapIdleOnce(now time.Time) int {
+	n.connPoolLock.Lock()
+	defer n.connPoolLock.Unlock()
+	reaped := 0
+	for target, conns := range n.connPool {
+		kept := conns[:0]
+		for _, c := range conns {
+			if now.Sub(c.lastUsed) > n.maxIdleTime {
+				_ = c.Release()
+				reaped++
+				continue
+			}
+			kept = append(kept, c)
+		}
+		for i := len(kept); i < len(conns); i++ {
+			conns[i] = nil
+		}
+		if len(kept) == 0 {
+			delete(n.connPool, target)
+		} else {
+			n.connPool[target] = kept
+		}
+	}
+	return reaped
 }
 
 // getConnFromAddressProvider returns a connection from the server address
@@ -315,10 +432,12 @@ func (n *NetworkTransport) getConn(target ServerAddress) (*netConn, error) {
 		return nil, err
 	}
 	netConn := &netConn{
-		target: target,
-		conn:   conn,
-		dec:    codec.NewDecoder(bufio.NewReader(conn), &codec.MsgpackHandle{}),
-		w:      bufio.NewWriterSize(conn, connSendBufferSize),
+		target:  target,
+		conn:    conn,
+		r:       bufio.NewReader(conn),
+		w:       bufio.NewWriterSize(conn, connSendBufferSize),
+		maxMsg:  n.maxMessageSize,
+		newTime: n.msgpackUseNewTimeFormat,
 	}
 	netConn.enc = codec.NewEncoder(netConn.w, n.encodeHandle())
 	return netConn, nil
@@ -339,6 +458,7 @@ func (n *NetworkTransport) returnConn(conn *netConn) {
 	key := conn.target
 	conns := n.connPool[key]
 	if !n.IsShutdown() && len(conns) < n.maxPool {
+		conn.lastUsed = time.Now()
 		n.connPool[key] = append(conns, conn)
 		return
 	}
@@ -470,15 +590,34 @@ func (n *NetworkTransport) listen() {
 	}
 }
 
+// inboundConn is the receiving side of one connection.
+type inboundConn struct {
+	trans   *NetworkTransport
+	conn    net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
+	enc     *codec.Encoder
+	out     []byte
+	scratch []byte
+
+	// nextExtend is the message size at which the read deadline is
+	// extended again (every TimeoutScale bytes).
+	nextExtend int
+}
+
 // handleConn is used to handle an inbound connection for its lifespan. The
 // handler will exit when the passed context is cancelled or the connection
-// is closed.
+// is closed. Any malformed, oversized or too slow request closes the
+// connection with a log line.
 func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 	defer conn.Close()
-	r := bufio.NewReaderSize(conn, connReceiveBufferSize)
-	w := bufio.NewWriter(conn)
-	dec := codec.NewDecoder(r, &codec.MsgpackHandle{})
-	enc := codec.NewEncoder(w, n.encodeHandle())
+	in := &inboundConn{
+		trans: n,
+		conn:  conn,
+		r:     bufio.NewReaderSize(conn, connReceiveBufferSize),
+		w:     bufio.NewWriter(conn),
+	}
+	in.enc = codec.NewEncoder(in.w, n.encodeHandle())
 	for {
 		select {
 		case <-connCtx.Done():
@@ -486,36 +625,92 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 			return
 		default:
 		}
-		if err := n.handleCommand(r, dec, enc); err != nil {
-			if err != io.EOF {
-				n.logger.Error("failed to decode incoming command", "error", err)
+		if err := in.handleCommand(); err != nil {
+			if err != io.EOF && !n.IsShutdown() {
+				n.logger.Error("closing inbound connection", "remote-address", conn.RemoteAddr().String(), "error", err)
 			}
 			return
 		}
-		if err := w.Flush(); err != nil {
-			n.logger.Error("failed to flush response", "error", err)
+		if err := in.w.Flush(); err != nil {
+			n.logger.Error("failed to flush response", "remote-address", conn.RemoteAddr().String(), "error", err)
 			return
+		}
+		if cap(in.out) > maxRetainedBuffer {
+			in.out = nil
+		}
+		if cap(in.scratch) > maxRetainedBuffer {
+			in.scratch = nil
 		}
 	}
 }
 
-// handleCommand decodes one request, hands it to raft (or the heartbeat fast
+// startDeadline gives the request that just started ReadTimeout to arrive.
+func (in *inboundConn) startDeadline() {
+	in.nextExtend = in.trans.TimeoutScale
+	_ = in.conn.SetReadDeadline(time.Now().Add(in.trans.readTimeout))
+}
+
+// progress extends the read deadline by ReadTimeout for every TimeoutScale
+// bytes received, so a large request from a healthy peer is never cut off
+// while a trickle is.
+func (in *inboundConn) progress(received int) {
+	if in.trans.TimeoutScale > 0 && received >= in.nextExtend {
+		in.nextExtend = received + in.trans.TimeoutScale
+		_ = in.conn.SetReadDeadline(time.Now().Add(in.trans.readTimeout))
+	}
+}
+
+// readRequest reads the msgpack value of a request into a buffer it owns.
+func (in *inboundConn) readRequest(what string) ([]byte, error) {
+	msg, scratch, err := readMessage(in.r, in.scratch, in.trans.maxMessageSize, in.progress)
+	in.scratch = scratch
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return msg, nil
+}
+
+// deadlineReader extends the connection's read deadline as snapshot data
+// arrives, at the same rate as for requests.
+type deadlineReader struct {
+	in       *inboundConn
+	r        io.Reader
+	received int
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.received += n
+	d.in.progress(d.received)
+	return n, err
+}
+
+// handleCommand reads one request, hands it to raft (or the heartbeat fast
 // path), and writes the answer.
-func (n *NetworkTransport) handleCommand(r *bufio.Reader, dec *codec.Decoder, enc *codec.Encoder) error {
-	rpcType, err := r.ReadByte()
+func (in *inboundConn) handleCommand() error {
+	n := in.trans
+	// Between requests the connection may stay idle as long as it likes.
+	_ = in.conn.SetReadDeadline(time.Time{})
+	rpcType, err := in.r.ReadByte()
 	if err != nil {
 		return err
 	}
+	in.startDeadline()
+
 	respCh := make(chan RPCResponse, 1)
 	rpc := RPC{RespChan: respCh}
 	isHeartbeat := false
 	switch rpcType {
 	case rpcAppendEntries:
-		var req AppendEntriesRequest
-		if err := decodeValue(dec, &req); err != nil {
+		msg, err := in.readRequest("AppendEntries")
+		if err != nil {
 			return err
 		}
-		rpc.Command = &req
+		req := new(AppendEntriesRequest)
+		if err := decodeAppendEntriesRequest(msg, req); err != nil {
+			return err
+		}
+		rpc.Command = req
 		leaderAddr := req.RPCHeader.Addr
 		if len(leaderAddr) == 0 {
 			leaderAddr = req.Leader
@@ -525,33 +720,33 @@ func (n *NetworkTransport) handleCommand(r *bufio.Reader, dec *codec.Decoder, en
 			isHeartbeat = true
 		}
 	case rpcRequestVote:
-		var req RequestVoteRequest
-		if err := decodeValue(dec, &req); err != nil {
+		req := new(RequestVoteRequest)
+		if err := in.decodeRequest("RequestVote", req); err != nil {
 			return err
 		}
-		rpc.Command = &req
+		rpc.Command = req
 	case rpcRequestPreVote:
-		var req RequestPreVoteRequest
-		if err := decodeValue(dec, &req); err != nil {
+		req := new(RequestPreVoteRequest)
+		if err := in.decodeRequest("RequestPreVote", req); err != nil {
 			return err
 		}
-		rpc.Command = &req
+		rpc.Command = req
 	case rpcInstallSnapshot:
-		var req InstallSnapshotRequest
-		if err := decodeValue(dec, &req); err != nil {
+		req := new(InstallSnapshotRequest)
+		if err := in.decodeRequest("InstallSnapshot", req); err != nil {
 			return err
 		}
 		if req.Size < 0 {
 			return fmt.Errorf("install snapshot with negative size %d", req.Size)
 		}
-		rpc.Command = &req
-		rpc.Reader = io.LimitReader(r, req.Size)
+		rpc.Command = req
+		rpc.Reader = &deadlineReader{in: in, r: io.LimitReader(in.r, req.Size)}
 	case rpcTimeoutNow:
-		var req TimeoutNowRequest
-		if err := decodeValue(dec, &req); err != nil {
+		req := new(TimeoutNowRequest)
+		if err := in.decodeRequest("TimeoutNow", req); err != nil {
 			return err
 		}
-		rpc.Command = &req
+		rpc.Command = req
 	default:
 		return fmt.Errorf("unknown rpc type %d", rpcType)
 	}
@@ -579,45 +774,52 @@ RESP:
 		// snapshot data.
 		if rpc.Reader != nil {
 			if _, err := io.Copy(io.Discard, rpc.Reader); err != nil {
-				return err
+				return fmt.Errorf("drain snapshot data: %w", err)
 			}
 		}
-		respErr := ""
-		if resp.Error != nil {
-			respErr = resp.Error.Error()
-		}
-		if err := enc.Encode(respErr); err != nil {
-			return err
-		}
-		if err := enc.Encode(resp.Response); err != nil {
-			return err
-		}
+		return in.writeResponse(resp)
 	case <-n.shutdownCh:
 		return ErrTransportShutdown
+	}
+}
+
+// decodeRequest reads and decodes a request that the hand-written codec
+// does not cover, with go-msgpack from a bounded buffer.
+func (in *inboundConn) decodeRequest(what string, out interface{}) error {
+	msg, err := in.readRequest(what)
+	if err != nil {
+		return err
+	}
+	if err := decodeMsgPack(msg, out); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
 	}
 	return nil
 }
 
-// decodeValue decodes one msgpack value; a decoder panic on hostile input
-// becomes an error that closes the connection.
-func decodeValue(dec *codec.Decoder, out interface{}) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("msgpack decode: %v", r)
-		}
-	}()
-	return dec.Decode(out)
+// writeResponse writes the error string, then the response value.
+func (in *inboundConn) writeResponse(resp RPCResponse) error {
+	respErr := ""
+	if resp.Error != nil {
+		respErr = resp.Error.Error()
+	}
+	if ae, ok := resp.Response.(*AppendEntriesResponse); ok && ae != nil {
+		in.out = appendRawHeader(in.out[:0], len(respErr))
+		in.out = append(in.out, respErr...)
+		in.out = appendAppendEntriesResponse(in.out, ae)
+		_, err := in.w.Write(in.out)
+		return err
+	}
+	if err := in.enc.Encode(respErr); err != nil {
+		return err
+	}
+	return in.enc.Encode(resp.Response)
 }
 
-// decodeResponse is used to decode an RPC response and reports whether the
-// connection can be reused.
+// decodeResponse reads an RPC response (the error string, then the value)
+// and reports whether the connection can be reused.
 func decodeResponse(conn *netConn, resp interface{}) (bool, error) {
-	var rpcError string
-	if err := decodeValue(conn.dec, &rpcError); err != nil {
-		_ = conn.Release()
-		return false, err
-	}
-	if err := decodeValue(conn.dec, resp); err != nil {
+	rpcError, err := conn.readResponse(resp)
+	if err != nil {
 		_ = conn.Release()
 		return false, err
 	}
@@ -627,21 +829,62 @@ func decodeResponse(conn *netConn, resp interface{}) (bool, error) {
 	return true, nil
 }
 
-// sendRPC is used to encode and send the RPC.
+func (c *netConn) readResponse(resp interface{}) (string, error) {
+	msg, scratch, err := readMessage(c.r, c.scratch, c.maxMsg, nil)
+	c.scratch = scratch
+	if err != nil {
+		return "", fmt.Errorf("read response error string: %w", err)
+	}
+	sr := msgReader{b: msg}
+	rpcError := sr.bytes("the error string")
+	if err := sr.finish("response error string"); err != nil {
+		return "", err
+	}
+	msg, c.scratch, err = readMessage(c.r, c.scratch, c.maxMsg, nil)
+	if err != nil {
+		return "", fmt.Errorf("read response: %w", err)
+	}
+	if cap(c.scratch) > maxRetainedBuffer {
+		c.scratch = nil
+	}
+	if ae, ok := resp.(*AppendEntriesResponse); ok {
+		err = decodeAppendEntriesResponse(msg, ae)
+	} else {
+		err = decodeMsgPack(msg, resp)
+	}
+	if err != nil {
+		return "", fmt.Errorf("decode response: %w", err)
+	}
+	return string(rpcError), nil
+}
+
+// sendRPC is used to encode and send the RPC; AppendEntries goes through
+// the hand-written encoder.
 func sendRPC(conn *netConn, rpcType uint8, args interface{}) error {
-	if err := conn.w.WriteByte(rpcType); err != nil {
-		_ = conn.Release()
-		return err
-	}
-	if err := conn.enc.Encode(args); err != nil {
-		_ = conn.Release()
-		return err
-	}
-	if err := conn.w.Flush(); err != nil {
+	if err := conn.write(rpcType, args); err != nil {
 		_ = conn.Release()
 		return err
 	}
 	return nil
+}
+
+func (c *netConn) write(rpcType uint8, args interface{}) error {
+	if err := c.w.WriteByte(rpcType); err != nil {
+		return err
+	}
+	if req, ok := args.(*AppendEntriesRequest); ok {
+		c.out = appendAppendEntriesRequest(c.out[:0], req, c.newTime)
+		_, err := c.w.Write(c.out)
+		if cap(c.out) > maxRetainedBuffer {
+			c.out = nil
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := c.enc.Encode(args); err != nil {
+		return err
+	}
+	return c.w.Flush()
 }
 
 // netPipeline is used to pipeline AppendEntries requests on one dedicated
