@@ -618,6 +618,19 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 		w:     bufio.NewWriter(conn),
 	}
 	in.enc = codec.NewEncoder(in.w, n.encodeHandle())
+	// A TLS connection completes its handshake (and the peer's certificate
+	// check) first, within the read timeout.
+	if hs, ok := conn.(interface {
+		HandshakeContext(context.Context) error
+	}); ok {
+		ctx, cancel := context.WithTimeout(connCtx, n.readTimeout)
+		err := hs.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			n.logger.Error("closing inbound connection: TLS handshake failed", "remote-address", conn.RemoteAddr().String(), "error", err)
+			return
+		}
+	}
 	for {
 		select {
 		case <-connCtx.Done():

@@ -210,21 +210,24 @@ type fakeAddr struct{}
 func (*fakeAddr) Network() string { return "fake" }
 func (*fakeAddr) String() string  { return "fake" }
 
-// A three-node cluster over real TCP on loopback elects, replicates, and
-// catches a restarted follower up.
-func TestClusterOverTCP(t *testing.T) {
-	type node struct {
-		r     *Raft
-		fsm   *nopFSM
-		store *InmemStore
-		snaps *InmemSnapshotStore
-		trans *NetworkTransport
-		conf  *Config
-	}
-	var nodes []*node
+// tcpNode is one node of a cluster on a NetworkTransport.
+type tcpNode struct {
+	r     *Raft
+	fsm   *nopFSM
+	store *InmemStore
+	snaps *InmemSnapshotStore
+	trans *NetworkTransport
+	conf  *Config
+}
+
+// startNetCluster starts and bootstraps n nodes on the transports newTrans
+// makes, waits for a leader and returns the nodes and the leader.
+func startNetCluster(t *testing.T, n int, newTrans func() *NetworkTransport) ([]*tcpNode, *tcpNode) {
+	t.Helper()
+	var nodes []*tcpNode
 	var servers []Server
-	for i := 0; i < 3; i++ {
-		trans := newTestTCPTransport(t, time.Second)
+	for i := 0; i < n; i++ {
+		trans := newTrans()
 		conf := DefaultConfig()
 		conf.LocalID = ServerID(trans.LocalAddr())
 		conf.HeartbeatTimeout = 100 * time.Millisecond
@@ -232,7 +235,7 @@ func TestClusterOverTCP(t *testing.T) {
 		conf.LeaderLeaseTimeout = 100 * time.Millisecond
 		conf.CommitTimeout = 10 * time.Millisecond
 		conf.Logger = hclog.NewNullLogger()
-		nodes = append(nodes, &node{fsm: &nopFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(), trans: trans, conf: conf})
+		nodes = append(nodes, &tcpNode{fsm: &nopFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(), trans: trans, conf: conf})
 		servers = append(servers, Server{ID: conf.LocalID, Address: trans.LocalAddr()})
 	}
 	for _, n := range nodes {
@@ -245,12 +248,12 @@ func TestClusterOverTCP(t *testing.T) {
 		}
 		n.r = r
 	}
-	defer func() {
+	t.Cleanup(func() {
 		for _, n := range nodes {
 			n.r.Shutdown().Error()
 		}
-	}()
-	var leader *node
+	})
+	var leader *tcpNode
 	for deadline := time.Now().Add(20 * time.Second); leader == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		for _, n := range nodes {
 			if n.r.State() == Leader {
@@ -259,14 +262,15 @@ func TestClusterOverTCP(t *testing.T) {
 		}
 	}
 	if leader == nil {
-		t.Fatal("no leader over TCP")
+		t.Fatal("no leader")
 	}
-	for i := 0; i < 100; i++ {
-		if err := leader.r.Apply([]byte("x"), time.Second).Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := leader.r.Barrier(time.Second).Error(); err != nil {
+	return nodes, leader
+}
+
+// waitAllApplied waits until every node applied what the leader applied.
+func waitAllApplied(t *testing.T, nodes []*tcpNode, leader *tcpNode) {
+	t.Helper()
+	if err := leader.r.Barrier(5 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
@@ -278,4 +282,15 @@ func TestClusterOverTCP(t *testing.T) {
 			t.Fatalf("%s applied %d, leader %d", n.conf.LocalID, n.r.AppliedIndex(), leader.r.AppliedIndex())
 		}
 	}
+}
+
+// A three-node cluster over real TCP on loopback elects and replicates.
+func TestClusterOverTCP(t *testing.T) {
+	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport { return newTestTCPTransport(t, time.Second) })
+	for i := 0; i < 100; i++ {
+		if err := leader.r.Apply([]byte("x"), time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAllApplied(t, nodes, leader)
 }

@@ -1,0 +1,177 @@
+package raft
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue makes a certificate for a node on 127.0.0.1, good as server and
+// client.
+func (ca *testCA) issue(t *testing.T, name string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// mutualTLS is the configuration of a node trusting only ca, presenting
+// cert (none when cert is nil).
+func mutualTLS(ca *testCA, cert *tls.Certificate) *tls.Config {
+	c := &tls.Config{RootCAs: ca.pool, ClientCAs: ca.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		c.Certificates = []tls.Certificate{*cert}
+	}
+	return c
+}
+
+func newTestTLSTransport(t *testing.T, cfg *tls.Config, logs *syncBuffer) *NetworkTransport {
+	t.Helper()
+	logger := hclog.NewNullLogger()
+	if logs != nil {
+		logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
+	}
+	trans, err := NewTLSTransportWithConfig("127.0.0.1:0", nil, cfg, &NetworkTransportConfig{MaxPool: 2, Timeout: 2 * time.Second, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trans.Close() })
+	return trans
+}
+
+// A cluster with mutual TLS elects and replicates; a node whose certificate
+// comes from another CA, or that has none, can neither send an RPC that is
+// heard nor receive the cluster's entries after being added.
+func TestTLSTransportMutualAuth(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	logs := &syncBuffer{}
+	i := 0
+	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport {
+		i++
+		cert := ca.issue(t, "node")
+		var l *syncBuffer
+		if i == 1 {
+			l = logs
+		}
+		return newTestTLSTransport(t, mutualTLS(ca, &cert), l)
+	})
+	for i := 0; i < 20; i++ {
+		if err := leader.r.Apply([]byte("x"), time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAllApplied(t, nodes, leader)
+
+	// A rogue node: a certificate from another CA (that it trusts for its
+	// own side), and a node with no certificate at all.
+	rogueCA := newTestCA(t, "rogue CA")
+	rogueCert := rogueCA.issue(t, "rogue")
+	rogue := newTestTLSTransport(t, mutualTLS(rogueCA, &rogueCert), nil)
+	noCertCfg := mutualTLS(ca, nil)
+	noCert := newTestTLSTransport(t, noCertCfg, nil)
+
+	term := leader.r.CurrentTerm()
+	for name, trans := range map[string]*NetworkTransport{"foreign CA": rogue, "no certificate": noCert} {
+		for _, n := range nodes {
+			var resp RequestVoteResponse
+			err := trans.RequestVote(n.conf.LocalID, n.trans.LocalAddr(),
+				&RequestVoteRequest{RPCHeader: RPCHeader{ProtocolVersion: 3, ID: []byte("rogue"), Addr: []byte(trans.LocalAddr())},
+					Term: term + 100, LastLogIndex: 1 << 40, LastLogTerm: term + 99}, &resp)
+			if err == nil {
+				t.Fatalf("%s: a RequestVote to %s got through: %+v", name, n.conf.LocalID, resp)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if got := n.r.CurrentTerm(); got != term {
+			t.Fatalf("%s moved from term %d to %d after rejected RPCs", n.conf.LocalID, term, got)
+		}
+	}
+
+	// Added as a non-voter, the rogue node never gets an entry: the leader
+	// refuses its certificate when dialing it.
+	rogueStore := NewInmemStore()
+	rogueConf := DefaultConfig()
+	rogueConf.LocalID = ServerID(rogue.LocalAddr())
+	rogueConf.Logger = hclog.NewNullLogger()
+	rogueRaft, err := NewRaft(rogueConf, &nopFSM{}, rogueStore, rogueStore, NewInmemSnapshotStore(), rogue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rogueRaft.Shutdown()
+	if err := leader.r.AddNonvoter(rogueConf.LocalID, rogue.LocalAddr(), 0, 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if err := leader.r.Apply([]byte("y"), time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAllApplied(t, nodes, leader)
+	if last, _ := rogueStore.LastIndex(); last != 0 {
+		t.Fatalf("the rogue node received entries up to %d", last)
+	}
+	if !strings.Contains(logs.String(), "TLS handshake failed") {
+		t.Fatalf("no log line about the refused handshakes:\n%s", logs.String())
+	}
+}
+
+func TestTLSTransportNeedsConfig(t *testing.T) {
+	if _, err := NewTLSTransport("127.0.0.1:0", nil, nil, 1, time.Second, nil); err != errNoTLSConfig {
+		t.Fatalf("err = %v, want errNoTLSConfig", err)
+	}
+	if _, err := NewTLSStreamLayer("0.0.0.0:0", nil, &tls.Config{}); err != errNotAdvertisable {
+		t.Fatalf("err = %v, want errNotAdvertisable", err)
+	}
+}
