@@ -52,6 +52,8 @@ type Raft struct {
 	preVote         bool
 	rng             *lockedRand
 	rpcHeader       RPCHeader
+	// appendBytesBudget caps the entry bytes of one AppendEntries.
+	appendBytesBudget int
 
 	conf         atomic.Pointer[Config]
 	confReloadMu sync.Mutex
@@ -485,6 +487,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		trans:                 trans,
 		rng:                   newLockedRand(conf.RandomSeed),
 		tail:                  newLogTail(max(8*conf.MaxAppendEntries, 1024)),
+		appendBytesBudget:     appendBytesBudget(trans),
 		observedTermCh:        make(chan struct{}, 1),
 		applyQ:                newApplyQueue(applyQueueLimit),
 		configurationChangeCh: make(chan *configurationChangeFuture),

@@ -323,6 +323,10 @@ func (n *NetworkTransport) Consumer() <-chan RPC {
 	return n.consumeCh
 }
 
+// maxInboundMessageSize reports MaxMessageSize to raft, which keeps its
+// AppendEntries requests below it.
+func (n *NetworkTransport) maxInboundMessageSize() int { return n.maxMessageSize }
+
 // LocalAddr implements the Transport interface.
 func (n *NetworkTransport) LocalAddr() ServerAddress {
 	return ServerAddress(n.stream.Addr().String())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -214,6 +215,7 @@ func (*fakeAddr) String() string  { return "fake" }
 type tcpNode struct {
 	r     *Raft
 	fsm   *nopFSM
+	logs  LogStore // store, unless a test wraps it
 	store *InmemStore
 	snaps *InmemSnapshotStore
 	trans *NetworkTransport
@@ -222,7 +224,7 @@ type tcpNode struct {
 
 // startNetCluster starts and bootstraps n nodes on the transports newTrans
 // makes, waits for a leader and returns the nodes and the leader.
-func startNetCluster(t *testing.T, n int, newTrans func() *NetworkTransport) ([]*tcpNode, *tcpNode) {
+func startNetCluster(t *testing.T, n int, newTrans func() *NetworkTransport, adjust ...func(i int, n *tcpNode)) ([]*tcpNode, *tcpNode) {
 	t.Helper()
 	var nodes []*tcpNode
 	var servers []Server
@@ -235,14 +237,19 @@ func startNetCluster(t *testing.T, n int, newTrans func() *NetworkTransport) ([]
 		conf.LeaderLeaseTimeout = 100 * time.Millisecond
 		conf.CommitTimeout = 10 * time.Millisecond
 		conf.Logger = hclog.NewNullLogger()
-		nodes = append(nodes, &tcpNode{fsm: &nopFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(), trans: trans, conf: conf})
+		node := &tcpNode{fsm: &nopFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(), trans: trans, conf: conf}
+		node.logs = node.store
+		for _, f := range adjust {
+			f(i, node)
+		}
+		nodes = append(nodes, node)
 		servers = append(servers, Server{ID: conf.LocalID, Address: trans.LocalAddr()})
 	}
 	for _, n := range nodes {
-		if err := BootstrapCluster(n.conf, n.store, n.store, n.snaps, n.trans, Configuration{Servers: servers}); err != nil {
+		if err := BootstrapCluster(n.conf, n.logs, n.store, n.snaps, n.trans, Configuration{Servers: servers}); err != nil {
 			t.Fatal(err)
 		}
-		r, err := NewRaft(n.conf, n.fsm, n.store, n.store, n.snaps, n.trans)
+		r, err := NewRaft(n.conf, n.fsm, n.logs, n.store, n.snaps, n.trans)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,4 +300,185 @@ func TestClusterOverTCP(t *testing.T) {
 		}
 	}
 	waitAllApplied(t, nodes, leader)
+}
+
+// Byte-based flow control: with a 12 MiB message limit on every node,
+// entries of 5 MiB applied together still replicate, because the leader
+// splits its AppendEntries by bytes instead of sending one batch the
+// followers would refuse.
+func TestClusterOverTCPSplitsLargeBatches(t *testing.T) {
+	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport {
+		trans, err := NewTCPTransportWithConfig("127.0.0.1:0", nil, &NetworkTransportConfig{
+			MaxPool: 2, Timeout: 5 * time.Second, Logger: hclog.NewNullLogger(), MaxMessageSize: 12 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { trans.Close() })
+		return trans
+	}, func(i int, n *tcpNode) {
+		// Roomy timeouts: 30 MiB under the race detector is slow.
+		n.conf.HeartbeatTimeout, n.conf.ElectionTimeout = time.Second, time.Second
+		n.conf.LeaderLeaseTimeout = 500 * time.Millisecond
+	})
+	var futures []ApplyFuture
+	for i := 0; i < 6; i++ {
+		futures = append(futures, leader.r.Apply(bytes.Repeat([]byte{byte(i)}, 5<<20), 30*time.Second))
+	}
+	for i, f := range futures {
+		if err := f.Error(); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+	waitAllApplied(t, nodes, leader)
+}
+
+// A dead peer (it accepts connections and never answers) does not hold up
+// replication to the others: the cluster keeps committing through the
+// remaining majority.
+func TestClusterOverTCPDeadPeerDoesNotBlockOthers(t *testing.T) {
+	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport { return newTestTCPTransport(t, time.Second) })
+	var dead *tcpNode
+	for _, n := range nodes {
+		if n != leader {
+			dead = n
+			break
+		}
+	}
+	addr := string(dead.trans.LocalAddr())
+	if err := dead.r.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	// A black hole on the dead node's address: connections are accepted
+	// and then nothing is ever read or written.
+	hole, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("rebind %s: %v", addr, err)
+	}
+	defer hole.Close()
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+		}
+	}()
+	defer func() {
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+
+	for i := 0; i < 200; i++ {
+		if err := leader.r.Apply([]byte("x"), 5*time.Second).Error(); err != nil {
+			t.Fatalf("apply %d with a dead peer: %v", i, err)
+		}
+	}
+	var alive []*tcpNode
+	for _, n := range nodes {
+		if n != dead {
+			alive = append(alive, n)
+		}
+	}
+	waitAllApplied(t, alive, leader)
+	if leader.r.State() != Leader {
+		t.Fatal("the leader stepped down because of one dead peer")
+	}
+}
+
+// gatedLogStore blocks StoreLogs while its gate is closed, like a disk that
+// stalls.
+type gatedLogStore struct {
+	*InmemStore
+	mu   sync.Mutex
+	gate chan struct{} // nil when open
+}
+
+func (g *gatedLogStore) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gate = make(chan struct{})
+}
+
+func (g *gatedLogStore) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+}
+
+func (g *gatedLogStore) StoreLogs(logs []*Log) error {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return g.InmemStore.StoreLogs(logs)
+}
+
+func (g *gatedLogStore) StoreLog(l *Log) error { return g.StoreLogs([]*Log{l}) }
+
+// Heartbeats do not wait behind a large AppendEntries: while both
+// followers are stuck writing one (their disks stall for many lease
+// timeouts), the heartbeats on their own connections are still answered, so
+// the leader keeps its lease (it would step down after LeaderLeaseTimeout
+// without contact from a majority) and no term changes.
+func TestClusterOverTCPHeartbeatsDoNotWaitBehindAppendEntries(t *testing.T) {
+	gates := map[int]*gatedLogStore{}
+	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport { return newTestTCPTransport(t, time.Second) },
+		func(i int, n *tcpNode) {
+			gates[i] = &gatedLogStore{InmemStore: n.store}
+			n.logs = gates[i]
+			// Roomy timeouts, so that only a missing fast path, not a
+			// loaded machine, loses the lease.
+			n.conf.HeartbeatTimeout, n.conf.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
+			n.conf.LeaderLeaseTimeout = 300 * time.Millisecond
+		})
+	if err := leader.r.Apply([]byte("warm-up"), time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitAllApplied(t, nodes, leader)
+	term := leader.r.CurrentTerm()
+
+	for i, n := range nodes {
+		if n != leader {
+			gates[i].close()
+		}
+	}
+	// Registered after startNetCluster's cleanup, so it runs first: the
+	// nodes cannot shut down while a store is stuck.
+	t.Cleanup(func() {
+		for i := range nodes {
+			gates[i].open()
+		}
+	})
+	f := leader.r.Apply(bytes.Repeat([]byte("big"), 1<<20), 5*time.Second)
+	// Five lease timeouts with both followers' main loops stuck in
+	// StoreLogs.
+	time.Sleep(5 * leader.conf.LeaderLeaseTimeout)
+	if leader.r.State() != Leader {
+		t.Fatal("the leader lost its lease: heartbeats waited behind the stuck AppendEntries")
+	}
+	for i := range nodes {
+		gates[i].open()
+	}
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitAllApplied(t, nodes, leader)
+	for _, n := range nodes {
+		if got := n.r.CurrentTerm(); got != term {
+			t.Fatalf("%s moved from term %d to %d", n.conf.LocalID, term, got)
+		}
+	}
 }

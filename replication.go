@@ -345,11 +345,20 @@ func (s *followerReplication) setupAppendEntries(nextIndex, lastIndex uint64) (*
 	end := min(lastIndex, nextIndex+maxAppend-1)
 	if end >= nextIndex {
 		req.Entries = make([]*Log, 0, end-nextIndex+1)
+		budget := r.appendBytesBudget
 		for i := nextIndex; i <= end; i++ {
 			l, err := r.entryAt(i)
 			if err != nil {
 				return nil, err
 			}
+			// Byte-based flow control: a request stays within the budget
+			// (and so within what a peer accepts), but always carries at
+			// least one entry.
+			size := len(l.Data) + len(l.Extensions)
+			if len(req.Entries) > 0 && size > budget {
+				break
+			}
+			budget -= size
 			req.Entries = append(req.Entries, l)
 		}
 	} else {

@@ -136,3 +136,24 @@ type AppendFuture interface {
 	// valid on success.
 	Response() *AppendEntriesResponse
 }
+
+// maxAppendEntriesBytes is the most entry bytes one AppendEntries carries
+// (a single larger entry still goes alone).
+const maxAppendEntriesBytes = 16 << 20
+
+// withMaxMessageSize is implemented by transports that refuse messages above
+// a size; the leader keeps its requests well below it.
+type withMaxMessageSize interface {
+	maxInboundMessageSize() int
+}
+
+// appendBytesBudget is the entry bytes per AppendEntries for trans: at most
+// maxAppendEntriesBytes and half the transport's message limit (peers are
+// assumed to run with the same limit; the rest is room for the encoding).
+func appendBytesBudget(trans Transport) int {
+	budget := maxAppendEntriesBytes
+	if t, ok := trans.(withMaxMessageSize); ok {
+		budget = min(budget, t.maxInboundMessageSize()/2)
+	}
+	return max(budget, 1)
+}
