@@ -217,7 +217,7 @@ func (l ourLayer) Dial(a ours.ServerAddress, timeout time.Duration) (net.Conn, e
 // node is one server of either library. Its stores and FSM survive stop and
 // start, as a disk would.
 type node struct {
-	t     *testing.T
+	t     testing.TB
 	id    string // also its address
 	hashi bool
 	fsm   *recorder
@@ -250,7 +250,7 @@ func (n *node) String() string {
 }
 
 // newNode reserves an address for a node of the given library.
-func newNode(t *testing.T, hashi bool) *node {
+func newNode(t testing.TB, hashi bool) *node {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -451,7 +451,7 @@ func (n *node) members() []string {
 
 // startCluster makes nodes of the given libraries (true = hashicorp) and
 // starts them bootstrapped as one cluster.
-func startCluster(t *testing.T, hashi ...bool) []*node {
+func startCluster(t testing.TB, hashi ...bool) []*node {
 	t.Helper()
 	var nodes []*node
 	for _, h := range hashi {
@@ -464,7 +464,7 @@ func startCluster(t *testing.T, hashi ...bool) []*node {
 }
 
 // eventually polls cond until it holds, failing after a generous bound.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if cond() {
@@ -474,7 +474,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func waitLeader(t *testing.T, nodes []*node) *node {
+func waitLeader(t testing.TB, nodes []*node) *node {
 	t.Helper()
 	var leader *node
 	eventually(t, "a leader", func() bool {
@@ -491,7 +491,7 @@ func waitLeader(t *testing.T, nodes []*node) *node {
 
 // leaderOf makes a node of the wanted library the leader, by transfer if
 // needed, and returns it.
-func leaderOf(t *testing.T, nodes []*node, hashi bool) *node {
+func leaderOf(t testing.TB, nodes []*node, hashi bool) *node {
 	t.Helper()
 	leader := waitLeader(t, nodes)
 	if leader.hashi == hashi {
@@ -509,7 +509,7 @@ func leaderOf(t *testing.T, nodes []*node, hashi bool) *node {
 	return nil
 }
 
-func applyN(t *testing.T, leader *node, prefix string, n int) {
+func applyN(t testing.TB, leader *node, prefix string, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		if err := leader.apply([]byte(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
@@ -520,7 +520,7 @@ func applyN(t *testing.T, leader *node, prefix string, n int) {
 
 // waitSameState waits until every running node in nodes applied exactly
 // the leader's commands, in the same order.
-func waitSameState(t *testing.T, nodes []*node, leader *node) {
+func waitSameState(t testing.TB, nodes []*node, leader *node) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		want := leader.fsm.state()
