@@ -2,6 +2,7 @@ package raft
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
 	"net"
@@ -214,7 +215,7 @@ func (*fakeAddr) String() string  { return "fake" }
 // tcpNode is one node of a cluster on a NetworkTransport.
 type tcpNode struct {
 	r     *Raft
-	fsm   *nopFSM
+	fsm   FSM
 	logs  LogStore // store, unless a test wraps it
 	store *InmemStore
 	snaps *InmemSnapshotStore
@@ -481,4 +482,116 @@ func TestClusterOverTCPHeartbeatsDoNotWaitBehindAppendEntries(t *testing.T) {
 			t.Fatalf("%s moved from term %d to %d", n.conf.LocalID, term, got)
 		}
 	}
+}
+
+// countFSM counts applied commands and snapshots that count.
+type countFSM struct {
+	mu       sync.Mutex
+	n        uint64
+	restores int
+}
+
+func (f *countFSM) Apply(*Log) interface{} { f.mu.Lock(); defer f.mu.Unlock(); f.n++; return nil }
+func (f *countFSM) Snapshot() (FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return countSnap(f.n), nil
+}
+func (f *countFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var b [8]byte
+	if _, err := io.ReadFull(rc, b[:]); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n = binary.BigEndian.Uint64(b[:])
+	f.restores++
+	return nil
+}
+func (f *countFSM) get() (uint64, int) { f.mu.Lock(); defer f.mu.Unlock(); return f.n, f.restores }
+
+type countSnap uint64
+
+func (s countSnap) Persist(sink SnapshotSink) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(s))
+	if _, err := sink.Write(b[:]); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+func (countSnap) Release() {}
+
+// Known bug 13 (hashicorp #212): a very stale follower must get the
+// snapshot over the network once and converge, not loop. Over real TCP, a
+// follower that was down while the leader compacted far past its log comes
+// back, installs the snapshot once, and catches up with the entries after it.
+func TestKnownBug13_VeryStaleFollowerOverTCP(t *testing.T) {
+	fsms := map[int]*countFSM{}
+	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport { return newTestTCPTransport(t, time.Second) },
+		func(i int, n *tcpNode) {
+			n.conf.TrailingLogs = 10
+			n.conf.SnapshotThreshold = 1 << 40
+			fsms[i] = &countFSM{}
+			n.fsm = fsms[i]
+		})
+	stale := 0
+	if nodes[0] == leader {
+		stale = 1
+	}
+	follower := nodes[stale]
+	addr := string(follower.trans.LocalAddr())
+	if err := follower.r.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	// More entries than the leader keeps in memory, then a snapshot that
+	// compacts its log far past the follower's.
+	var last ApplyFuture
+	for i := 0; i < 2500; i++ {
+		last = leader.r.Apply([]byte("x"), 5*time.Second)
+	}
+	if err := last.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.r.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := leader.r.Apply([]byte("y"), 5*time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	trans, err := NewTCPTransportWithLogger(addr, nil, 2, time.Second, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("rebind %s: %v", addr, err)
+	}
+	t.Cleanup(func() { trans.Close() })
+	follower.trans = trans
+	fsms[stale] = &countFSM{}
+	follower.r, err = NewRaft(follower.conf, fsms[stale], follower.logs, follower.store, follower.snaps, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAllApplied(t, nodes, leader)
+	want, _ := fsms[indexOf(nodes, leader)].get()
+	deadline := time.Now().Add(20 * time.Second)
+	for n, _ := fsms[stale].get(); n != want && time.Now().Before(deadline); n, _ = fsms[stale].get() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, restores := fsms[stale].get()
+	if n != want || restores != 1 {
+		t.Fatalf("stale follower: %d commands applied (leader %d) after %d snapshot installs, want 1", n, want, restores)
+	}
+}
+
+func indexOf(nodes []*tcpNode, n *tcpNode) int {
+	for i, m := range nodes {
+		if m == n {
+			return i
+		}
+	}
+	return -1
 }
