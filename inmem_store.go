@@ -72,7 +72,7 @@ func (i *InmemStore) StoreLogs(logs []*Log) error {
 		// Keep the pointer, as hashicorp/raft does: the library never
 		// changes an entry once it is stored.
 		i.logs[l.Index] = l
-		if i.lowIndex == 0 {
+		if i.lowIndex == 0 || l.Index < i.lowIndex {
 			i.lowIndex = l.Index
 		}
 		if l.Index > i.highIndex {
@@ -133,7 +133,7 @@ func (i *InmemStore) Get(key []byte) ([]byte, error) {
 	if !ok {
 		return nil, errors.New(errTextNotFound)
 	}
-	return val, nil
+	return append([]byte(nil), val...), nil
 }
 
 // SetUint64 implements the StableStore interface.
@@ -153,10 +153,13 @@ func (i *InmemStore) GetUint64(key []byte) (uint64, error) {
 }
 
 // InmemCommitTrackingStore is an InmemStore that also tracks the commit
-// index, for Config.RestoreCommittedLogs in tests.
+// index, for Config.RestoreCommittedLogs in tests. As a durable store must, it
+// makes a staged index visible only with the next StoreLogs.
 type InmemCommitTrackingStore struct {
 	*InmemStore
 	mu          sync.RWMutex
+	staged      uint64
+	hasStaged   bool
 	commitIndex uint64
 }
 
@@ -166,19 +169,43 @@ func NewInmemCommitTrackingStore() *InmemCommitTrackingStore {
 	return &InmemCommitTrackingStore{InmemStore: NewInmemStore()}
 }
 
-// StageCommitIndex records the commit index.
+// StageCommitIndex records the commit index, to be written with the next
+// StoreLogs.
 func (i *InmemCommitTrackingStore) StageCommitIndex(index uint64) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.commitIndex = index
+	i.staged, i.hasStaged = index, true
 	return nil
 }
 
-// GetCommitIndex returns the recorded commit index.
+// StoreLogs stores the entries and, with them, a staged commit index.
+func (i *InmemCommitTrackingStore) StoreLogs(logs []*Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if err := i.InmemStore.StoreLogs(logs); err != nil {
+		return err
+	}
+	if i.hasStaged {
+		i.commitIndex, i.hasStaged = i.staged, false
+	}
+	return nil
+}
+
+// StoreLog stores one entry (and a staged commit index).
+func (i *InmemCommitTrackingStore) StoreLog(log *Log) error {
+	return i.StoreLogs([]*Log{log})
+}
+
+// GetCommitIndex returns the commit index written with the entries, never
+// more than the last index.
 func (i *InmemCommitTrackingStore) GetCommitIndex() (uint64, error) {
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	return i.commitIndex, nil
+	last, _ := i.InmemStore.LastIndex()
+	return min(i.commitIndex, last), nil
 }
 
 // LogCache wraps any LogStore implementation to provide an in-memory ring
