@@ -86,7 +86,8 @@ type Raft struct {
 	configurations      configurations
 	leaderState         *leaderState
 	candidateByTransfer bool
-	fsmDispatched       uint64 // last index handed to runFSM
+	fsmDispatched       uint64  // last index handed to runFSM
+	hole                logHole // entries missing before the log (main loop)
 	tail                *logTail
 	startupAppliedTerm  uint64
 	observedTerm        atomic.Uint64 // highest term seen by replication
@@ -321,6 +322,7 @@ type durableState struct {
 	commitIndex     uint64
 	firstLogIndex   uint64
 	snapshotsToTry  []*SnapshotMeta
+	hole            logHole
 }
 
 // loadDurableState reads and cross-checks the term, the log and the snapshot
@@ -394,11 +396,13 @@ func (st *durableState) useSnapshotMeta(meta *SnapshotMeta, trans Transport) err
 
 // replayConfigurations reads the configuration entries after the snapshot.
 func (st *durableState) replayConfigurations(logs LogStore) error {
-	if st.lastLogIndex == 0 {
+	if st.lastLogIndex == 0 || st.firstLogIndex == 0 {
 		return nil
 	}
 	start := st.snapshotIndex + 1
-	if st.firstLogIndex > start {
+	if st.hole.active() {
+		start = st.firstLogIndex
+	} else if st.firstLogIndex > start {
 		if st.snapshotIndex == 0 && st.snapshotsListed > 0 {
 			return fmt.Errorf("log starts at index %d but no snapshot could be used", st.firstLogIndex)
 		}
@@ -525,6 +529,10 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	if err := r.restoreSnapshot(st); err != nil {
 		return nil, err
 	}
+	if err := r.findHole(st); err != nil {
+		return nil, err
+	}
+	r.hole = st.hole
 	if err := st.checkAgainstTerm(); err != nil {
 		return nil, err
 	}
@@ -536,6 +544,9 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 			return nil, fmt.Errorf("failed to read commit index: %w", err)
 		}
 		st.commitIndex = min(ci, max(st.lastLogIndex, st.snapshotIndex))
+		if st.hole.active() {
+			st.commitIndex = min(st.commitIndex, st.hole.from-1)
+		}
 	}
 	st.commitIndex = max(st.commitIndex, st.snapshotIndex)
 	if err := st.replayConfigurations(logs); err != nil {
@@ -627,7 +638,53 @@ func (r *Raft) restoreSnapshot(st *durableState) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("failed to load any existing snapshots (%d listed)", len(st.snapshotsToTry))
+	// None restores. The node still comes back: with its log from the
+	// start, or with a hole the leader fills (see findLogHole).
+	r.logger.Error("no snapshot could be restored; starting without one", "listed", len(st.snapshotsToTry))
+	st.snapshotIndex, st.snapshotTerm = 0, 0
+	return nil
+}
+
+// findHole works out, after restoreSnapshot, whether entries are missing
+// between the restored snapshot and the log, and if so sets r.hole and
+// takes the newest snapshot's metadata for what it still tells: its
+// configuration, and its index and term as the node's last log position
+// (the node may have acknowledged those entries, so it must keep voting as
+// if it had them).
+func (r *Raft) findHole(st *durableState) error {
+	if r.config().NoSnapshotRestoreOnStart || len(st.snapshotsToTry) == 0 {
+		// With no snapshot at all, a log that does not start at 1 is
+		// more likely a wrong or lost snapshot directory than damage:
+		// replayConfigurations reports it.
+		return nil
+	}
+	var newest *SnapshotMeta
+	if len(st.snapshotsToTry) > 0 {
+		newest = st.snapshotsToTry[0]
+	}
+	var newestIndex uint64
+	if newest != nil {
+		newestIndex = newest.Index
+	}
+	st.hole = findLogHole(st.snapshotIndex, newestIndex, st.firstLogIndex)
+	if !st.hole.active() {
+		return nil
+	}
+	if newest != nil && newest.Index > st.snapshotIndex {
+		restoredIndex, restoredTerm := st.snapshotIndex, st.snapshotTerm
+		if err := st.useSnapshotMeta(newest, r.trans); err != nil {
+			return err
+		}
+		st.snapshotIndex, st.snapshotTerm = restoredIndex, restoredTerm
+		if newest.Index > st.lastLogIndex {
+			st.lastLogIndex, st.lastLogTerm = newest.Index, newest.Term
+		}
+	}
+	r.logger.Error("log entries are missing: no usable snapshot covers them and the log starts after them; "+
+		"keeping the term, vote and log, not standing for election, and waiting for the leader to send them or a snapshot",
+		"missing-from", st.hole.from, "missing-to", st.hole.to, "restored-snapshot-index", st.snapshotIndex,
+		"first-log-index", st.firstLogIndex)
+	return nil
 }
 
 // replayCommitted applies entries up to commitIndex to the FSM on the

@@ -104,19 +104,79 @@ func TestPlanAppend(t *testing.T) {
 	log := map[uint64]uint64{1: 1, 2: 1, 3: 2, 4: 2}
 	e := func(idx, term uint64) *Log { return &Log{Index: idx, Term: term} }
 	// All new.
-	p := planAppend([]*Log{e(5, 3), e(6, 3)}, 4, mapLookup(log))
+	p := planAppend([]*Log{e(5, 3), e(6, 3)}, 4, mapLookup(log), logHole{})
 	if p.truncateFrom != 0 || len(p.newEntries) != 2 {
 		t.Fatalf("new entries: %+v", p)
 	}
 	// Duplicates only: nothing to do (a delayed request must not truncate).
-	p = planAppend([]*Log{e(2, 1), e(3, 2)}, 4, mapLookup(log))
+	p = planAppend([]*Log{e(2, 1), e(3, 2)}, 4, mapLookup(log), logHole{})
 	if p.truncateFrom != 0 || len(p.newEntries) != 0 {
 		t.Fatalf("duplicates: %+v", p)
 	}
 	// Conflict at 3: truncate from 3, store 3 and 4 onwards.
-	p = planAppend([]*Log{e(2, 1), e(3, 3), e(4, 3), e(5, 3)}, 4, mapLookup(log))
+	p = planAppend([]*Log{e(2, 1), e(3, 3), e(4, 3), e(5, 3)}, 4, mapLookup(log), logHole{})
 	if p.truncateFrom != 3 || len(p.newEntries) != 3 || p.newEntries[0].Index != 3 {
 		t.Fatalf("conflict: %+v", p)
+	}
+}
+
+// TestPlanAppendAcrossHole: entries that fall into a known hole are stored
+// without truncating the (possibly acknowledged) entries after it; a real
+// conflict after the hole still truncates.
+func TestPlanAppendAcrossHole(t *testing.T) {
+	log := map[uint64]uint64{10: 2, 11: 2, 12: 3}
+	e := func(idx, term uint64) *Log { return &Log{Index: idx, Term: term} }
+	hole := logHole{4, 9}
+	p := planAppend([]*Log{e(4, 1), e(5, 1), e(6, 2)}, 12, mapLookup(log), hole)
+	if p.truncateFrom != 0 || len(p.newEntries) != 3 {
+		t.Fatalf("filling the hole: %+v", p)
+	}
+	p = planAppend([]*Log{e(8, 2), e(9, 2), e(10, 2), e(11, 2)}, 12, mapLookup(log), hole)
+	if p.truncateFrom != 0 || len(p.newEntries) != 4 {
+		t.Fatalf("filling up to matching entries: %+v", p)
+	}
+	p = planAppend([]*Log{e(9, 2), e(10, 2), e(11, 4), e(12, 4)}, 12, mapLookup(log), hole)
+	if p.truncateFrom != 11 || len(p.newEntries) != 4 {
+		t.Fatalf("conflict after the hole: %+v", p)
+	}
+	// Without the hole the same request would have truncated at 4.
+	if p := planAppend([]*Log{e(4, 1)}, 12, mapLookup(log), logHole{}); p.truncateFrom != 4 {
+		t.Fatalf("no hole: %+v", p)
+	}
+}
+
+func TestFindAndFillLogHole(t *testing.T) {
+	cases := []struct {
+		restored, newest, first uint64
+		want                    logHole
+	}{
+		{0, 0, 0, logHole{}},           // a new node
+		{0, 0, 1, logHole{}},           // a log from the start
+		{100, 100, 90, logHole{}},      // snapshot and log overlap
+		{100, 100, 101, logHole{}},     // log right after the snapshot
+		{50, 100, 91, logHole{51, 90}}, // newest corrupt, older ends before the log
+		{0, 100, 91, logHole{1, 90}},   // no snapshot restores
+		{50, 100, 0, logHole{51, 100}}, // empty log after a corrupt newest snapshot
+		{100, 100, 0, logHole{}},       // empty log, snapshot fine
+		{50, 100, 51, logHole{}},       // the log connects to the older snapshot
+	}
+	for _, c := range cases {
+		if got := findLogHole(c.restored, c.newest, c.first); got != c.want {
+			t.Errorf("findLogHole(%d, %d, %d) = %v; want %v", c.restored, c.newest, c.first, got, c.want)
+		}
+	}
+	h := logHole{51, 90}
+	if got := fillHole(h, 51, 60); got != (logHole{61, 90}) {
+		t.Errorf("partial fill = %v", got)
+	}
+	if got := fillHole(h, 52, 60); got != h {
+		t.Errorf("a fill that does not start at the hole must not move it: %v", got)
+	}
+	if got := fillHole(h, 40, 95); got != (logHole{}) {
+		t.Errorf("covering fill = %v", got)
+	}
+	if got := fillHole(h, 0, 70); got != (logHole{71, 90}) {
+		t.Errorf("snapshot inside the hole = %v", got)
 	}
 }
 

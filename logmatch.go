@@ -21,10 +21,31 @@ type appendPlan struct {
 // which to store and where the local log conflicts (Raft Figure 2, receiver
 // rules 3 and 4). Entries the node already holds with the same term are not
 // stored again; the first entry whose term differs starts a truncation.
-func planAppend(entries []*Log, lastIndex uint64, termAt termLookup) appendPlan {
+//
+// hole is a range of indexes the node knows it lacks although it holds
+// entries after it (see logHole): an entry there is missing, not
+// conflicting, so it is stored without truncating what follows; entries
+// after the hole are compared as usual.
+func planAppend(entries []*Log, lastIndex uint64, termAt termLookup, hole logHole) appendPlan {
 	for i, e := range entries {
 		if e.Index > lastIndex {
 			return appendPlan{newEntries: entries[i:]}
+		}
+		if hole.contains(e.Index) {
+			plan := appendPlan{newEntries: entries[i:]}
+			for _, f := range entries[i:] {
+				if f.Index > lastIndex {
+					break
+				}
+				if hole.contains(f.Index) {
+					continue
+				}
+				if term, ok := termAt(f.Index); !ok || term != f.Term {
+					plan.truncateFrom = f.Index
+					break
+				}
+			}
+			return plan
 		}
 		term, ok := termAt(e.Index)
 		if !ok || term != e.Term {
@@ -32,6 +53,45 @@ func planAppend(entries []*Log, lastIndex uint64, termAt termLookup) appendPlan 
 		}
 	}
 	return appendPlan{}
+}
+
+// logHole is a range of log indexes, from..to inclusive, that a node lacks
+// although its log holds entries after them: what is left when the newest
+// snapshot is corrupt and the older ones end before the log begins. The
+// node keeps its log (entries it may have acknowledged) and fills the hole
+// from the leader, by entries or by a snapshot. The zero value is no hole.
+type logHole struct{ from, to uint64 }
+
+func (h logHole) active() bool { return h.from != 0 }
+
+func (h logHole) contains(index uint64) bool {
+	return h.active() && index >= h.from && index <= h.to
+}
+
+// findLogHole returns the entries a restarting node lacks: those after the
+// snapshot it could restore (restored, 0 for none) and before its log starts
+// (firstLog, 0 for an empty log), or, with an empty log, up to the newest
+// snapshot it knows of (newest, whose data may be unusable).
+func findLogHole(restored, newest, firstLog uint64) logHole {
+	switch {
+	case firstLog > restored+1:
+		return logHole{restored + 1, firstLog - 1}
+	case firstLog == 0 && newest > restored:
+		return logHole{restored + 1, newest}
+	}
+	return logHole{}
+}
+
+// fillHole returns the hole that remains after entries from..to were
+// stored, or a snapshot up to to was installed (from 0).
+func fillHole(h logHole, from, to uint64) logHole {
+	if !h.active() || from > h.from || to < h.from {
+		return h
+	}
+	if to >= h.to {
+		return logHole{}
+	}
+	return logHole{to + 1, h.to}
 }
 
 // followerCommit returns the commit index a follower may adopt after a

@@ -139,6 +139,13 @@ func (r *Raft) runFollower() {
 					r.logger.Warn("not a voter in the latest configuration, aborting election")
 					didWarn = true
 				}
+			case r.hole.active():
+				// A leader must hold every committed entry.
+				if !didWarn {
+					r.logger.Warn("log entries are missing, not standing for election until a leader sends them",
+						"missing-from", r.hole.from, "missing-to", r.hole.to)
+					didWarn = true
+				}
 			default:
 				metrics.IncrCounter([]string{"raft", "transition", "heartbeat_timeout"}, 1)
 				r.logger.Warn("heartbeat timeout reached, starting election",
@@ -597,6 +604,15 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	}
 	r.setLeader(r.leaderAddrOf(&a.RPCHeader, a.Leader), ServerID(a.ID))
 
+	if r.hole.active() && a.PrevLogEntry >= r.hole.from {
+		// Entries after the hole cannot be checked or applied yet: ask the
+		// leader to start where the hole does (it sends entries from
+		// there, or a snapshot if it has compacted them).
+		resp.LastLog = r.hole.from - 1
+		resp.NoRetryBackoff = true
+		r.setLastContact()
+		return
+	}
 	if !checkPrev(a.PrevLogEntry, a.PrevLogTerm, r.termAt) {
 		r.logger.Debug("previous log entry mismatch", "prev-index", a.PrevLogEntry, "prev-term", a.PrevLogTerm, "last-index", lastIdx)
 		resp.NoRetryBackoff = true
@@ -638,7 +654,7 @@ func (r *Raft) storeEntries(a *AppendEntriesRequest) error {
 		return fmt.Errorf("%w: %w", errBadEntries, err)
 	}
 	lastIdx, _ := r.getLastLog()
-	plan := planAppend(a.Entries, lastIdx, r.termAt)
+	plan := planAppend(a.Entries, lastIdx, r.termAt, r.hole)
 	if plan.truncateFrom > 0 {
 		if plan.truncateFrom <= r.getCommitIndex() {
 			return fmt.Errorf("%w: leader would overwrite committed entry %d (commit index %d)",
@@ -671,15 +687,27 @@ func (r *Raft) storeEntries(a *AppendEntriesRequest) error {
 		return fmt.Errorf("failed to store entries [%d, %d]: %w",
 			plan.newEntries[0].Index, plan.newEntries[len(plan.newEntries)-1].Index, err)
 	}
-	r.tail.appendEntries(plan.newEntries)
-	last := plan.newEntries[len(plan.newEntries)-1]
-	r.setLastLog(last.Index, last.Term)
+	first, last := plan.newEntries[0], plan.newEntries[len(plan.newEntries)-1]
+	if r.hole.active() {
+		r.hole = fillHole(r.hole, first.Index, last.Index)
+		if !r.hole.active() {
+			r.logger.Info("missing log entries received from the leader: the log is whole again", "up-to", last.Index)
+		}
+	}
+	if last.Index >= lastIdx || plan.truncateFrom > 0 {
+		r.tail.appendEntries(plan.newEntries)
+		r.setLastLog(last.Index, last.Term)
+	}
 
-	// The newest configuration among the new entries takes effect now.
+	// The newest configuration among the new entries takes effect now
+	// (entries filling a hole may be older than the latest one).
 	if len(confs) > 0 {
 		c := r.configurations
 		for i := len(plan.newEntries) - 1; i >= 0; i-- {
 			e := plan.newEntries[i]
+			if e.Index <= c.latestIndex && plan.truncateFrom == 0 {
+				break
+			}
 			if e.Type == LogConfiguration || e.Type == LogAddPeerDeprecated || e.Type == LogRemovePeerDeprecated {
 				// confs holds one per configuration entry of the request,
 				// in order; the last is the newest.
@@ -914,6 +942,21 @@ func (r *Raft) adoptSnapshot(index, term uint64, conf Configuration, confIndex u
 	lastIdx, lastTerm := r.getLastLog()
 	existing, ok := r.termAt(index)
 	keep := ok && existing == term && !isMonotonic(r.logs) && lastIdx > index
+	if hadHole := r.hole.active(); hadHole {
+		if index <= r.hole.to {
+			// The snapshot ends inside the hole, before the log this
+			// node kept: keep all of it (entries it may have
+			// acknowledged; a conflict among them is found by the next
+			// AppendEntries).
+			keep = lastIdx > index
+			r.hole = fillHole(r.hole, 0, index)
+		} else {
+			r.hole = logHole{}
+		}
+		if !r.hole.active() {
+			r.logger.Info("the installed snapshot closes the log hole", "index", index)
+		}
+	}
 	first, err := r.logs.FirstIndex()
 	if err != nil {
 		r.logger.Error("failed to get first log index", "error", err)
@@ -948,6 +991,10 @@ func (r *Raft) adoptSnapshot(index, term uint64, conf Configuration, confIndex u
 func (r *Raft) timeoutNow(rpc RPC, req *TimeoutNowRequest) {
 	if !hasVote(r.configurations.latest, r.localID) {
 		rpc.Respond(nil, fmt.Errorf("%w: cannot take leadership", ErrNotVoter))
+		return
+	}
+	if r.hole.active() {
+		rpc.Respond(nil, fmt.Errorf("cannot take leadership: log entries %d to %d are missing", r.hole.from, r.hole.to))
 		return
 	}
 	r.setLeader("", "")
