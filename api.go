@@ -88,6 +88,7 @@ type Raft struct {
 	candidateByTransfer bool
 	fsmDispatched       uint64  // last index handed to runFSM
 	hole                logHole // entries missing before the log (main loop)
+	diskWriteStart      atomic.Int64 // leader: unix nanos when its StoreLogs began, 0 when none is running
 	tail                *logTail
 	startupAppliedTerm  uint64
 	observedTerm        atomic.Uint64 // highest term seen by replication

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -421,5 +422,63 @@ func TestLeaderStoreFailureStepsDownWithUnknownOutcome(t *testing.T) {
 		fs := &flakyStore{InmemStore: s}
 		stores[id] = fs
 		return fs, s
+	}))
+}
+
+// hangingStore blocks StoreLogs while hang is set, until release is closed,
+// as a disk that stopped answering would.
+type hangingStore struct {
+	*raft.InmemStore
+	hang    atomic.Bool
+	hung    atomic.Int64
+	release chan struct{}
+}
+
+func (h *hangingStore) StoreLogs(logs []*raft.Log) error {
+	if h.hang.Load() {
+		h.hung.Add(1)
+		<-h.release
+	}
+	return h.InmemStore.StoreLogs(logs)
+}
+
+func (h *hangingStore) StoreLog(l *raft.Log) error { return h.StoreLogs([]*raft.Log{l}) }
+
+// Bug 6: a leader whose disk hangs must not keep its leadership for ever
+// (hashicorp #503): its heartbeats stop, the others elect a new leader and
+// commit without it, and once the disk answers again the old leader steps
+// down and converges.
+func TestKnownBug06_HungLeaderDiskEndsInNewLeader(t *testing.T) {
+	stores := map[raft.ServerID]*hangingStore{}
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "before", 5)
+		hs := stores[old.ID]
+		var once sync.Once
+		unhang := func() { once.Do(func() { hs.hang.Store(false); close(hs.release) }) }
+		defer unhang() // on failure too, so that the cluster can shut down
+		hs.hang.Store(true)
+		stuck := old.Raft.Apply([]byte("stuck"), 0)
+		c.WaitFor(5*time.Second, "the leader's disk to hang", func() bool { return hs.hung.Load() > 0 })
+
+		newLeader := c.WaitLeader(c.Others(old)...)
+		if newLeader == old {
+			t.Fatal("the leader with a hung disk kept its leadership")
+		}
+		c.ApplyN(newLeader, "after", 5)
+
+		unhang()
+		// The stuck write's outcome is unknown to its client, and the
+		// future resolves.
+		if err := stuck.Error(); err == nil && old.Raft.State() == raft.Leader {
+			t.Fatalf("the old leader kept leading after its disk came back")
+		}
+		c.WaitFor(10*time.Second, "the old leader to follow", func() bool { return old.Raft.State() == raft.Follower })
+		c.ApplyN(c.WaitLeader(), "later", 5)
+		c.CheckConsistent()
+	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
+		hs := &hangingStore{InmemStore: s, release: make(chan struct{})}
+		stores[id] = hs
+		return hs, s
 	}))
 }

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -257,7 +258,10 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 			r.logger.Warn("failed to stage commit index", "error", err)
 		}
 	}
-	if err := r.logs.StoreLogs(logs); err != nil {
+	r.diskWriteStart.Store(time.Now().UnixNano())
+	err := r.logs.StoreLogs(logs)
+	r.diskWriteStart.Store(0)
+	if err != nil {
 		// The entries may already be on followers and may still commit
 		// under a new leader, so the outcome is unknown: the error wraps
 		// ErrLeadershipLost as well as the store's error.
@@ -276,6 +280,26 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 		ls.commitment.match(r.localID, 0, lastIndex)
 	}
 	return nil
+}
+
+// errLeaderDiskStalled pauses replication while the leader's own disk write
+// hangs.
+var errLeaderDiskStalled = errors.New("the leader's disk write is stalled")
+
+// diskStallLimit is how long the leader's own StoreLogs may run before the
+// leader stops heartbeating and replicating, so that the followers elect a
+// leader whose disk works (hashicorp #503: a leader with a hung disk kept
+// its leadership for ever). It is generous: a slow fsync is not a hang.
+func (r *Raft) diskStallLimit() time.Duration {
+	c := r.config()
+	return max(5*c.HeartbeatTimeout, 2*c.ElectionTimeout)
+}
+
+// leaderDiskStalled reports whether the leader's current StoreLogs has run
+// longer than diskStallLimit.
+func (r *Raft) leaderDiskStalled() bool {
+	start := r.diskWriteStart.Load()
+	return start != 0 && time.Since(time.Unix(0, start)) > r.diskStallLimit()
 }
 
 // leaderCommit acts on a new commit index from the commitment.

@@ -322,6 +322,9 @@ func (s *followerReplication) rejected(resp *AppendEntriesResponse) {
 // snapshot.
 func (s *followerReplication) setupAppendEntries(nextIndex, lastIndex uint64) (*AppendEntriesRequest, error) {
 	r := s.r
+	if r.leaderDiskStalled() {
+		return nil, errLeaderDiskStalled
+	}
 	header := r.getRPCHeader()
 	req := &AppendEntriesRequest{
 		RPCHeader:         header,
@@ -426,6 +429,7 @@ func (s *followerReplication) sendLatestSnapshot() (bool, error) {
 func (s *followerReplication) heartbeat() {
 	r := s.r
 	var failures uint64
+	stallWarned := false
 	for {
 		hbTimeout := r.config().HeartbeatTimeout
 		timer := time.NewTimer(r.rng.jitter(hbTimeout / 10))
@@ -440,6 +444,17 @@ func (s *followerReplication) heartbeat() {
 			return
 		}
 		timer.Stop()
+		if r.leaderDiskStalled() {
+			// Let the followers time out and elect a leader whose
+			// disk works; stopping is always safe.
+			if !stallWarned {
+				r.logger.Error("the leader's disk write has hung; stopping heartbeats so that another server can lead",
+					"peer", s.getPeer().ID, "limit", r.diskStallLimit())
+				stallWarned = true
+			}
+			continue
+		}
+		stallWarned = false
 
 		verifies := s.takeVerifies()
 		peer := s.getPeer()
