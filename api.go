@@ -86,8 +86,8 @@ type Raft struct {
 	configurations      configurations
 	leaderState         *leaderState
 	candidateByTransfer bool
-	fsmDispatched       uint64  // last index handed to runFSM
-	hole                logHole // entries missing before the log (main loop)
+	fsmDispatched       uint64       // last index handed to runFSM
+	hole                logHole      // entries missing before the log (main loop)
 	diskWriteStart      atomic.Int64 // leader: unix nanos when its StoreLogs began, 0 when none is running
 	tail                *logTail
 	startupAppliedTerm  uint64
