@@ -258,7 +258,7 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 			r.logger.Warn("failed to stage commit index", "error", err)
 		}
 	}
-	r.diskWriteStart.Store(time.Now().UnixNano())
+	r.diskWriteStart.Store(now.UnixNano())
 	err := r.logs.StoreLogs(logs)
 	r.diskWriteStart.Store(0)
 	if err != nil {
@@ -291,7 +291,7 @@ var errLeaderDiskStalled = errors.New("the leader's disk write is stalled")
 // leader whose disk works (hashicorp #503: a leader with a hung disk kept
 // its leadership for ever). It is generous: a slow fsync is not a hang.
 func (r *Raft) diskStallLimit() time.Duration {
-	c := r.config()
+	c := r.conf.Load()
 	return max(5*c.HeartbeatTimeout, 2*c.ElectionTimeout)
 }
 

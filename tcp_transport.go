@@ -48,16 +48,9 @@ func newTCPTransport(bindAddr string, advertise net.Addr,
 		return nil, err
 	}
 	stream := &TCPStreamLayer{advertise: advertise, listener: list.(*net.TCPListener)}
-
-	// Verify that we have a usable advertise address
-	addr, ok := stream.Addr().(*net.TCPAddr)
-	if !ok {
+	if err := checkAdvertisable(stream.Addr()); err != nil {
 		list.Close()
-		return nil, errNotTCP
-	}
-	if addr.IP == nil || addr.IP.IsUnspecified() {
-		list.Close()
-		return nil, errNotAdvertisable
+		return nil, err
 	}
 	return transportCreator(stream), nil
 }
@@ -84,4 +77,17 @@ func (t *TCPStreamLayer) Addr() net.Addr {
 		return t.advertise
 	}
 	return t.listener.Addr()
+}
+
+// checkAdvertisable reports whether addr, the address a stream layer gives
+// its peers, is a TCP address they can reach (not 0.0.0.0 or ::).
+func checkAdvertisable(addr net.Addr) error {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return errNotTCP
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return errNotAdvertisable
+	}
+	return nil
 }

@@ -43,14 +43,9 @@ func NewTLSStreamLayer(bindAddr string, advertise net.Addr, config *tls.Config) 
 		return nil, fmt.Errorf("listen on %s: %w", bindAddr, err)
 	}
 	stream := &TLSStreamLayer{advertise: advertise, listener: tls.NewListener(list, config), config: config}
-	addr, ok := stream.Addr().(*net.TCPAddr)
-	if !ok {
+	if err := checkAdvertisable(stream.Addr()); err != nil {
 		list.Close()
-		return nil, errNotTCP
-	}
-	if addr.IP == nil || addr.IP.IsUnspecified() {
-		list.Close()
-		return nil, errNotAdvertisable
+		return nil, err
 	}
 	return stream, nil
 }

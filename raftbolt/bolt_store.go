@@ -180,28 +180,23 @@ func mapClosed(err error) error {
 
 // FirstIndex returns the lowest index in the log, 0 when it is empty.
 func (b *BoltStore) FirstIndex() (uint64, error) {
-	var idx uint64
-	err := b.view(dbLogs, func(bk *bbolt.Bucket) error {
-		if bk == nil {
-			return nil
-		}
-		if k, _ := bk.Cursor().First(); k != nil {
-			idx = keyToIndex(k)
-		}
-		return nil
-	})
-	return idx, err
+	return b.boundIndex((*bbolt.Cursor).First)
 }
 
 // LastIndex returns the highest index in the log, 0 when it is empty.
 func (b *BoltStore) LastIndex() (uint64, error) {
+	return b.boundIndex((*bbolt.Cursor).Last)
+}
+
+// boundIndex returns the index at one end of the log (move is the cursor's
+// First or Last), 0 when the log is empty.
+func (b *BoltStore) boundIndex(move func(*bbolt.Cursor) ([]byte, []byte)) (uint64, error) {
 	var idx uint64
 	err := b.view(dbLogs, func(bk *bbolt.Bucket) error {
-		if bk == nil {
-			return nil
-		}
-		if k, _ := bk.Cursor().Last(); k != nil {
-			idx = keyToIndex(k)
+		if bk != nil {
+			if k, _ := move(bk.Cursor()); k != nil {
+				idx = keyToIndex(k)
+			}
 		}
 		return nil
 	})
