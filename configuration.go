@@ -264,16 +264,24 @@ func nextConfiguration(current Configuration, currentIndex uint64, change config
 }
 
 // encodePeers serializes the voters of a Configuration into the legacy peers
-// format: a msgpack array of encoded addresses.
+// format: a msgpack array of encoded addresses. A nil trans (snapshot
+// stores are given one by callers outside the library) encodes each address
+// as its bytes, as every transport of this library and hashicorp's does.
 func encodePeers(configuration Configuration, trans Transport) []byte {
 	var encPeers [][]byte
 	for _, server := range configuration.Servers {
-		if server.Suffrage == Voter {
+		if server.Suffrage != Voter {
+			continue
+		}
+		if trans == nil {
+			encPeers = append(encPeers, []byte(server.Address))
+		} else {
 			encPeers = append(encPeers, trans.EncodePeer(server.ID, server.Address))
 		}
 	}
 	buf, err := encodeMsgPack(encPeers)
 	if err != nil {
+		// An array of byte strings always encodes.
 		panic(fmt.Errorf("failed to encode peers: %v", err))
 	}
 	return buf

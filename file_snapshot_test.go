@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"hash/crc64"
@@ -85,6 +86,11 @@ func TestFileSnapshotLayout(t *testing.T) {
 		`"ConfigurationIndex":7,"Size":15,"CRC":"` + base64.StdEncoding.EncodeToString(crc) + `"}` + "\n"
 	if string(meta) != want {
 		t.Fatalf("meta.json =\n%s\nwant\n%s", meta, want)
+	}
+	// A nil transport (allowed to callers outside the library) writes the
+	// same legacy peers, never a panic.
+	if got := encodePeers(testSnapConfig, nil); !bytes.Equal(got, encodePeers(testSnapConfig, trans)) {
+		t.Fatalf("peers with a nil transport = %x; want %x", got, encodePeers(testSnapConfig, trans))
 	}
 	// The CRC of the reference's check string, to pin the table.
 	if got := crc64.Checksum([]byte("123456789"), crcTable); got != 0x995dc9bbdf1939fa {

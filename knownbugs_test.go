@@ -432,6 +432,13 @@ type hangingStore struct {
 	hang    atomic.Bool
 	hung    atomic.Int64
 	release chan struct{}
+	once    sync.Once
+}
+
+// unhang lets hung and later writes through; calling it again does nothing,
+// so tests defer it to let the cluster shut down after a failure.
+func (h *hangingStore) unhang() {
+	h.once.Do(func() { h.hang.Store(false); close(h.release) })
 }
 
 func (h *hangingStore) StoreLogs(logs []*raft.Log) error {
@@ -454,9 +461,7 @@ func TestKnownBug06_HungLeaderDiskEndsInNewLeader(t *testing.T) {
 		old := c.WaitLeader()
 		c.ApplyN(old, "before", 5)
 		hs := stores[old.ID]
-		var once sync.Once
-		unhang := func() { once.Do(func() { hs.hang.Store(false); close(hs.release) }) }
-		defer unhang() // on failure too, so that the cluster can shut down
+		defer hs.unhang() // on failure too, so that the cluster can shut down
 		hs.hang.Store(true)
 		stuck := old.Raft.Apply([]byte("stuck"), 0)
 		c.WaitFor(5*time.Second, "the leader's disk to hang", func() bool { return hs.hung.Load() > 0 })
@@ -467,7 +472,7 @@ func TestKnownBug06_HungLeaderDiskEndsInNewLeader(t *testing.T) {
 		}
 		c.ApplyN(newLeader, "after", 5)
 
-		unhang()
+		hs.unhang()
 		// The stuck write resolves. It may well have committed: the
 		// followers had it before replication stopped, and the new
 		// leader commits it with its first entry.
@@ -484,9 +489,33 @@ func TestKnownBug06_HungLeaderDiskEndsInNewLeader(t *testing.T) {
 				t.Fatal("the stuck write was acknowledged but is not in the FSM")
 			}
 		}
-	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
-		hs := &hangingStore{InmemStore: s, release: make(chan struct{})}
-		stores[id] = hs
-		return hs, s
-	}))
+	}, hangingStores(stores))
+}
+
+// A follower that was down long enough for the leader's replication
+// back-off to reach its ceiling (about 10 s) catches up as soon as its
+// heartbeats answer again, not when the back-off runs out: a successful
+// heartbeat after failures wakes replication and clears its back-off.
+func TestRestartedFollowerCatchesUpWithoutBackoff(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "before", 5)
+		c.WaitApplied(5)
+		down := c.Others(leader)[0]
+		c.Stop(down)
+		c.ApplyN(leader, "while-down", 20)
+		// Long enough for many failed rounds at the largest back-off.
+		time.Sleep(time.Minute)
+		c.Restart(down)
+		// Nothing new is applied: only the resumed replication can bring
+		// the follower up. A heartbeat round takes at most
+		// HeartbeatTimeout/2 after failures, far below the back-off.
+		c.WaitFor(time.Second, "the restarted follower to catch up", func() bool {
+			return down.Recorder().Len() >= 25
+		})
+		if leader.Raft.State() != raft.Leader {
+			t.Fatal("the leader lost its leadership while the follower restarted")
+		}
+		c.CheckConsistent()
+	})
 }

@@ -679,7 +679,13 @@ func (r *Raft) storeEntries(a *AppendEntriesRequest) error {
 		return nil
 	}
 	if ct, ok := r.logs.(CommitTrackingLogStore); ok && r.RestoreCommittedLogs {
-		if err := ct.StageCommitIndex(r.getCommitIndex()); err != nil {
+		// The request's commit index, capped at its last entry (verified
+		// to match the leader's log), goes down with the entries: a
+		// restarted node can then replay everything it acknowledged as
+		// committed, not only what the previous request said.
+		lastNew := plan.newEntries[len(plan.newEntries)-1].Index
+		staged := max(r.getCommitIndex(), min(a.LeaderCommitIndex, lastNew))
+		if err := ct.StageCommitIndex(staged); err != nil {
 			r.logger.Warn("failed to stage commit index", "error", err)
 		}
 	}

@@ -37,6 +37,10 @@ type followerReplication struct {
 
 	triggerCh chan struct{}
 	notifyCh  chan struct{}
+	// resumedCh is signalled by the heartbeat goroutine when the
+	// follower answers again after failures, so that replication does not
+	// sit out a back-off grown while the follower was away.
+	resumedCh chan struct{}
 	stopCh    chan uint64
 	stopped   chan struct{}
 	stopOnce  sync.Once
@@ -57,6 +61,7 @@ func newFollowerReplication(r *Raft, ls *leaderState, peer Server, nextIndex, se
 		nextIndex: max(nextIndex, 1),
 		triggerCh: make(chan struct{}, 1),
 		notifyCh:  make(chan struct{}, 1),
+		resumedCh: make(chan struct{}, 1),
 		stopCh:    make(chan uint64, 1),
 		stopped:   make(chan struct{}),
 	}
@@ -191,6 +196,9 @@ func (s *followerReplication) run() {
 			return
 		case <-s.triggerCh:
 			shouldStop = s.replicateTo(s.leaderLastIndex())
+		case <-s.resumedCh:
+			s.failures = 0
+			shouldStop = s.replicateTo(s.leaderLastIndex())
 		case <-commitTimer.C:
 			shouldStop = s.replicateTo(s.leaderLastIndex())
 		}
@@ -217,6 +225,10 @@ func (s *followerReplication) sleepBackoff(limit time.Duration) bool {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
+	case <-s.resumedCh:
+		// The follower answers heartbeats again: try at once.
+		s.failures = 0
 		return true
 	case <-s.stopped:
 		// A stop with an index still wants that index sent.
@@ -487,6 +499,7 @@ func (s *followerReplication) heartbeat() {
 		}
 		if failures > 0 {
 			r.observe(ResumedHeartbeatObservation{PeerID: peer.ID})
+			asyncNotify(s.resumedCh)
 		}
 		failures = 0
 		metrics.MeasureSinceWithLabels([]string{"raft", "replication", "heartbeat"}, start,

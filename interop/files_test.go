@@ -3,9 +3,16 @@ package interop
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	hc "github.com/hashicorp/raft"
 	boltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -140,7 +147,6 @@ func singleNode(t *testing.T, hashi bool, dir string, bootstrap bool, cmds []str
 		conf.SnapshotThreshold = 1 << 30
 		conf.TrailingLogs = 5
 		conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = heartbeat, heartbeat, lease
-		conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = heartbeat, heartbeat, lease
 		if bootstrap {
 			if err := hc.BootstrapCluster(conf, store, store, snaps, trans,
 				hc.Configuration{Servers: []hc.Server{{ID: id, Address: addr}}}); err != nil {
@@ -256,5 +262,162 @@ func TestNodeFilesHandOver(t *testing.T) {
 				t.Fatalf("step %d (%s): command %d = %q; want %q", i, lib, j, got[j], want[j])
 			}
 		}
+	}
+}
+
+// TestCorruptNewestSnapshotHashicorpPanicsOursStarts: hashicorp/raft writes
+// a node's files with two snapshots and a log compacted past the older one;
+// the newest snapshot's data is then damaged. hashicorp/raft v1.7.3 panics
+// in NewRaft on these files ("log not found": it falls back to the older
+// snapshot and replays a log that no longer connects to it). Ours starts on
+// the same files, keeps the term and the log, does not stand for election
+// (entries are missing that only a leader can supply), and says why. The
+// cluster-level recovery is raftbolt's TestDiskCorruptNewestSnapshotNoOlderConnects.
+func TestCorruptNewestSnapshotHashicorpPanicsOursStarts(t *testing.T) {
+	dir := t.TempDir()
+	singleNode(t, true, dir, true, commands("a", 40), 40)
+	singleNode(t, true, dir, false, commands("b", 200), 200)
+
+	snaps, err := hc.NewFileSnapshotStoreWithLogger(dir, 3, logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := snaps.List()
+	if err != nil || len(metas) != 2 {
+		t.Fatalf("%d snapshots (%v); want 2", len(metas), err)
+	}
+	store, err := boltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := store.FirstIndex()
+	last, _ := store.LastIndex()
+	term, _ := store.GetUint64([]byte("CurrentTerm"))
+	store.Close()
+	if first <= metas[1].Index+1 {
+		t.Fatalf("the log starts at %d, still connected to the older snapshot at %d", first, metas[1].Index)
+	}
+	state := filepath.Join(dir, "snapshots", metas[0].ID, "state.bin")
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(state, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("hashicorp", func(t *testing.T) {
+		copyDir := t.TempDir()
+		copyTree(t, dir, copyDir)
+		panicked := hashicorpNewRaftPanics(t, copyDir)
+		if panicked == nil {
+			t.Fatal("hashicorp/raft v1.7.3 no longer panics here; the comparison in the README needs updating")
+		}
+		if !strings.Contains(fmt.Sprint(panicked), "log not found") {
+			t.Fatalf("hashicorp/raft panicked with %v; want log not found", panicked)
+		}
+	})
+
+	t.Run("ours", func(t *testing.T) {
+		store, err := raftbolt.NewBoltStore(filepath.Join(dir, "raft.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		snaps, err := ours.NewFileSnapshotStoreWithLogger(dir, 3, logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, trans := ours.NewInmemTransport("solo-addr")
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		conf := ours.DefaultConfig()
+		conf.LocalID = "solo"
+		conf.Logger = hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{mu: &mu, w: &logs}, Level: hclog.Info})
+		conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = heartbeat, heartbeat, lease
+		rec := &recorder{}
+		r, err := ours.NewRaft(conf, ourFSM{rec}, store, store, snaps, trans)
+		if err != nil {
+			t.Fatalf("NewRaft on the damaged files: %v", err)
+		}
+		defer func() { r.Shutdown().Error() }()
+		if got := r.CurrentTerm(); got < term {
+			t.Fatalf("term %d; the files say %d", got, term)
+		}
+		if got := r.LastIndex(); got < last {
+			t.Fatalf("last index %d; the log ends at %d", got, last)
+		}
+		if got := rec.count(); got != 40 {
+			t.Fatalf("restored %d commands; the older snapshot holds 40", got)
+		}
+		time.Sleep(10 * heartbeat)
+		if r.State() == ours.Leader || r.State() == ours.Candidate {
+			t.Fatalf("a node missing entries became %v", r.State())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(logs.String(), "log entries are missing") {
+			t.Fatalf("no log line about the missing entries:\n%s", logs.String())
+		}
+	})
+}
+
+// hashicorpNewRaftPanics runs hashicorp's NewRaft on the files in dir and
+// returns what it panicked with (nil if it did not).
+func hashicorpNewRaftPanics(t *testing.T, dir string) (panicked any) {
+	t.Helper()
+	store, err := boltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	snaps, err := hc.NewFileSnapshotStoreWithLogger(dir, 3, logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, trans := hc.NewInmemTransport("solo-addr")
+	conf := hc.DefaultConfig()
+	conf.LocalID = "solo"
+	conf.Logger = logger()
+	defer func() { panicked = recover() }()
+	r, err := hc.NewRaft(conf, hcFSM{&recorder{}}, store, store, snaps, trans)
+	if err == nil {
+		r.Shutdown().Error()
+	}
+	return nil
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// copyTree copies the regular files under src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

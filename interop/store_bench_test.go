@@ -47,6 +47,13 @@ type storeOps struct {
 
 func openStores(b *testing.B) map[string]storeOps {
 	b.Helper()
+	return openStoresCached(b, 0)
+}
+
+// openStoresCached puts each library's LogCache of size entries in front
+// of its bolt store (none for size 0).
+func openStoresCached(b *testing.B, size int) map[string]storeOps {
+	b.Helper()
 	hs, err := boltdb.NewBoltStore(filepath.Join(b.TempDir(), "hc.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -55,26 +62,40 @@ func openStores(b *testing.B) map[string]storeOps {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var hl hc.LogStore = hs
+	var ol ours.LogStore = os
+	if size > 0 {
+		if hl, err = hc.NewLogCache(size, hs); err != nil {
+			b.Fatal(err)
+		}
+		if ol, err = ours.NewLogCache(size, os); err != nil {
+			b.Fatal(err)
+		}
+	}
 	return map[string]storeOps{
 		"hashicorp": {
-			storeLogs: func(start uint64, n int) error { return hs.StoreLogs(hcBatch(start, n)) },
-			getLog:    func(idx uint64) error { var l hc.Log; return hs.GetLog(idx, &l) },
-			delete:    hs.DeleteRange,
+			storeLogs: func(start uint64, n int) error { return hl.StoreLogs(hcBatch(start, n)) },
+			getLog:    func(idx uint64) error { var l hc.Log; return hl.GetLog(idx, &l) },
+			delete:    hl.DeleteRange,
 			close:     func() { hs.Close() },
 		},
 		"ours": {
-			storeLogs: func(start uint64, n int) error { return os.StoreLogs(ourBatch(start, n)) },
-			getLog:    func(idx uint64) error { var l ours.Log; return os.GetLog(idx, &l) },
-			delete:    os.DeleteRange,
+			storeLogs: func(start uint64, n int) error { return ol.StoreLogs(ourBatch(start, n)) },
+			getLog:    func(idx uint64) error { var l ours.Log; return ol.GetLog(idx, &l) },
+			delete:    ol.DeleteRange,
 			close:     func() { os.Close() },
 		},
 	}
 }
 
 func forEachLib(b *testing.B, fn func(b *testing.B, s storeOps)) {
+	forEachLibCached(b, 0, fn)
+}
+
+func forEachLibCached(b *testing.B, size int, fn func(b *testing.B, s storeOps)) {
 	for _, lib := range []string{"hashicorp", "ours"} {
 		b.Run(fmt.Sprintf("lib=%s", lib), func(b *testing.B) {
-			stores := openStores(b)
+			stores := openStoresCached(b, size)
 			defer func() {
 				for _, s := range stores {
 					s.close()
@@ -102,7 +123,20 @@ func BenchmarkStoreLogs64(b *testing.B) {
 
 // BenchmarkStoreGetLog reads entries from a 10,000-entry log.
 func BenchmarkStoreGetLog(b *testing.B) {
-	forEachLib(b, func(b *testing.B, s storeOps) {
+	benchGetLog(b, 0, func(i uint64) uint64 { return i%10000 + 1 })
+}
+
+// BenchmarkStoreGetLogCached reads recent entries (the last 512 of a
+// 10,000-entry log) through each library's LogCache of 512 entries in front
+// of its bolt store: the leader's replication reads.
+func BenchmarkStoreGetLogCached(b *testing.B) {
+	benchGetLog(b, 512, func(i uint64) uint64 { return 10000 - i%512 })
+}
+
+// benchGetLog fills a 10,000-entry log (through a LogCache of cache
+// entries, none for 0) and reads the entries pick chooses.
+func benchGetLog(b *testing.B, cache int, pick func(i uint64) uint64) {
+	forEachLibCached(b, cache, func(b *testing.B, s storeOps) {
 		for i := uint64(0); i < 10000; i += 500 {
 			if err := s.storeLogs(i+1, 500); err != nil {
 				b.Fatal(err)
@@ -111,7 +145,7 @@ func BenchmarkStoreGetLog(b *testing.B) {
 		b.ReportAllocs()
 		i := uint64(0)
 		for b.Loop() {
-			if err := s.getLog(i%10000 + 1); err != nil {
+			if err := s.getLog(pick(i)); err != nil {
 				b.Fatal(err)
 			}
 			i += 7

@@ -29,6 +29,8 @@ type diskNode struct {
 	fsm   *rafttest.FSM
 	r     *raft.Raft
 	logs  *lockedBuffer
+	// tune, if set, adjusts the node's configuration before each start.
+	tune func(*raft.Config)
 }
 
 // lockedBuffer collects a node's log output for assertions.
@@ -93,7 +95,11 @@ func (n *diskNode) open() {
 
 func (n *diskNode) start() {
 	n.t.Helper()
-	r, err := raft.NewRaft(diskConfig(n.id, n.logs), n.fsm, n.store, n.store, n.snaps, n.trans)
+	conf := diskConfig(n.id, n.logs)
+	if n.tune != nil {
+		n.tune(conf)
+	}
+	r, err := raft.NewRaft(conf, n.fsm, n.store, n.store, n.snaps, n.trans)
 	if err != nil {
 		n.t.Fatalf("NewRaft %s: %v", n.id, err)
 	}
@@ -122,10 +128,17 @@ func (n *diskNode) restart() {
 
 func startDiskCluster(t *testing.T, size int) []*diskNode {
 	t.Helper()
+	return startTunedDiskCluster(t, size, nil)
+}
+
+// startTunedDiskCluster starts a cluster whose nodes' configurations tune
+// adjusts.
+func startTunedDiskCluster(t *testing.T, size int, tune func(*raft.Config)) []*diskNode {
+	t.Helper()
 	var nodes []*diskNode
 	var servers []raft.Server
 	for i := 0; i < size; i++ {
-		n := &diskNode{t: t, id: raft.ServerID(fmt.Sprintf("n%d", i)), dir: t.TempDir(), logs: &lockedBuffer{}}
+		n := &diskNode{t: t, id: raft.ServerID(fmt.Sprintf("n%d", i)), dir: t.TempDir(), logs: &lockedBuffer{}, tune: tune}
 		n.open()
 		nodes = append(nodes, n)
 		servers = append(servers, raft.Server{ID: n.id, Address: n.addr})
@@ -271,6 +284,52 @@ func TestDiskClusterSurvivesFullRestart(t *testing.T) {
 	}
 	applyN(t, nodes, "c", 10)
 	checkFSMs(t, nodes, append(want, expected([2]any{"c", 10})...))
+}
+
+// TestDiskRestoreCommittedLogs: with Config.RestoreCommittedLogs (v1.8,
+// set while the cluster runs, so that the commit index is stored) a node
+// restarted alone, with no leader to tell it the commit index, applies
+// what its raftbolt store recorded as committed before serving; without it
+// the lone node's FSM has only its snapshot.
+func TestDiskRestoreCommittedLogs(t *testing.T) {
+	for _, restore := range []bool{true, false} {
+		t.Run(fmt.Sprintf("restore=%v", restore), func(t *testing.T) {
+			nodes := startTunedDiskCluster(t, 3, func(c *raft.Config) { c.RestoreCommittedLogs = restore })
+			applyN(t, nodes, "a", 30)
+			checkFSMs(t, nodes, expected([2]any{"a", 30}))
+			snapshotAll(t, nodes)
+			applyN(t, nodes, "b", 100)
+			// Written after every "b" entry committed: the followers
+			// store the commit index with these entries.
+			applyN(t, nodes, "c", 5)
+			checkFSMs(t, nodes, expected([2]any{"a", 30}, [2]any{"b", 100}, [2]any{"c", 5}))
+			lone := followerOf(nodes, leaderOf(t, nodes))
+			for _, n := range nodes {
+				n.stop()
+			}
+			lone.open()
+			lone.start()
+			got := lone.fsm.Logs() // NewRaft returns after the replay
+			want := expected([2]any{"a", 30})
+			if restore {
+				want = expected([2]any{"a", 30}, [2]any{"b", 100})
+			}
+			if len(got) < len(want) {
+				t.Fatalf("the lone node applied %d commands at start; want at least %d", len(got), len(want))
+			}
+			for i := range want {
+				if string(got[i]) != want[i] {
+					t.Fatalf("command %d = %q; want %q", i, got[i], want[i])
+				}
+			}
+			if !restore && len(got) != len(want) {
+				t.Fatalf("without RestoreCommittedLogs the lone node applied %d commands; its snapshot has %d", len(got), len(want))
+			}
+			if lone.r.State() == raft.Leader {
+				t.Fatal("a lone node of three became leader")
+			}
+		})
+	}
 }
 
 // TestDiskFollowerDownAcrossCompaction: a follower that was down while the
