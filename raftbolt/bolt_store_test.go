@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -279,4 +280,45 @@ func TestRunMetricsStops(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// A file that is not a bolt database (zeroed, truncated to a few bytes, a
+// real database with its meta pages overwritten) is refused with an error
+// naming it, never a panic.
+func TestCorruptFile(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "raft.db")
+	s, err := NewBoltStore(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs([]*raft.Log{{Index: 1, Term: 1, Data: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	real, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smashed := append([]byte(nil), real...)
+	for i := 0; i < 2*4096 && i < len(smashed); i++ {
+		smashed[i] ^= 0x5a
+	}
+	for name, data := range map[string][]byte{
+		"zeroes":       make([]byte, 8192),
+		"garbage":      []byte("garbage"),
+		"smashed meta": smashed,
+	} {
+		path := filepath.Join(t.TempDir(), "raft.db")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewBoltStore(path)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s: opened", name)
+		}
+		if !strings.Contains(err.Error(), path) {
+			t.Fatalf("%s: error %q does not name the file", name, err)
+		}
+	}
 }
