@@ -1,0 +1,18 @@
+// Package fuzzy runs a raft cluster under randomized fault schedules and
+// checks it: election safety (seen at the transport), log matching, state
+// machine safety, no acknowledged write lost or applied twice, convergence
+// and liveness once the faults stop, and linearizability of a key-value
+// history (get, put, append, compare-and-swap) with porcupine.
+//
+// A schedule is drawn from a seed: partitions (symmetric, one-way, the
+// leader cut off with others, a bridge node), message loss, delay,
+// duplication and reordering, slow disks, crashes that keep only completed
+// disk writes, restarts, leadership transfers and snapshots. Runs happen in
+// process on the in-memory transport inside testing/synctest, so a seed
+// replays exactly.
+//
+// go test ./fuzzy runs a few schedules; FUZZY_SCHEDULES=N runs N,
+// FUZZY_DURATION=30m runs schedules until the time is up, and FUZZY_SEED=S
+// replays one. A schedule that fails prints its events, and writes
+// porcupine's visualization when the history is not linearizable.
+package fuzzy

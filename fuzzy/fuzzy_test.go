@@ -1,0 +1,111 @@
+package fuzzy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// runOne runs a schedule in a bubble and checks everything.
+func runOne(t *testing.T, opts Options) *Report {
+	t.Helper()
+	var rep *Report
+	synctest.Test(t, func(t *testing.T) { rep = Run(opts) })
+	fail := func(what string) {
+		t.Errorf("seed %d (%d nodes): %s\nreplay: FUZZY_SEED=%d FUZZY_NODES=%d go test -run %s ./fuzzy\nschedule:\n%s",
+			opts.Seed, opts.Nodes, what, opts.Seed, opts.Nodes, t.Name(), strings.Join(rep.Schedule, "\n"))
+	}
+	if len(rep.Violations) > 0 {
+		// The history of a run that broke safety is rarely worth the
+		// checker's time.
+		fail("violations:\n  " + strings.Join(rep.Violations, "\n  "))
+		return rep
+	}
+	html := filepath.Join(os.TempDir(), fmt.Sprintf("fuzzy-seed-%d.html", opts.Seed))
+	res, err := rep.Check(time.Minute, html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case res == porcupine.Unknown:
+		fail("the linearizability check timed out: inconclusive, not a pass")
+	case res == porcupine.Illegal:
+		fail("the history is not linearizable; visualization: " + html)
+	}
+	t.Log(rep.Summary())
+	return rep
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+// TestSchedules runs random schedules on 3 and 5 nodes.
+func TestSchedules(t *testing.T) {
+	schedules := envInt("FUZZY_SCHEDULES", 40)
+	var until time.Time
+	if d, err := time.ParseDuration(os.Getenv("FUZZY_DURATION")); err == nil {
+		until = time.Now().Add(d)
+		schedules = 1 << 30
+	}
+	var seeds []uint64
+	if v, err := strconv.ParseUint(os.Getenv("FUZZY_SEED"), 10, 64); err == nil {
+		seeds = []uint64{v}
+	} else {
+		for i := 0; i < schedules; i++ {
+			seeds = append(seeds, uint64(i+1))
+		}
+	}
+	var total Report
+	ran := 0
+	for _, seed := range seeds {
+		if !until.IsZero() && time.Now().After(until) {
+			break
+		}
+		nodes := envInt("FUZZY_NODES", 3+2*int(seed%2))
+		t.Run(fmt.Sprintf("seed=%d/nodes=%d", seed, nodes), func(t *testing.T) {
+			rep := runOne(t, Options{Seed: seed, Nodes: nodes})
+			total.Ops += rep.Ops
+			total.Elections += rep.Elections
+			total.Crashes += rep.Crashes
+			total.Restores += rep.Restores
+			total.Violations = append(total.Violations, rep.Violations...)
+			ran++
+		})
+	}
+	t.Logf("summary: %d schedules, %d operations checked, %d elections, %d crashes, %d snapshot restores, %d violations",
+		ran, total.Ops, total.Elections, total.Crashes, total.Restores, len(total.Violations))
+}
+
+// TestStaleReadsAreCaught is the known-bad control: serving reads from any
+// node's local state is not linearizable under partitions, and the checker
+// must say so.
+func TestStaleReadsAreCaught(t *testing.T) {
+	caught := 0
+	for seed := uint64(1); seed <= 3; seed++ {
+		var rep *Report
+		synctest.Test(t, func(t *testing.T) {
+			rep = Run(Options{Seed: seed, Nodes: 3, StaleReads: true})
+		})
+		res, err := rep.Check(time.Minute, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res == porcupine.Illegal {
+			caught++
+		}
+	}
+	if caught == 0 {
+		t.Fatal("stale reads from local state passed the linearizability check in every schedule")
+	}
+}

@@ -1,0 +1,690 @@
+package fuzzy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/hashicorp/go-hclog"
+	raft "github.com/seed48a2b68f/raft"
+)
+
+// Options describe one run: a cluster, a fault schedule drawn from Seed,
+// and clients writing and reading through the library.
+type Options struct {
+	Seed     uint64
+	Nodes    int           // cluster size (3 or 5)
+	Duration time.Duration // how long faults are injected (virtual time in a bubble)
+	Clients  int
+	Keys     int
+	// StaleReads is the known-bad control: reads are served from a random
+	// node's local state, without VerifyLeader. The checker must catch it.
+	StaleReads bool
+	Log        io.Writer // the nodes' logs (nil: discarded)
+}
+
+func (o *Options) defaults() {
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	if o.Duration == 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Clients == 0 {
+		o.Clients = 4
+	}
+	if o.Keys == 0 {
+		o.Keys = 3
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// Report is what a run saw and found.
+type Report struct {
+	Seed       uint64
+	Schedule   []string // the fault events, with their virtual times
+	Violations []string // safety and liveness failures (must be empty)
+	Ops        int      // operations in the history checked
+	Unknown    int      // writes whose outcome is unknown
+	Elections  int      // terms in which a leader sent AppendEntries
+	Crashes    int
+	Restores   int // snapshots restored into an FSM (at start or installed)
+	Messages   int
+	Dropped    int
+	Duplicated int
+
+	history []porcupine.Operation
+}
+
+// node is one server and its durable state across crashes.
+type node struct {
+	id    raft.ServerID
+	addr  raft.ServerAddress
+	inmem *raft.InmemTransport
+	trans *transport
+	disk  *diskStore
+	snaps *raft.InmemSnapshotStore
+	fsm   *kv
+	r     *raft.Raft
+	up    bool
+}
+
+// chanLock is a mutex a synctest bubble can wait on durably.
+type chanLock chan struct{}
+
+func (l chanLock) Lock()   { l <- struct{}{} }
+func (l chanLock) Unlock() { <-l }
+
+type cluster struct {
+	opts   Options
+	rng    *rand.Rand
+	net    *network
+	nodes  []*node
+	lock   chanLock // guards nodes' r, fsm and up, and fsms
+	fsms   []*kv    // every FSM incarnation, for the safety checks
+	start  time.Time
+	report *Report
+	async  sync.WaitGroup // transfers and snapshots started by the schedule
+	clock  atomic.Int64   // the history's logical clock
+}
+
+func (c *cluster) config(i int, n *node) *raft.Config {
+	conf := raft.DefaultConfig()
+	conf.LocalID = n.id
+	conf.HeartbeatTimeout = 50 * time.Millisecond
+	conf.ElectionTimeout = 50 * time.Millisecond
+	conf.LeaderLeaseTimeout = 50 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+	conf.SnapshotThreshold = 64
+	conf.SnapshotInterval = 150 * time.Millisecond
+	conf.TrailingLogs = 32
+	conf.RandomSeed = c.opts.Seed*31 + uint64(i) + 1
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: string(n.id), Output: c.opts.Log, Level: hclog.Info})
+	return conf
+}
+
+// Run runs one schedule. Call it inside a testing/synctest bubble: the
+// schedule, timeouts and waits then run on virtual time and repeat exactly
+// for a seed. The returned report's Check runs the linearizability checker
+// (call it outside the bubble, where its timeout is real time).
+func Run(opts Options) *Report {
+	opts.defaults()
+	c := &cluster{
+		opts:   opts,
+		rng:    rand.New(rand.NewPCG(opts.Seed, 0x7363686564)),
+		net:    newNetwork(opts.Seed),
+		lock:   make(chanLock, 1),
+		report: &Report{Seed: opts.Seed},
+		start:  time.Now(),
+	}
+	var servers []raft.Server
+	for i := 0; i < opts.Nodes; i++ {
+		n := &node{id: raft.ServerID(fmt.Sprintf("n%d", i)), snaps: raft.NewInmemSnapshotStore()}
+		n.addr, n.inmem = raft.NewInmemTransport("")
+		n.trans = newTransport(c.net, n.id, n.inmem)
+		n.disk = newDiskStore(raft.NewInmemStore())
+		c.nodes = append(c.nodes, n)
+		servers = append(servers, raft.Server{ID: n.id, Address: n.addr})
+	}
+	c.connect()
+	for i, n := range c.nodes {
+		if err := raft.BootstrapCluster(c.config(i, n), n.disk, n.disk, n.snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
+			c.violation("bootstrap %s: %v", n.id, err)
+			return c.report
+		}
+		c.boot(i, n)
+	}
+
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	hist := make([][]porcupine.Operation, opts.Clients)
+	for i := 0; i < opts.Clients; i++ {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			hist[i] = c.client(i, stop)
+		}()
+	}
+
+	c.schedule()
+	c.heal()
+	c.checkLiveness()
+	close(stop)
+	clients.Wait()
+	c.async.Wait()
+	c.converge()
+	c.shutdown()
+
+	end := c.clock.Add(1)
+	for _, h := range hist {
+		for _, o := range h {
+			if o.Output.(kvOutput).Unknown {
+				o.Return = end
+				c.report.Unknown++
+			}
+			c.report.history = append(c.report.history, o)
+		}
+	}
+	c.report.Ops = len(c.report.history)
+	c.checkSafety(hist)
+	c.report.Violations = append(c.report.Violations, c.net.violations()...)
+	c.report.Elections = c.net.termsWithLeaders()
+	for _, f := range c.fsms {
+		c.report.Restores += f.restoreCount()
+	}
+	c.net.mu.Lock()
+	c.report.Messages, c.report.Dropped, c.report.Duplicated = c.net.stats.sent, c.net.stats.dropped, c.net.stats.duplicated
+	c.net.mu.Unlock()
+	return c.report
+}
+
+func (c *cluster) violation(format string, args ...any) {
+	c.report.Violations = append(c.report.Violations, fmt.Sprintf(format, args...))
+}
+
+func (c *cluster) event(format string, args ...any) {
+	at := time.Since(c.start).Round(time.Millisecond)
+	c.report.Schedule = append(c.report.Schedule, fmt.Sprintf("%8v %s", at, fmt.Sprintf(format, args...)))
+}
+
+// connect routes every node's in-memory transport to every other's.
+func (c *cluster) connect() {
+	for _, a := range c.nodes {
+		for _, b := range c.nodes {
+			if a != b {
+				a.inmem.Connect(b.addr, b.inmem)
+			}
+		}
+	}
+}
+
+func (c *cluster) boot(i int, n *node) {
+	n.fsm = newKV()
+	r, err := raft.NewRaft(c.config(i, n), n.fsm, n.disk, n.disk, n.snaps, n.trans)
+	if err != nil {
+		c.violation("NewRaft %s: %v", n.id, err)
+		return
+	}
+	c.lock.Lock()
+	n.r, n.up = r, true
+	c.fsms = append(c.fsms, n.fsm)
+	c.lock.Unlock()
+}
+
+// crash stops a node as power loss would: what its disk had completed
+// survives, nothing else.
+func (c *cluster) crash(n *node) {
+	c.lock.Lock()
+	n.up = false
+	c.lock.Unlock()
+	saved, err := n.disk.crash()
+	if err != nil {
+		c.violation("crash %s: %v", n.id, err)
+		return
+	}
+	_ = n.trans.Close()
+	for _, m := range c.nodes {
+		m.inmem.Disconnect(n.addr)
+	}
+	if err := n.r.Shutdown().Error(); err != nil {
+		c.violation("shutdown %s: %v", n.id, err)
+	}
+	n.disk = newDiskStore(saved)
+	c.report.Crashes++
+}
+
+func (c *cluster) restart(i int, n *node) {
+	n.addr, n.inmem = raft.NewInmemTransport(n.addr)
+	n.trans = newTransport(c.net, n.id, n.inmem)
+	c.connect()
+	c.boot(i, n)
+}
+
+// leaderOrAny returns the node that thinks it leads, or a random running
+// node, with the raft and FSM of the same incarnation.
+func (c *cluster) leaderOrAny(rng *rand.Rand) (*raft.Raft, *kv) {
+	c.lock.Lock()
+	defer c.lock.Unlock()
+	var up []*node
+	for _, n := range c.nodes {
+		if n.up {
+			if n.r.State() == raft.Leader {
+				return n.r, n.fsm
+			}
+			up = append(up, n)
+		}
+	}
+	if len(up) == 0 {
+		return nil, nil
+	}
+	n := up[rng.IntN(len(up))]
+	return n.r, n.fsm
+}
+
+// anyFSM is a random running node's state machine.
+func (c *cluster) anyFSM(rng *rand.Rand) *kv {
+	c.lock.Lock()
+	defer c.lock.Unlock()
+	var up []*node
+	for _, n := range c.nodes {
+		if n.up {
+			up = append(up, n)
+		}
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	return up[rng.IntN(len(up))].fsm
+}
+
+func (c *cluster) leader() *node {
+	c.lock.Lock()
+	defer c.lock.Unlock()
+	for _, n := range c.nodes {
+		if n.up && n.r.State() == raft.Leader {
+			return n
+		}
+	}
+	return nil
+}
+
+// schedule injects faults until the run's duration is over.
+func (c *cluster) schedule() {
+	deadline := c.start.Add(c.opts.Duration)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Duration(100+c.rng.IntN(400)) * time.Millisecond)
+		c.inject()
+	}
+}
+
+func (c *cluster) inject() {
+	n := len(c.nodes)
+	switch k := c.rng.IntN(12); k {
+	case 0, 1: // symmetric partition into two random sides
+		side := c.randomSubset(1 + c.rng.IntN(n-1))
+		c.cutBetween(side, c.complement(side), true)
+		c.event("partition %v | %v", ids(side), ids(c.complement(side)))
+	case 2: // one-way cut
+		a, b := c.nodes[c.rng.IntN(n)], c.nodes[c.rng.IntN(n)]
+		if a != b {
+			c.net.setCut(a.addr, b.addr, true)
+			c.event("cut %s -> %s", a.id, b.id)
+		}
+	case 3: // the leader cut off with 0-3 others
+		l := c.leader()
+		if l == nil {
+			return
+		}
+		others := c.randomSubset(c.rng.IntN(min(3, n-2) + 1))
+		side := []*node{l}
+		for _, o := range others {
+			if o != l {
+				side = append(side, o)
+			}
+		}
+		c.cutBetween(side, c.complement(side), true)
+		c.event("leader %s cut off with %v", l.id, ids(side[1:]))
+	case 4: // a bridge: one node sees both halves, which cannot see each other
+		b := c.nodes[c.rng.IntN(n)]
+		var rest []*node
+		for _, m := range c.nodes {
+			if m != b {
+				rest = append(rest, m)
+			}
+		}
+		c.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+		half := len(rest) / 2
+		c.cutBetween(rest[:half], rest[half:], true)
+		c.event("bridge %s between %v and %v", b.id, ids(rest[:half]), ids(rest[half:]))
+	case 5: // message faults
+		f := faults{drop: c.rng.Float64() * 0.2, dup: c.rng.Float64() * 0.2,
+			maxDelay: time.Duration(c.rng.IntN(20)) * time.Millisecond}
+		c.net.setFaults(f)
+		c.event("messages: drop %.2f dup %.2f delay <%v", f.drop, f.dup, f.maxDelay)
+	case 6: // crash a running node, keeping a majority able to run
+		i := c.rng.IntN(n)
+		if c.nodes[i].up && c.down() < (n-1)/2 {
+			c.event("crash %s", c.nodes[i].id)
+			c.crash(c.nodes[i])
+		}
+	case 7: // restart a crashed node
+		for i, m := range c.nodes {
+			if !m.up {
+				c.event("restart %s", m.id)
+				c.restart(i, m)
+				break
+			}
+		}
+	case 8: // a slow disk
+		m := c.nodes[c.rng.IntN(n)]
+		l := time.Duration(c.rng.IntN(4)*10) * time.Millisecond
+		m.disk.setLatency(l)
+		c.event("disk %s latency %v", m.id, l)
+	case 9: // leadership transfer
+		if l := c.leader(); l != nil {
+			c.event("transfer from %s", l.id)
+			c.async.Add(1)
+			go func() { defer c.async.Done(); _ = l.r.LeadershipTransfer().Error() }()
+		}
+	case 10: // a user snapshot
+		m := c.nodes[c.rng.IntN(n)]
+		c.lock.Lock()
+		r, up := m.r, m.up
+		c.lock.Unlock()
+		if up {
+			c.event("snapshot on %s", m.id)
+			c.async.Add(1)
+			go func() { defer c.async.Done(); _ = r.Snapshot().Error() }()
+		}
+	case 11:
+		c.net.healAll()
+		c.event("heal")
+	}
+}
+
+func (c *cluster) down() int {
+	d := 0
+	for _, n := range c.nodes {
+		if !n.up {
+			d++
+		}
+	}
+	return d
+}
+
+func (c *cluster) randomSubset(k int) []*node {
+	perm := c.rng.Perm(len(c.nodes))
+	out := make([]*node, 0, k)
+	for _, i := range perm[:k] {
+		out = append(out, c.nodes[i])
+	}
+	return out
+}
+
+func (c *cluster) complement(side []*node) []*node {
+	in := map[*node]bool{}
+	for _, n := range side {
+		in[n] = true
+	}
+	var out []*node
+	for _, n := range c.nodes {
+		if !in[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *cluster) cutBetween(a, b []*node, cut bool) {
+	for _, x := range a {
+		for _, y := range b {
+			c.net.setCut(x.addr, y.addr, cut)
+			c.net.setCut(y.addr, x.addr, cut)
+		}
+	}
+}
+
+func ids(nodes []*node) []raft.ServerID {
+	out := make([]raft.ServerID, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.id
+	}
+	return out
+}
+
+// heal ends the faults: the network is whole, crashed nodes restart and
+// disks are fast again.
+func (c *cluster) heal() {
+	c.net.healAll()
+	for i, n := range c.nodes {
+		n.disk.setLatency(0)
+		if !n.up {
+			c.restart(i, n)
+		}
+	}
+	c.event("heal all, restart all")
+}
+
+// checkLiveness requires a leader that commits a write within a bound
+// once the faults have stopped.
+func (c *cluster) checkLiveness() {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if l := c.leader(); l != nil {
+			if err := l.r.Apply(mustJSON(op{Kind: "put", Key: "__live", Value: "x", ID: fmt.Sprintf("live-%d", c.clock.Add(1))}), time.Second).Error(); err == nil {
+				c.event("liveness: %s committed a write", l.id)
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.violation("liveness: no leader committed a write within 10s of the faults ending")
+}
+
+// converge waits until every node has applied the same index, then
+// requires equal state.
+func (c *cluster) converge() {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		l := c.leader()
+		if l == nil || l.r.Barrier(time.Second).Error() != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		want := l.r.AppliedIndex()
+		for time.Now().Before(deadline) {
+			all := true
+			for _, n := range c.nodes {
+				if n.r.AppliedIndex() < want {
+					all = false
+				}
+			}
+			if all {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		ref := l.fsm.dump()
+		for _, n := range c.nodes {
+			if got := n.fsm.dump(); got != ref {
+				c.violation("convergence: %s's state differs from the leader %s's", n.id, l.id)
+			}
+		}
+		return
+	}
+	c.violation("convergence: no leader could run a barrier within 10s")
+}
+
+func (c *cluster) shutdown() {
+	for _, n := range c.nodes {
+		if n.up {
+			if err := n.r.Shutdown().Error(); err != nil {
+				c.violation("shutdown %s: %v", n.id, err)
+			}
+		}
+		_ = n.trans.Close() // ends pending duplicates
+	}
+}
+
+func mustJSON(o op) []byte {
+	b, err := json.Marshal(o)
+	if err != nil {
+		panic(err) // an op always encodes
+	}
+	return b
+}
+
+// client runs operations until stop, recording each one's invocation and
+// response on the history's logical clock.
+func (c *cluster) client(id int, stop <-chan struct{}) []porcupine.Operation {
+	rng := rand.New(rand.NewPCG(c.opts.Seed, uint64(id)+100))
+	var hist []porcupine.Operation
+	seq := 0
+	for {
+		select {
+		case <-stop:
+			return hist
+		default:
+		}
+		time.Sleep(time.Duration(rng.IntN(5)) * time.Millisecond)
+		seq++
+		o := op{Key: fmt.Sprintf("k%d", rng.IntN(c.opts.Keys)), ID: fmt.Sprintf("c%d-%d", id, seq)}
+		val := fmt.Sprintf("%d.%d;", id, seq)
+		switch p := rng.IntN(100); {
+		case p < 20:
+			o.Kind = "get"
+		case p < 40:
+			o.Kind = "read" // the read path, recorded as a get
+		case p < 60:
+			o.Kind, o.Value = "put", val
+		case p < 85:
+			o.Kind, o.Value = "append", val
+		default:
+			o.Kind, o.Value = "cas", val
+			r, fsm := c.leaderOrAny(rng)
+			if r != nil {
+				o.Old = fsm.read(o.Key) // a plausible expected value
+			}
+		}
+		call := c.clock.Add(1)
+		out, record := c.do(rng, o)
+		ret := c.clock.Add(1)
+		if !record {
+			continue
+		}
+		if o.Kind == "read" {
+			o.Kind = "get"
+		}
+		hist = append(hist, porcupine.Operation{ClientId: id, Input: o, Call: call, Output: out, Return: ret})
+	}
+}
+
+// do runs one operation; record is false when it certainly had no effect
+// and returned nothing worth checking.
+func (c *cluster) do(rng *rand.Rand, o op) (out kvOutput, record bool) {
+	if o.Kind == "read" && c.opts.StaleReads {
+		if fsm := c.anyFSM(rng); fsm != nil {
+			return kvOutput{result: result{Value: fsm.read(o.Key)}}, true
+		}
+		return out, false
+	}
+	r, fsm := c.leaderOrAny(rng)
+	if r == nil {
+		return out, false
+	}
+	if o.Kind == "read" {
+		if err := r.VerifyLeader().Error(); err != nil {
+			return out, false
+		}
+		idx := r.CommitIndex()
+		for deadline := time.Now().Add(time.Second); r.AppliedIndex() < idx; {
+			if time.Now().After(deadline) {
+				return out, false
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return kvOutput{result: result{Value: fsm.read(o.Key)}}, true
+	}
+	f := r.Apply(mustJSON(o), 500*time.Millisecond)
+	err := f.Error()
+	if err == nil {
+		res, ok := f.Response().(result)
+		if !ok {
+			c.violation("apply %s answered %v", o.ID, f.Response())
+			return out, false
+		}
+		return kvOutput{result: res}, true
+	}
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		return out, false // never entered the log
+	}
+	if o.Kind == "get" {
+		return out, false // a read with no answer constrains nothing
+	}
+	return kvOutput{Unknown: true}, true
+}
+
+// checkSafety checks, over every FSM incarnation: state machine safety (no
+// index applied with two different entries), no request applied twice,
+// every acknowledged write applied, and log matching over the final logs.
+func (c *cluster) checkSafety(hist [][]porcupine.Operation) {
+	at := map[uint64]appliedEntry{}
+	where := map[string]uint64{}
+	for _, f := range c.fsms {
+		for _, e := range f.appliedEntries() {
+			if prev, ok := at[e.Index]; ok && (prev.Term != e.Term || prev.Data != e.Data) {
+				c.violation("state machine safety: index %d applied as %q (term %d) and %q (term %d)",
+					e.Index, prev.Data, prev.Term, e.Data, e.Term)
+				continue
+			}
+			at[e.Index] = e
+			var o op
+			if json.Unmarshal([]byte(e.Data), &o) == nil {
+				if idx, ok := where[o.ID]; ok && idx != e.Index {
+					c.violation("request %s applied twice, at %d and %d", o.ID, idx, e.Index)
+				}
+				where[o.ID] = e.Index
+			}
+		}
+	}
+	for _, h := range hist {
+		for _, o := range h {
+			in := o.Input.(op)
+			if in.Kind == "get" || o.Output.(kvOutput).Unknown {
+				continue
+			}
+			if _, ok := where[in.ID]; !ok {
+				c.violation("acknowledged write %s (%s %s) was never applied", in.ID, in.Kind, in.Key)
+			}
+		}
+	}
+	// Log matching: entries at the same index and term are the same.
+	type key struct{ index, term uint64 }
+	seen := map[key]string{}
+	for _, n := range c.nodes {
+		first, _ := n.disk.FirstIndex()
+		last, _ := n.disk.LastIndex()
+		for i := first; i <= last && last > 0; i++ {
+			var l raft.Log
+			if err := n.disk.GetLog(i, &l); err != nil {
+				c.violation("log of %s: entry %d: %v", n.id, i, err)
+				continue
+			}
+			k := key{l.Index, l.Term}
+			d := fmt.Sprintf("%d/%x", l.Type, l.Data)
+			if prev, ok := seen[k]; ok && prev != d {
+				c.violation("log matching: index %d term %d differs between logs", l.Index, l.Term)
+			}
+			seen[k] = d
+		}
+	}
+}
+
+// Check runs porcupine on the history, per key, within timeout. It
+// returns porcupine's result and writes the visualization to htmlPath
+// when the history is not linearizable (if htmlPath is not empty).
+func (r *Report) Check(timeout time.Duration, htmlPath string) (porcupine.CheckResult, error) {
+	res, info := porcupine.CheckOperationsVerbose(kvModel, r.history, timeout)
+	if res == porcupine.Illegal && htmlPath != "" {
+		if err := porcupine.VisualizePath(kvModel, info, htmlPath); err != nil {
+			return res, fmt.Errorf("fuzzy: write visualization: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// Summary is a one-line account of the run.
+func (r *Report) Summary() string {
+	kinds := describeOps(r.history)
+	return fmt.Sprintf("seed %d: %d ops (%s; %d unknown), %d elections, %d crashes, %d messages (%d lost, %d duplicated), %d violations",
+		r.Seed, r.Ops, kinds, r.Unknown, r.Elections, r.Crashes, r.Messages, r.Dropped, r.Duplicated, len(r.Violations))
+}
