@@ -519,3 +519,96 @@ func TestRestartedFollowerCatchesUpWithoutBackoff(t *testing.T) {
 		c.CheckConsistent()
 	})
 }
+
+// linearizableRead is the read path users are told to use: VerifyLeader,
+// then wait until the FSM has applied the commit index. It returns the
+// commands applied when the read is served.
+func linearizableRead(c *rafttest.Cluster, n *rafttest.Node) ([][]byte, error) {
+	if err := n.Raft.VerifyLeader().Error(); err != nil {
+		return nil, err
+	}
+	idx := n.Raft.CommitIndex()
+	c.WaitFor(5*time.Second, "the read's index to be applied", func() bool { return n.Raft.AppliedIndex() >= idx })
+	return n.Recorder().Logs(), nil
+}
+
+// Bug 17: removing a member from a 2-node cluster while that member is
+// down must not wedge the cluster. A configuration here takes effect when
+// appended, so the removal commits with the leader alone and writes go on.
+func TestKnownBug17_TwoMemberRemovalDoesNotWedge(t *testing.T) {
+	inBubble(t, 2, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 5)
+		gone := c.Others(leader)[0]
+		c.Stop(gone)
+		if err := leader.Raft.RemoveServer(gone.ID, 0, time.Second).Error(); err != nil {
+			t.Fatalf("removing the dead member of a 2-node cluster: %v", err)
+		}
+		if err := leader.Raft.Apply([]byte("after"), time.Second).Error(); err != nil {
+			t.Fatalf("write after the removal: %v", err)
+		}
+		if leader.Raft.State() != raft.Leader {
+			t.Fatal("the remaining member is not leading")
+		}
+	})
+}
+
+// Bug 19: a leader cut off from the others must not serve a stale read, not
+// even inside its lease window (Consul 2014): VerifyLeader fails on it
+// while the others elect a leader and commit a newer write.
+func TestKnownBug19_DeposedLeaderServesNoStaleRead(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "a", 3)
+		c.Partition(old)
+		// At once, inside the old leader's lease.
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := linearizableRead(c, old)
+			readErr <- err
+		}()
+		newLeader := c.WaitLeader(c.Others(old)...)
+		c.ApplyN(newLeader, "b", 1) // acknowledged: every later read must see it
+		if err := <-readErr; err == nil {
+			t.Fatal("the cut-off leader served a linearizable read")
+		}
+		if _, err := linearizableRead(c, old); err == nil {
+			t.Fatal("the cut-off leader served a read after the new leader's write")
+		}
+		got, err := linearizableRead(c, newLeader)
+		if err != nil || len(got) != 4 {
+			t.Fatalf("read on the new leader: %d commands, %v", len(got), err)
+		}
+	})
+}
+
+// Bug 22: reads right after a restart. Every node restarts; the first read
+// served through the read path on the new leader already reflects every
+// write acknowledged before the restart (Consul #2644).
+func TestKnownBug22_NoStaleReadsOnStartup(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 40)
+		for _, n := range c.Nodes {
+			c.Stop(n)
+		}
+		for _, n := range c.Nodes {
+			c.Restart(n)
+		}
+		var l *rafttest.Node
+		c.WaitFor(5*time.Second, "a leader", func() bool {
+			if ls := c.Leaders(); len(ls) == 1 {
+				l = ls[0]
+			}
+			return l != nil
+		})
+		got, err := linearizableRead(c, l)
+		for err != nil { // leadership may still move; each attempt must be right
+			l = c.WaitLeader()
+			got, err = linearizableRead(c, l)
+		}
+		if len(got) < 40 {
+			t.Fatalf("the first read after the restart saw %d of 40 acknowledged writes", len(got))
+		}
+	})
+}

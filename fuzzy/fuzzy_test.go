@@ -79,12 +79,14 @@ func TestSchedules(t *testing.T) {
 			total.Elections += rep.Elections
 			total.Crashes += rep.Crashes
 			total.Restores += rep.Restores
+			total.Changes += rep.Changes
+			total.UserRestores += rep.UserRestores
 			total.Violations = append(total.Violations, rep.Violations...)
 			ran++
 		})
 	}
-	t.Logf("summary: %d schedules, %d operations checked, %d elections, %d crashes, %d snapshot restores, %d violations",
-		ran, total.Ops, total.Elections, total.Crashes, total.Restores, len(total.Violations))
+	t.Logf("summary: %d schedules, %d operations checked, %d elections, %d crashes, %d membership changes, %d user restores, %d snapshot restores, %d violations",
+		ran, total.Ops, total.Elections, total.Crashes, total.Changes, total.UserRestores, total.Restores, len(total.Violations))
 }
 
 // TestStaleReadsAreCaught is the known-bad control: serving reads from any

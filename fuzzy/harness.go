@@ -1,6 +1,7 @@
 package fuzzy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,17 +50,19 @@ func (o *Options) defaults() {
 
 // Report is what a run saw and found.
 type Report struct {
-	Seed       uint64
-	Schedule   []string // the fault events, with their virtual times
-	Violations []string // safety and liveness failures (must be empty)
-	Ops        int      // operations in the history checked
-	Unknown    int      // writes whose outcome is unknown
-	Elections  int      // terms in which a leader sent AppendEntries
-	Crashes    int
-	Restores   int // snapshots restored into an FSM (at start or installed)
-	Messages   int
-	Dropped    int
-	Duplicated int
+	Seed         uint64
+	Schedule     []string // the fault events, with their virtual times
+	Violations   []string // safety and liveness failures (must be empty)
+	Ops          int      // operations in the history checked
+	Unknown      int      // writes whose outcome is unknown
+	Elections    int      // terms in which a leader sent AppendEntries
+	Crashes      int
+	Restores     int // snapshots restored into an FSM (at start or installed)
+	Changes      int // membership changes started (add, remove, demote)
+	UserRestores int
+	Messages     int
+	Dropped      int
+	Duplicated   int
 
 	history []porcupine.Operation
 }
@@ -94,6 +97,10 @@ type cluster struct {
 	report *Report
 	async  sync.WaitGroup // transfers and snapshots started by the schedule
 	clock  atomic.Int64   // the history's logical clock
+	// restores are the user Restores the schedule ran, as operations on
+	// every key (guarded by lock).
+	restores []porcupine.Operation
+	nRestore int
 }
 
 func (c *cluster) config(i int, n *node) *raft.Config {
@@ -158,10 +165,15 @@ func Run(opts Options) *Report {
 	c.heal()
 	c.checkLiveness()
 	close(stop)
-	clients.Wait()
-	c.async.Wait()
+	// Every future resolves: clients and the schedule's calls return
+	// within a bound while the cluster still runs.
+	if !waitWithin(&clients, 30*time.Second) || !waitWithin(&c.async, 30*time.Second) {
+		c.violation("futures: calls still unresolved 30s after the faults ended")
+	}
 	c.converge()
 	c.shutdown()
+	clients.Wait()
+	c.async.Wait()
 
 	end := c.clock.Add(1)
 	for _, h := range hist {
@@ -172,6 +184,12 @@ func Run(opts Options) *Report {
 			}
 			c.report.history = append(c.report.history, o)
 		}
+	}
+	for _, o := range c.restores {
+		if o.Output.(kvOutput).Unknown {
+			o.Return = end
+		}
+		c.report.history = append(c.report.history, o)
 	}
 	c.report.Ops = len(c.report.history)
 	c.checkSafety(hist)
@@ -184,6 +202,20 @@ func Run(opts Options) *Report {
 	c.report.Messages, c.report.Dropped, c.report.Duplicated = c.net.stats.sent, c.net.stats.dropped, c.net.stats.duplicated
 	c.net.mu.Unlock()
 	return c.report
+}
+
+// waitWithin waits for wg at most d.
+func waitWithin(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (c *cluster) violation(format string, args ...any) {
@@ -256,8 +288,11 @@ func (c *cluster) leaderOrAny(rng *rand.Rand) (*raft.Raft, *kv) {
 	var up []*node
 	for _, n := range c.nodes {
 		if n.up {
-			if n.r.State() == raft.Leader {
+			switch n.r.State() {
+			case raft.Leader:
 				return n.r, n.fsm
+			case raft.Shutdown:
+				continue
 			}
 			up = append(up, n)
 		}
@@ -307,7 +342,7 @@ func (c *cluster) schedule() {
 
 func (c *cluster) inject() {
 	n := len(c.nodes)
-	switch k := c.rng.IntN(12); k {
+	switch k := c.rng.IntN(15); k {
 	case 0, 1: // symmetric partition into two random sides
 		side := c.randomSubset(1 + c.rng.IntN(n-1))
 		c.cutBetween(side, c.complement(side), true)
@@ -387,6 +422,103 @@ func (c *cluster) inject() {
 	case 11:
 		c.net.healAll()
 		c.event("heal")
+	case 12, 13: // membership: remove (the leader too), demote, add back
+		c.changeMembership()
+	case 14: // a user Restore on the leader
+		c.userRestore()
+	}
+}
+
+// voters returns the leader and its latest configuration's voters.
+func (c *cluster) voters() (*node, map[raft.ServerID]bool) {
+	l := c.leader()
+	if l == nil {
+		return nil, nil
+	}
+	f := l.r.GetConfiguration()
+	if f.Error() != nil {
+		return nil, nil
+	}
+	v := map[raft.ServerID]bool{}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			v[s.ID] = true
+		}
+	}
+	return l, v
+}
+
+func (c *cluster) changeMembership() {
+	l, voters := c.voters()
+	if l == nil {
+		return
+	}
+	m := c.nodes[c.rng.IntN(len(c.nodes))]
+	switch {
+	case !voters[m.id]:
+		c.report.Changes++
+		c.event("add voter %s (through %s)", m.id, l.id)
+		c.addBack(l, m)
+	case len(voters) > 2 && c.rng.IntN(2) == 0:
+		c.report.Changes++
+		c.event("remove %s (through %s)", m.id, l.id)
+		c.async.Add(1)
+		go func() { defer c.async.Done(); _ = l.r.RemoveServer(m.id, 0, time.Second).Error() }()
+	case len(voters) > 2:
+		c.report.Changes++
+		c.event("demote %s (through %s)", m.id, l.id)
+		c.async.Add(1)
+		go func() { defer c.async.Done(); _ = l.r.DemoteVoter(m.id, 0, time.Second).Error() }()
+	}
+}
+
+// addBack makes m a voter again, restarting it first if it shut itself
+// down when it was removed.
+func (c *cluster) addBack(l, m *node) {
+	for i, n := range c.nodes {
+		if n == m && n.up && n.r.State() == raft.Shutdown {
+			c.lock.Lock()
+			n.up = false
+			c.lock.Unlock()
+			c.restart(i, n)
+		}
+	}
+	c.async.Add(1)
+	go func() { defer c.async.Done(); _ = l.r.AddVoter(m.id, m.addr, 0, time.Second).Error() }()
+}
+
+// userRestore restores the leader's FSM from a user's snapshot holding a
+// fresh value for every key, recorded as an operation on each key.
+func (c *cluster) userRestore() {
+	l := c.leader()
+	if l == nil {
+		return
+	}
+	c.nRestore++
+	c.report.UserRestores++
+	state := kvState{Data: map[string]string{}}
+	for k := 0; k < c.opts.Keys; k++ {
+		state.Data[fmt.Sprintf("k%d", k)] = fmt.Sprintf("R%d;", c.nRestore)
+	}
+	data, _ := json.Marshal(&state)
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
+	c.event("user restore %d on %s", c.nRestore, l.id)
+	call := c.clock.Add(1)
+	err := l.r.Restore(meta, bytes.NewReader(data), time.Second)
+	ret := c.clock.Add(1)
+	out := kvOutput{}
+	switch {
+	case err == nil:
+	case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout):
+		return // never happened
+	default:
+		out.Unknown = true
+	}
+	c.lock.Lock()
+	defer c.lock.Unlock()
+	for key, v := range state.Data {
+		c.restores = append(c.restores, porcupine.Operation{ClientId: c.opts.Clients,
+			Input: op{Kind: "restore", Key: key, Value: v}, Call: call, Output: out, Return: ret})
 	}
 }
 
@@ -451,6 +583,36 @@ func (c *cluster) heal() {
 		}
 	}
 	c.event("heal all, restart all")
+	for attempt := 0; attempt < 100; attempt++ {
+		l, voters := c.voters()
+		if l == nil {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		missing := false
+		for _, n := range c.nodes {
+			if !voters[n.id] {
+				missing = true
+				if err := l.r.AddVoter(n.id, n.addr, 0, time.Second).Error(); err != nil {
+					break
+				}
+			}
+		}
+		// A node removed earlier may have shut itself down.
+		for i, n := range c.nodes {
+			if n.r.State() == raft.Shutdown {
+				c.lock.Lock()
+				n.up = false
+				c.lock.Unlock()
+				c.restart(i, n)
+				missing = true
+			}
+		}
+		if !missing {
+			return
+		}
+	}
+	c.violation("liveness: the configuration did not take every node back within 100 attempts")
 }
 
 // checkLiveness requires a leader that commits a write within a bound
@@ -656,7 +818,9 @@ func (c *cluster) checkSafety(hist [][]porcupine.Operation) {
 		for i := first; i <= last && last > 0; i++ {
 			var l raft.Log
 			if err := n.disk.GetLog(i, &l); err != nil {
-				c.violation("log of %s: entry %d: %v", n.id, i, err)
+				if !errors.Is(err, raft.ErrLogNotFound) { // gaps: see diskStore.crash
+					c.violation("log of %s: entry %d: %v", n.id, i, err)
+				}
 				continue
 			}
 			k := key{l.Index, l.Term}

@@ -14,7 +14,7 @@ import (
 
 // op is a client's request to the key-value state machine.
 type op struct {
-	Kind  string `json:"k"`           // get, put, append, cas
+	Kind  string `json:"k"`           // get, put, append, cas (restore in histories)
 	Key   string `json:"key"`         //
 	Value string `json:"v,omitempty"` // put, append: the value; cas: the new value
 	Old   string `json:"o,omitempty"` // cas: the expected value
@@ -186,7 +186,7 @@ var kvModel = porcupine.Model{
 		switch in.Kind {
 		case "get":
 			return out.Unknown || out.Value == cur, cur
-		case "put":
+		case "put", "restore":
 			return true, in.Value
 		case "append":
 			return true, cur + in.Value
@@ -216,6 +216,8 @@ var kvModel = porcupine.Model{
 			return fmt.Sprintf("get(%s) -> %s", in.Key, res)
 		case "put":
 			return fmt.Sprintf("put(%s, %q)", in.Key, in.Value)
+		case "restore":
+			return fmt.Sprintf("restore(%s = %q) %s", in.Key, in.Value, map[bool]string{true: "?", false: "ok"}[out.Unknown])
 		case "append":
 			return fmt.Sprintf("append(%s, %q)", in.Key, in.Value)
 		default:
@@ -238,7 +240,7 @@ func describeOps(ops []porcupine.Operation) string {
 		kinds[o.Input.(op).Kind]++
 	}
 	var parts []string
-	for _, k := range []string{"get", "put", "append", "cas"} {
+	for _, k := range []string{"get", "put", "append", "cas", "restore"} {
 		parts = append(parts, fmt.Sprintf("%s %d", k, kinds[k]))
 	}
 	return strings.Join(parts, ", ")
