@@ -1,6 +1,7 @@
 package fuzzy
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,8 +20,8 @@ func runOne(t *testing.T, opts Options) *Report {
 	var rep *Report
 	synctest.Test(t, func(t *testing.T) { rep = Run(opts) })
 	fail := func(what string) {
-		t.Errorf("seed %d (%d nodes): %s\nreplay: FUZZY_SEED=%d FUZZY_NODES=%d go test -run %s ./fuzzy\nschedule:\n%s",
-			opts.Seed, opts.Nodes, what, opts.Seed, opts.Nodes, t.Name(), strings.Join(rep.Schedule, "\n"))
+		t.Errorf("seed %d (%d nodes): %s\nreplay: go test ./fuzzy -run TestSchedules -v -seed %d -nodes %d\nschedule:\n%s",
+			opts.Seed, opts.Nodes, what, opts.Seed, opts.Nodes, strings.Join(rep.Schedule, "\n"))
 	}
 	if len(rep.Violations) > 0 {
 		// The history of a run that broke safety is rarely worth the
@@ -39,9 +40,16 @@ func runOne(t *testing.T, opts Options) *Report {
 	case res == porcupine.Illegal:
 		fail("the history is not linearizable; visualization: " + html)
 	}
-	t.Log(rep.Summary())
+	t.Logf("%s\nschedule:\n%s", rep.Summary(), strings.Join(rep.Schedule, "\n"))
 	return rep
 }
+
+var (
+	flagSeed      = flag.Uint64("seed", 0, "replay one schedule (same as FUZZY_SEED)")
+	flagNodes     = flag.Int("nodes", 0, "cluster size for -seed (same as FUZZY_NODES)")
+	flagSchedules = flag.Int("schedules", 0, "how many schedules (same as FUZZY_SCHEDULES)")
+	flagDuration  = flag.Duration("duration", 0, "run schedules until this much time has passed (same as FUZZY_DURATION)")
+)
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
@@ -53,13 +61,23 @@ func envInt(name string, def int) int {
 // TestSchedules runs random schedules on 3 and 5 nodes.
 func TestSchedules(t *testing.T) {
 	schedules := envInt("FUZZY_SCHEDULES", 40)
+	if *flagSchedules > 0 {
+		schedules = *flagSchedules
+	}
 	var until time.Time
-	if d, err := time.ParseDuration(os.Getenv("FUZZY_DURATION")); err == nil {
+	d, err := time.ParseDuration(os.Getenv("FUZZY_DURATION"))
+	if *flagDuration > 0 {
+		d, err = *flagDuration, nil
+	}
+	if err == nil {
 		until = time.Now().Add(d)
 		schedules = 1 << 30
 	}
 	var seeds []uint64
-	if v, err := strconv.ParseUint(os.Getenv("FUZZY_SEED"), 10, 64); err == nil {
+	if v, err := strconv.ParseUint(os.Getenv("FUZZY_SEED"), 10, 64); err == nil || *flagSeed > 0 {
+		if *flagSeed > 0 {
+			v = *flagSeed
+		}
 		seeds = []uint64{v}
 	} else {
 		for i := 0; i < schedules; i++ {
@@ -73,6 +91,9 @@ func TestSchedules(t *testing.T) {
 			break
 		}
 		nodes := envInt("FUZZY_NODES", 3+2*int(seed%2))
+		if *flagNodes > 0 {
+			nodes = *flagNodes
+		}
 		t.Run(fmt.Sprintf("seed=%d/nodes=%d", seed, nodes), func(t *testing.T) {
 			rep := runOne(t, Options{Seed: seed, Nodes: nodes})
 			total.Ops += rep.Ops
@@ -110,4 +131,36 @@ func TestStaleReadsAreCaught(t *testing.T) {
 	if caught == 0 {
 		t.Fatal("stale reads from local state passed the linearizability check in every schedule")
 	}
+}
+
+// TestSchedulesOverTCP runs schedules over the real TCP transport on
+// loopback, in real time (a few seconds each). FUZZY_TCP_SCHEDULES sets how
+// many (default 2).
+func TestSchedulesOverTCP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real time")
+	}
+	for i := 0; i < envInt("FUZZY_TCP_SCHEDULES", 2); i++ {
+		seed := uint64(1000 + i)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			runTCP(t, Options{Seed: seed, Nodes: 3, TCP: true, Duration: 3 * time.Second})
+		})
+	}
+}
+
+func runTCP(t *testing.T, opts Options) {
+	t.Helper()
+	rep := Run(opts)
+	if len(rep.Violations) > 0 {
+		t.Fatalf("seed %d over TCP: violations:\n  %s\nschedule:\n%s", opts.Seed,
+			strings.Join(rep.Violations, "\n  "), strings.Join(rep.Schedule, "\n"))
+	}
+	res, err := rep.Check(time.Minute, filepath.Join(os.TempDir(), fmt.Sprintf("fuzzy-tcp-seed-%d.html", opts.Seed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res != porcupine.Ok {
+		t.Fatalf("seed %d over TCP: linearizability check: %v\nschedule:\n%s", opts.Seed, res, strings.Join(rep.Schedule, "\n"))
+	}
+	t.Log(rep.Summary())
 }

@@ -27,7 +27,11 @@ type Options struct {
 	// StaleReads is the known-bad control: reads are served from a random
 	// node's local state, without VerifyLeader. The checker must catch it.
 	StaleReads bool
-	Log        io.Writer // the nodes' logs (nil: discarded)
+	// TCP runs the nodes over the real TCP transport on loopback instead of
+	// the in-memory one. Such a run uses real time: do not run it inside a
+	// synctest bubble.
+	TCP bool
+	Log io.Writer // the nodes' logs (nil: discarded)
 }
 
 func (o *Options) defaults() {
@@ -71,7 +75,7 @@ type Report struct {
 type node struct {
 	id    raft.ServerID
 	addr  raft.ServerAddress
-	inmem *raft.InmemTransport
+	inmem *raft.InmemTransport // nil over TCP
 	trans *transport
 	disk  *diskStore
 	snaps *raft.InmemSnapshotStore
@@ -135,8 +139,10 @@ func Run(opts Options) *Report {
 	var servers []raft.Server
 	for i := 0; i < opts.Nodes; i++ {
 		n := &node{id: raft.ServerID(fmt.Sprintf("n%d", i)), snaps: raft.NewInmemSnapshotStore()}
-		n.addr, n.inmem = raft.NewInmemTransport("")
-		n.trans = newTransport(c.net, n.id, n.inmem)
+		if err := c.openTransport(n); err != nil {
+			c.violation("transport for %s: %v", n.id, err)
+			return c.report
+		}
 		n.disk = newDiskStore(raft.NewInmemStore())
 		c.nodes = append(c.nodes, n)
 		servers = append(servers, raft.Server{ID: n.id, Address: n.addr})
@@ -227,11 +233,37 @@ func (c *cluster) event(format string, args ...any) {
 	c.report.Schedule = append(c.report.Schedule, fmt.Sprintf("%8v %s", at, fmt.Sprintf(format, args...)))
 }
 
+// openTransport gives n a transport: in memory, or TCP on loopback (on
+// its old address when it restarts).
+func (c *cluster) openTransport(n *node) error {
+	if !c.opts.TCP {
+		n.addr, n.inmem = raft.NewInmemTransport(n.addr)
+		n.trans = newTransport(c.net, n.id, n.inmem)
+		return nil
+	}
+	bind := "127.0.0.1:0"
+	if n.addr != "" {
+		bind = string(n.addr)
+	}
+	var err error
+	for attempt := 0; attempt < 100; attempt++ {
+		var tcp *raft.NetworkTransport
+		tcp, err = raft.NewTCPTransportWithLogger(bind, nil, 3, time.Second, hclog.NewNullLogger())
+		if err == nil {
+			n.addr = tcp.LocalAddr()
+			n.trans = newTransport(c.net, n.id, tcp)
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond) // the old listener is closing
+	}
+	return err
+}
+
 // connect routes every node's in-memory transport to every other's.
 func (c *cluster) connect() {
 	for _, a := range c.nodes {
 		for _, b := range c.nodes {
-			if a != b {
+			if a != b && a.inmem != nil && b.inmem != nil {
 				a.inmem.Connect(b.addr, b.inmem)
 			}
 		}
@@ -264,7 +296,9 @@ func (c *cluster) crash(n *node) {
 	}
 	_ = n.trans.Close()
 	for _, m := range c.nodes {
-		m.inmem.Disconnect(n.addr)
+		if m.inmem != nil {
+			m.inmem.Disconnect(n.addr)
+		}
 	}
 	if err := n.r.Shutdown().Error(); err != nil {
 		c.violation("shutdown %s: %v", n.id, err)
@@ -274,8 +308,11 @@ func (c *cluster) crash(n *node) {
 }
 
 func (c *cluster) restart(i int, n *node) {
-	n.addr, n.inmem = raft.NewInmemTransport(n.addr)
-	n.trans = newTransport(c.net, n.id, n.inmem)
+	_ = n.trans.Close()
+	if err := c.openTransport(n); err != nil {
+		c.violation("restart %s: %v", n.id, err)
+		return
+	}
 	c.connect()
 	c.boot(i, n)
 }
@@ -343,7 +380,8 @@ func (c *cluster) schedule() {
 func (c *cluster) inject() {
 	n := len(c.nodes)
 	switch k := c.rng.IntN(15); k {
-	case 0, 1: // symmetric partition into two random sides
+	case 0, 1: // symmetric partition into two random sides (replacing cuts)
+		c.net.clearCuts()
 		side := c.randomSubset(1 + c.rng.IntN(n-1))
 		c.cutBetween(side, c.complement(side), true)
 		c.event("partition %v | %v", ids(side), ids(c.complement(side)))
@@ -358,6 +396,7 @@ func (c *cluster) inject() {
 		if l == nil {
 			return
 		}
+		c.net.clearCuts()
 		others := c.randomSubset(c.rng.IntN(min(3, n-2) + 1))
 		side := []*node{l}
 		for _, o := range others {
@@ -376,6 +415,7 @@ func (c *cluster) inject() {
 			}
 		}
 		c.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+		c.net.clearCuts()
 		half := len(rest) / 2
 		c.cutBetween(rest[:half], rest[half:], true)
 		c.event("bridge %s between %v and %v", b.id, ids(rest[:half]), ids(rest[half:]))
@@ -849,6 +889,7 @@ func (r *Report) Check(timeout time.Duration, htmlPath string) (porcupine.CheckR
 // Summary is a one-line account of the run.
 func (r *Report) Summary() string {
 	kinds := describeOps(r.history)
-	return fmt.Sprintf("seed %d: %d ops (%s; %d unknown), %d elections, %d crashes, %d messages (%d lost, %d duplicated), %d violations",
-		r.Seed, r.Ops, kinds, r.Unknown, r.Elections, r.Crashes, r.Messages, r.Dropped, r.Duplicated, len(r.Violations))
+	return fmt.Sprintf("seed %d: %d ops (%s; %d unknown), %d elections, %d crashes, %d membership changes, %d user restores, %d snapshot restores, %d messages (%d lost, %d duplicated), %d violations",
+		r.Seed, r.Ops, kinds, r.Unknown, r.Elections, r.Crashes, r.Changes, r.UserRestores, r.Restores,
+		r.Messages, r.Dropped, r.Duplicated, len(r.Violations))
 }

@@ -64,6 +64,13 @@ func (n *network) setCut(a, b raft.ServerAddress, cut bool) {
 	}
 }
 
+// clearCuts heals every link, keeping message faults.
+func (n *network) clearCuts() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	clear(n.cut)
+}
+
 // healAll removes every cut and message fault.
 func (n *network) healAll() {
 	n.mu.Lock()
