@@ -1251,6 +1251,16 @@ func (r *Raft) setLastSnapshot(index, term uint64) {
 	r.lastLock.Unlock()
 }
 
+// advanceLastSnapshot records a snapshot unless a newer one is already
+// recorded (a user Restore can finish while an older snapshot is written).
+func (r *Raft) advanceLastSnapshot(index, term uint64) {
+	r.lastLock.Lock()
+	if index > r.lastSnapshotIndex {
+		r.lastSnapshotIndex, r.lastSnapshotTerm = index, term
+	}
+	r.lastLock.Unlock()
+}
+
 func (r *Raft) setLastContact() {
 	r.lastContactLock.Lock()
 	r.lastContact = time.Now()

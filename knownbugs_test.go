@@ -5,6 +5,7 @@ package raft_test
 // decisions_test.go and internal_test.go (those that need internals).
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -612,3 +613,100 @@ func TestKnownBug22_NoStaleReadsOnStartup(t *testing.T) {
 		}
 	})
 }
+
+// gatedFSM is rafttest's FSM whose snapshots wait in Persist while gate
+// is set, until release is closed.
+type gatedFSM struct {
+	*rafttest.FSM
+	gate    *atomic.Bool
+	waiting *atomic.Int64
+	release *chan struct{} // made inside the bubble, so waits on it are durable
+}
+
+func (g gatedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := g.FSM.Snapshot()
+	if err != nil || !g.gate.Load() {
+		return s, err
+	}
+	return gatedSnapshot{s, g}, nil
+}
+
+type gatedSnapshot struct {
+	raft.FSMSnapshot
+	g gatedFSM
+}
+
+func (s gatedSnapshot) Persist(sink raft.SnapshotSink) error {
+	s.g.waiting.Add(1)
+	<-*s.g.release
+	return s.FSMSnapshot.Persist(sink)
+}
+
+// A user Restore while an automatic snapshot is still being written (found
+// by fuzzy): the older snapshot finishing later must not replace the
+// restored one, the last snapshot index must not move back, and the leader
+// must not spin resending a snapshot that does not reach the entries a
+// follower needs. The followers end with the restored state.
+func TestUserRestoreDuringSnapshotKeepsTheRestoredState(t *testing.T) {
+	var gate atomic.Bool
+	var waiting atomic.Int64
+	var release chan struct{}
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		release = make(chan struct{})
+		defer open()
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 10)
+		autoIndex := leader.Raft.AppliedIndex() // where the automatic snapshot ends
+		gate.Store(true)
+		snapDone := make(chan error, 1)
+		go func() { snapDone <- leader.Raft.Snapshot().Error() }()
+		c.WaitFor(time.Second, "the snapshot to wait in Persist", func() bool { return waiting.Load() > 0 })
+		gate.Store(false)
+
+		// The user's state: a snapshot of a fresh FSM holding one command.
+		src := rafttest.NewFSM()
+		src.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte("restored")})
+		snap, _ := src.Snapshot()
+		sink := &memSink{}
+		if err := snap.Persist(sink); err != nil {
+			t.Fatal(err)
+		}
+		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(sink.Len())}
+		restored := make(chan error, 1)
+		go func() { restored <- leader.Raft.Restore(meta, bytes.NewReader(sink.Bytes()), 5*time.Second) }()
+		// Let the restore install its snapshot, then the old one finish.
+		time.Sleep(100 * time.Millisecond)
+		open()
+		if err := <-snapDone; err != nil {
+			t.Logf("the automatic snapshot: %v", err)
+		}
+		if err := <-restored; err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+		metas, err := leader.Snapshots.List()
+		if err != nil || len(metas) == 0 {
+			t.Fatalf("snapshots: %v, %v", metas, err)
+		}
+		if metas[0].Index <= autoIndex {
+			t.Fatalf("the newest snapshot is at %d: the older automatic one replaced the restored one", metas[0].Index)
+		}
+		c.ApplyN(leader, "b", 3)
+		for _, n := range c.Nodes {
+			c.WaitFor(5*time.Second, fmt.Sprintf("%s to hold the restored state", n.ID), func() bool {
+				logs := n.FSM.(gatedFSM).FSM.Logs()
+				return len(logs) == 4 && string(logs[0]) == "restored"
+			})
+		}
+	}, rafttest.WithFSM(func() raft.FSM {
+		return gatedFSM{FSM: rafttest.NewFSM(), gate: &gate, waiting: &waiting, release: &release}
+	}))
+}
+
+// memSink is a SnapshotSink in memory, for building user snapshots.
+type memSink struct{ bytes.Buffer }
+
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { return nil }
+func (m *memSink) Close() error  { return nil }

@@ -255,9 +255,16 @@ func (s *followerReplication) replicateTo(lastIndex uint64) bool {
 		peer := s.getPeer()
 		req, err := s.setupAppendEntries(s.nextIndex, lastIndex)
 		if errors.Is(err, ErrLogNotFound) {
+			before := s.nextIndex
 			stop, err := s.sendLatestSnapshot()
 			if stop {
 				return true
+			}
+			if err == nil && s.nextIndex <= before {
+				// The newest snapshot does not reach the missing entries
+				// (a newer one is still being written): sending it again
+				// at once would spin, so back off like a failure.
+				err = fmt.Errorf("the newest snapshot ends at %d, before the missing entry %d", s.nextIndex-1, before)
 			}
 			if err != nil {
 				r.logger.Error("failed to send snapshot", "peer", peer, "error", err)

@@ -115,7 +115,9 @@ func (r *Raft) takeSnapshot() (string, error) {
 		return "", fmt.Errorf("failed to close snapshot: %w", err)
 	}
 
-	r.setLastSnapshot(snapReq.index, snapReq.term)
+	// A user Restore may have put a newer snapshot in place meanwhile; the
+	// last snapshot never moves back.
+	r.advanceLastSnapshot(snapReq.index, snapReq.term)
 	if err := r.compactLogs(snapReq.index); err != nil {
 		return "", err
 	}

@@ -143,7 +143,9 @@ func (s *InmemSnapshotSink) Write(p []byte) (n int, err error) {
 	return written, err
 }
 
-// Close publishes the snapshot as the store's latest.
+// Close publishes the snapshot as the store's latest, unless a newer one
+// (higher term, or same term and higher index) was published meanwhile: an
+// automatic snapshot finishing after a user Restore must not hide it.
 func (s *InmemSnapshotSink) Close() error {
 	if s.done {
 		return nil
@@ -154,6 +156,12 @@ func (s *InmemSnapshotSink) Close() error {
 	}
 	s.store.Lock()
 	defer s.store.Unlock()
+	if s.store.hasSnapshot {
+		cur := s.store.latest.meta
+		if cur.Term > s.meta.Term || cur.Term == s.meta.Term && cur.Index > s.meta.Index {
+			return nil
+		}
+	}
 	s.store.latest = s
 	s.store.hasSnapshot = true
 	return nil

@@ -71,25 +71,21 @@ func TestSchedules(t *testing.T) {
 	}
 	if err == nil {
 		until = time.Now().Add(d)
-		schedules = 1 << 30
 	}
-	var seeds []uint64
+	first := uint64(1)
 	if v, err := strconv.ParseUint(os.Getenv("FUZZY_SEED"), 10, 64); err == nil || *flagSeed > 0 {
 		if *flagSeed > 0 {
 			v = *flagSeed
 		}
-		seeds = []uint64{v}
-	} else {
-		for i := 0; i < schedules; i++ {
-			seeds = append(seeds, uint64(i+1))
-		}
+		first, schedules, until = v, 1, time.Time{}
 	}
 	var total Report
 	ran := 0
-	for _, seed := range seeds {
-		if !until.IsZero() && time.Now().After(until) {
+	for i := 0; ; i++ {
+		if until.IsZero() && i >= schedules || !until.IsZero() && time.Now().After(until) {
 			break
 		}
+		seed := first + uint64(i)
 		nodes := envInt("FUZZY_NODES", 3+2*int(seed%2))
 		if *flagNodes > 0 {
 			nodes = *flagNodes

@@ -105,6 +105,9 @@ type cluster struct {
 	// every key (guarded by lock).
 	restores []porcupine.Operation
 	nRestore int
+	// transports are all the transports made, old incarnations included,
+	// so that every goroutine they started can be waited for.
+	transports []*transport
 }
 
 func (c *cluster) config(i int, n *node) *raft.Config {
@@ -239,6 +242,7 @@ func (c *cluster) openTransport(n *node) error {
 	if !c.opts.TCP {
 		n.addr, n.inmem = raft.NewInmemTransport(n.addr)
 		n.trans = newTransport(c.net, n.id, n.inmem)
+		c.transports = append(c.transports, n.trans)
 		return nil
 	}
 	bind := "127.0.0.1:0"
@@ -252,6 +256,7 @@ func (c *cluster) openTransport(n *node) error {
 		if err == nil {
 			n.addr = tcp.LocalAddr()
 			n.trans = newTransport(c.net, n.id, tcp)
+			c.transports = append(c.transports, n.trans)
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond) // the old listener is closing
@@ -712,7 +717,12 @@ func (c *cluster) shutdown() {
 				c.violation("shutdown %s: %v", n.id, err)
 			}
 		}
-		_ = n.trans.Close() // ends pending duplicates
+	}
+	for _, t := range c.transports {
+		_ = t.Close() // ends pending duplicates
+	}
+	for _, t := range c.transports {
+		t.wait() // an RPC in flight ends by its timeout
 	}
 }
 

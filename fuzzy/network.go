@@ -154,6 +154,9 @@ type transport struct {
 	}
 	closed chan struct{}
 	once   sync.Once
+	// wg counts the goroutines this transport started (pipelines, late
+	// duplicates); a synctest bubble must see them all exit.
+	wg sync.WaitGroup
 }
 
 var (
@@ -176,6 +179,10 @@ func (t *transport) EncodePeer(id raft.ServerID, a raft.ServerAddress) []byte {
 	return t.inner.EncodePeer(id, a)
 }
 func (t *transport) DecodePeer(b []byte) raft.ServerAddress { return t.inner.DecodePeer(b) }
+
+// wait waits for the goroutines the transport started; call it after
+// Close (and after the node using it has shut down).
+func (t *transport) wait() { t.wg.Wait() }
 
 // Close closes the inner transport if it can be closed.
 func (t *transport) Close() error {
@@ -213,7 +220,9 @@ func (t *transport) call(target raft.ServerAddress, send func(dup bool) error, d
 	}
 	err := send(false)
 	if dupable && d.dupAfter > 0 && err == nil {
+		t.wg.Add(1)
 		go func() {
+			defer t.wg.Done()
 			if t.sleep(d.dupAfter) {
 				_ = send(true)
 			}
@@ -285,7 +294,11 @@ func (t *transport) InstallSnapshot(id raft.ServerID, target raft.ServerAddress,
 func (t *transport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
 	p := &pipeline{t: t, id: id, target: target, queue: make(chan *pipeFuture, 64),
 		done: make(chan raft.AppendFuture, 64), closed: make(chan struct{})}
-	go p.run()
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		p.run()
+	}()
 	return p, nil
 }
 
