@@ -108,6 +108,9 @@ type cluster struct {
 	// transports are all the transports made, old incarnations included,
 	// so that every goroutine they started can be waited for.
 	transports []*transport
+	// rafts are all the nodes' incarnations: one removed from the cluster
+	// shuts itself down, and its goroutines must end before a run does.
+	rafts []*raft.Raft
 }
 
 func (c *cluster) config(i int, n *node) *raft.Config {
@@ -285,6 +288,7 @@ func (c *cluster) boot(i int, n *node) {
 	c.lock.Lock()
 	n.r, n.up = r, true
 	c.fsms = append(c.fsms, n.fsm)
+	c.rafts = append(c.rafts, r)
 	c.lock.Unlock()
 }
 
@@ -620,6 +624,10 @@ func ids(nodes []*node) []raft.ServerID {
 // heal ends the faults: the network is whole, crashed nodes restart and
 // disks are fast again.
 func (c *cluster) heal() {
+	// Membership changes still in flight would undo the re-adding below.
+	if !waitWithin(&c.async, 30*time.Second) {
+		c.violation("futures: membership changes, transfers or snapshots unresolved 30s after the faults ended")
+	}
 	c.net.healAll()
 	for i, n := range c.nodes {
 		n.disk.setLatency(0)
@@ -717,6 +725,9 @@ func (c *cluster) shutdown() {
 				c.violation("shutdown %s: %v", n.id, err)
 			}
 		}
+	}
+	for _, r := range c.rafts {
+		_ = r.Shutdown().Error() // earlier incarnations too; waits for their goroutines
 	}
 	for _, t := range c.transports {
 		_ = t.Close() // ends pending duplicates
