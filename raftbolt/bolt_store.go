@@ -271,15 +271,11 @@ func (b *BoltStore) StoreLogs(logs []*raft.Log) error {
 	}
 	b.vbuf, b.kbuf = vbuf, kbuf
 
-	tx, err := b.conn.Begin(true)
+	tx, bk, err := b.beginLogs()
 	if err != nil {
-		return fmt.Errorf("raftbolt: %s: begin: %w", b.path, mapClosed(err))
+		return err
 	}
 	defer tx.Rollback()
-	bk := tx.Bucket(dbLogs)
-	if bk == nil {
-		return fmt.Errorf("raftbolt: %s: no logs bucket (opened read-only?)", b.path)
-	}
 	start := 0
 	for i := range logs {
 		if err := bk.Put(kbuf[i*8:i*8+8], vbuf[start:ends[i]]); err != nil {
@@ -322,15 +318,11 @@ func (b *BoltStore) DeleteRange(min, max uint64) error {
 	}
 	var from [8]byte
 	binary.BigEndian.PutUint64(from[:], min)
-	tx, err := b.conn.Begin(true)
+	tx, bk, err := b.beginLogs()
 	if err != nil {
-		return fmt.Errorf("raftbolt: %s: begin: %w", b.path, mapClosed(err))
+		return err
 	}
 	defer tx.Rollback()
-	bk := tx.Bucket(dbLogs)
-	if bk == nil {
-		return fmt.Errorf("raftbolt: %s: no logs bucket (opened read-only?)", b.path)
-	}
 	c := bk.Cursor()
 	for k, _ := c.Seek(from[:]); k != nil && keyToIndex(k) <= max; k, _ = c.Next() {
 		if err := c.Delete(); err != nil {
@@ -455,3 +447,18 @@ var (
 	_ raft.StableStore            = (*BoltStore)(nil)
 	_ raft.CommitTrackingLogStore = (*BoltStore)(nil)
 )
+
+// beginLogs starts a write transaction and returns it with the logs
+// bucket; the caller rolls it back or commits it.
+func (b *BoltStore) beginLogs() (*bbolt.Tx, *bbolt.Bucket, error) {
+	tx, err := b.conn.Begin(true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("raftbolt: %s: begin: %w", b.path, mapClosed(err))
+	}
+	bk := tx.Bucket(dbLogs)
+	if bk == nil {
+		_ = tx.Rollback()
+		return nil, nil, fmt.Errorf("raftbolt: %s: no logs bucket (opened read-only?)", b.path)
+	}
+	return tx, bk, nil
+}
