@@ -502,3 +502,52 @@ func assertNoneApplied(t *testing.T, c *rafttest.Cluster, prefix string) {
 		}
 	}
 }
+
+// A node re-added while cut off does not know it is a voter again, but the
+// others count it as one. When the leader then fails, the survivor needs
+// its vote: refusing because it is not a voter in its own (stale)
+// configuration leaves the cluster without a leader for good, since only a
+// leader could send it the entry that re-added it (found by fuzzy).
+func TestCluster_ReaddedNodeVotesBeforeLearningItsReaddition(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 5)
+		others := c.Others(leader)
+		survivor, readded := others[0], others[1]
+		if err := leader.Raft.RemoveServer(readded.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(5*time.Second, "removed node to learn its removal", func() bool {
+			return !hasServer(readded.Raft.GetConfiguration().Configuration(), readded.ID)
+		})
+		c.Partition(readded)
+		if err := leader.Raft.AddVoter(readded.ID, readded.Addr, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(5*time.Second, "survivor to learn the re-addition", func() bool {
+			return hasServer(survivor.Raft.GetConfiguration().Configuration(), readded.ID)
+		})
+		c.Stop(leader)
+		c.Heal()
+		if hasServer(readded.Raft.GetConfiguration().Configuration(), readded.ID) {
+			t.Fatal("the re-added node already knows it is back: the scenario is void")
+		}
+		l := c.WaitLeader(survivor, readded)
+		if l != survivor {
+			t.Fatalf("%s leads; only the survivor has the entries to", l.ID)
+		}
+		c.ApplyN(l, "b", 3)
+		c.WaitFor(5*time.Second, "re-added node to learn it is back", func() bool {
+			return hasServer(readded.Raft.GetConfiguration().Configuration(), readded.ID)
+		})
+	}, rafttest.WithConfig(func(cfg *raft.Config) { cfg.ShutdownOnRemove = false }))
+}
+
+func hasServer(conf raft.Configuration, id raft.ServerID) bool {
+	for _, s := range conf.Servers {
+		if s.ID == id {
+			return true
+		}
+	}
+	return false
+}

@@ -749,7 +749,6 @@ func (r *Raft) rescanLatestConfiguration(upto uint64) {
 func (r *Raft) voteInputFor() (voteInput, error) {
 	lastIdx, lastTerm := r.getLastLog()
 	in := voteInput{
-		self:         r.localID,
 		currentTerm:  r.getCurrentTerm(),
 		lastLogIndex: lastIdx,
 		lastLogTerm:  lastTerm,

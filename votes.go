@@ -6,7 +6,6 @@ package raft
 
 // voteInput is what a voter knows when a (pre-)vote request arrives.
 type voteInput struct {
-	self             ServerID
 	currentTerm      uint64
 	lastLogIndex     uint64
 	lastLogTerm      uint64
@@ -47,17 +46,19 @@ func logUpToDate(term, index, ourTerm, ourIndex uint64) bool {
 }
 
 // membershipReject applies the checks shared by votes and pre-votes that do
-// not depend on terms: the voter must be a voter itself (when it knows a
-// configuration), the candidate must be in it, and a voter that knows a live
-// leader refuses unless the election is a leadership transfer.
+// not depend on terms: the candidate must be in the voter's configuration
+// (when it knows one), and a voter that knows a live leader refuses unless
+// the election is a leadership transfer.
+//
+// The voter's own suffrage is deliberately not checked. A node that was
+// added back may not have received the entry that re-added it yet, while
+// the candidate (holding that entry) counts it as a voter; refusing would
+// leave such a cluster without a leader for good, since only a leader can
+// deliver the entry. Safety does not depend on it: the candidate counts
+// votes against its own configuration. hashicorp/raft does the same.
 func membershipReject(in voteInput, req voteRequest) string {
-	if len(in.latest.Servers) > 0 {
-		if !hasVote(in.latest, in.self) {
-			return "voter is not a voter in its own configuration"
-		}
-		if req.candidateID != "" && !inConfiguration(in.latest, req.candidateID) {
-			return "candidate is not in the configuration"
-		}
+	if len(in.latest.Servers) > 0 && req.candidateID != "" && !inConfiguration(in.latest, req.candidateID) {
+		return "candidate is not in the configuration"
 	}
 	if in.knownLeaderAddr != "" && in.knownLeaderAddr != req.candidateAddr && !req.leadershipTransfer {
 		return "a leader is known"

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/hashicorp/go-hclog"
 )
 
 // runOne runs a schedule in a bubble and checks everything.
@@ -91,7 +92,11 @@ func TestSchedules(t *testing.T) {
 			nodes = *flagNodes
 		}
 		t.Run(fmt.Sprintf("seed=%d/nodes=%d", seed, nodes), func(t *testing.T) {
-			rep := runOne(t, Options{Seed: seed, Nodes: nodes})
+			opts := Options{Seed: seed, Nodes: nodes}
+			if lv := os.Getenv("FUZZY_LOG"); lv != "" {
+				opts.Log, opts.LogLevel = os.Stderr, hclog.LevelFromString(lv)
+			}
+			rep := runOne(t, opts)
 			total.Ops += rep.Ops
 			total.Elections += rep.Elections
 			total.Crashes += rep.Crashes

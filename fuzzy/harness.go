@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,9 @@ type Options struct {
 	// TCP runs the nodes over the real TCP transport on loopback instead of
 	// the in-memory one. Such a run uses real time: do not run it inside a
 	// synctest bubble.
-	TCP bool
-	Log io.Writer // the nodes' logs (nil: discarded)
+	TCP      bool
+	Log      io.Writer   // the nodes' logs (nil: discarded)
+	LogLevel hclog.Level // their level (zero: Info)
 }
 
 func (o *Options) defaults() {
@@ -46,6 +48,9 @@ func (o *Options) defaults() {
 	}
 	if o.Keys == 0 {
 		o.Keys = 3
+	}
+	if o.LogLevel == hclog.NoLevel {
+		o.LogLevel = hclog.Info
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -124,7 +129,7 @@ func (c *cluster) config(i int, n *node) *raft.Config {
 	conf.SnapshotInterval = 150 * time.Millisecond
 	conf.TrailingLogs = 32
 	conf.RandomSeed = c.opts.Seed*31 + uint64(i) + 1
-	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: string(n.id), Output: c.opts.Log, Level: hclog.Info})
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: string(n.id), Output: c.opts.Log, Level: c.opts.LogLevel})
 	return conf
 }
 
@@ -665,7 +670,18 @@ func (c *cluster) heal() {
 			return
 		}
 	}
-	c.violation("liveness: the configuration did not take every node back within 100 attempts")
+	c.violation("liveness: the configuration did not take every node back within 100 attempts:%s", c.describe())
+}
+
+// describe lists each node's view, for a violation's report.
+func (c *cluster) describe() string {
+	var b strings.Builder
+	for _, n := range c.nodes {
+		st := n.r.Stats()
+		fmt.Fprintf(&b, "\n    %s up=%v state=%s term=%s last=%s commit=%s applied=%s config=%s", n.id, n.up,
+			st["state"], st["term"], st["last_log_index"], st["commit_index"], st["applied_index"], st["latest_configuration"])
+	}
+	return b.String()
 }
 
 // checkLiveness requires a leader that commits a write within a bound
