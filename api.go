@@ -81,6 +81,9 @@ type Raft struct {
 	lastContact     time.Time
 
 	latestConfiguration atomic.Pointer[configurations]
+	// peerView is the leader's replication state per peer, republished
+	// by the main loop whenever the set changes; nil when not leading.
+	peerView atomic.Pointer[map[ServerID]*followerReplication]
 
 	// Owned by the main loop.
 	configurations      configurations
@@ -118,8 +121,12 @@ type Raft struct {
 
 	shutdownLock sync.Mutex
 	shutdown     bool
-	shutdownCh   chan struct{}
-	wg           sync.WaitGroup
+	// transportClose closes the transport once, on the first shutdown
+	// future's Error; later ones return its result.
+	transportClose    sync.Once
+	transportCloseErr error
+	shutdownCh        chan struct{}
+	wg                sync.WaitGroup
 }
 
 // BootstrapCluster initializes a server's storage with the given cluster
@@ -980,10 +987,13 @@ func (r *Raft) Shutdown() Future {
 		close(r.shutdownCh)
 		r.shutdown = true
 		r.setState(Shutdown)
-		return &shutdownFuture{r}
 	}
-	// avoid closing transport twice
-	return &shutdownFuture{nil}
+	// Every call's future waits for the goroutines, also when an earlier
+	// call (the node's own, on removal from the configuration) began the
+	// shutdown; hashicorp/raft returns at once on the later calls, so a
+	// caller could close its stores under a replication goroutine still
+	// running. The transport is closed once.
+	return &shutdownFuture{r}
 }
 
 // Snapshot is used to manually force Raft to take a snapshot. Returns a
@@ -1166,6 +1176,32 @@ func (r *Raft) CommitIndex() uint64 {
 // gives a linearizable read.
 func (r *Raft) AppliedIndex() uint64 {
 	return r.appliedIndex.Load()
+}
+
+// PeerStatus is the leader's view of one other server.
+type PeerStatus struct {
+	// LastContact is when the server last answered an AppendEntries,
+	// heartbeat or InstallSnapshot from this leader (or when this leader
+	// began replicating to it, before the first answer).
+	LastContact time.Time
+	// MatchIndex is the highest log index known to be stored on it.
+	MatchIndex uint64
+}
+
+// PeerStatus reports, on the leader, its view of every other server in the
+// latest configuration, voters and nonvoters alike. On any other node it
+// returns nil. It is not part of hashicorp/raft's API; there the same
+// facts only reach metrics and heartbeat observations.
+func (r *Raft) PeerStatus() map[ServerID]PeerStatus {
+	view := r.peerView.Load()
+	if view == nil {
+		return nil
+	}
+	out := make(map[ServerID]PeerStatus, len(*view))
+	for id, repl := range *view {
+		out[id] = PeerStatus{LastContact: repl.getLastContact(), MatchIndex: repl.getMatchIndex()}
+	}
+	return out
 }
 
 // LeadershipTransfer will transfer leadership to a server in the cluster.

@@ -301,3 +301,53 @@ func takeSnapshot(t *testing.T, r *raft.Raft) (*raft.SnapshotMeta, io.ReadCloser
 	}
 	return meta, rc
 }
+
+// blockingFSM holds Apply of the command "block" until gate.release is
+// closed.
+type blockingFSM struct {
+	raft.FSM
+	gate *gate
+}
+
+type gate struct{ release chan struct{} }
+
+func (b *blockingFSM) Apply(l *raft.Log) interface{} {
+	if string(l.Data) == "block" {
+		<-b.gate.release
+	}
+	return b.FSM.Apply(l)
+}
+
+// A node removed from the configuration shuts itself down without waiting
+// for its goroutines. A later Shutdown().Error() by the application must
+// still wait for them (hashicorp returns at once, so the application could
+// close its stores under a goroutine still running; found by fuzzy, seed
+// 3765, as a goroutine outliving its node).
+func TestShutdownAfterSelfRemovalWaitsForGoroutines(t *testing.T) {
+	g := &gate{}
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		g.release = make(chan struct{}) // made in the bubble: a durable wait
+		leader := c.WaitLeader()
+		leader.Raft.Apply([]byte("block"), time.Second) // its FSM goroutine now waits
+		if err := leader.Raft.RemoveServer(leader.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(5*time.Second, "the removed leader to shut itself down", func() bool {
+			return leader.Raft.State() == raft.Shutdown
+		})
+		releasedAt := time.Now().Add(3 * time.Second)
+		go func() {
+			time.Sleep(3 * time.Second)
+			close(g.release)
+		}()
+		if err := leader.Raft.Shutdown().Error(); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().Before(releasedAt) {
+			t.Fatal("Shutdown().Error() returned while the node's FSM goroutine was still running")
+		}
+		if err := leader.Raft.Shutdown().Error(); err != nil {
+			t.Fatalf("a second shutdown: %v", err)
+		}
+	}, rafttest.WithFSM(func() raft.FSM { return &blockingFSM{FSM: rafttest.NewFSM(), gate: g} }))
+}

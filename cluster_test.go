@@ -551,3 +551,90 @@ func hasServer(conf raft.Configuration, id raft.ServerID) bool {
 	}
 	return false
 }
+
+func TestCluster_PeerStatus(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 10)
+		last := leader.Raft.LastIndex()
+		c.WaitFor(time.Second, "followers to match", func() bool {
+			st := leader.Raft.PeerStatus()
+			for _, n := range c.Others(leader) {
+				if st[n.ID].MatchIndex != last {
+					return false
+				}
+			}
+			return len(st) == 2
+		})
+		for _, n := range c.Others(leader) {
+			if st := n.Raft.PeerStatus(); st != nil {
+				t.Fatalf("follower %s reports peer status %v", n.ID, st)
+			}
+		}
+		down, up := c.Others(leader)[0], c.Others(leader)[1]
+		c.Stop(down)
+		stoppedAt := time.Now()
+		time.Sleep(2 * time.Second)
+		st := leader.Raft.PeerStatus()
+		if st[down.ID].LastContact.After(stoppedAt) {
+			t.Fatalf("stopped peer last contact %v, stopped at %v", st[down.ID].LastContact, stoppedAt)
+		}
+		if !st[up.ID].LastContact.After(stoppedAt.Add(time.Second)) {
+			t.Fatalf("live peer last contact %v, 2s after %v", st[up.ID].LastContact, stoppedAt)
+		}
+		if err := leader.Raft.RemoveServer(down.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		if st := leader.Raft.PeerStatus(); len(st) != 1 {
+			t.Fatalf("after the removal: %v", st)
+		}
+	})
+}
+
+// The mirror case: a voter that has not received a server's promotion
+// still sees it as a nonvoter. When the leader fails, that server (holding
+// the newest log among the survivors) is the only one that can win, and it
+// needs this voter: refusing it because of the stale configuration, as
+// hashicorp/raft does, leaves the cluster without a leader for good (found
+// by fuzzy, seed 1898).
+func TestCluster_PromotedNodeElectedByVoterThatMissedThePromotion(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 5)
+		others := c.Others(leader)
+		stale, promoted := others[0], others[1]
+		if err := leader.Raft.DemoteVoter(promoted.ID, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(5*time.Second, "every node to learn the demotion", func() bool {
+			return !isVoter(stale.Raft, promoted.ID) && !isVoter(promoted.Raft, promoted.ID)
+		})
+		c.Partition(stale)
+		if err := leader.Raft.AddVoter(promoted.ID, promoted.Addr, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyN(leader, "b", 3)
+		c.WaitFor(5*time.Second, "the promoted node to have the newest entries", func() bool {
+			return isVoter(promoted.Raft, promoted.ID) && promoted.Raft.LastIndex() == leader.Raft.LastIndex()
+		})
+		c.Stop(leader)
+		c.Heal()
+		if isVoter(stale.Raft, promoted.ID) {
+			t.Fatal("the stale voter already knows of the promotion: the scenario is void")
+		}
+		if l := c.WaitLeader(stale, promoted); l != promoted {
+			t.Fatalf("%s leads; only the promoted node has the newest log", l.ID)
+		}
+		c.ApplyN(promoted, "c", 3)
+		c.WaitApplied(11, stale)
+	})
+}
+
+func isVoter(r *raft.Raft, id raft.ServerID) bool {
+	for _, s := range r.GetConfiguration().Configuration().Servers {
+		if s.ID == id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}

@@ -42,8 +42,17 @@ func TestDecideVote(t *testing.T) {
 			in: func(v *voteInput) { v.knownLeaderAddr = "addr-c" }, req: func(r *voteRequest) { r.leadershipTransfer = true },
 			grant: true, adoptTerm: 6},
 		{name: "candidate is the known leader", in: func(v *voteInput) { v.knownLeaderAddr = "addr-b" }, grant: true, adoptTerm: 6},
-		{name: "candidate outside the configuration", req: func(r *voteRequest) { r.candidateID = "z"; r.candidateAddr = "addr-z" }},
-		{name: "non-voter candidate adopts the term but is refused", req: func(r *voteRequest) { r.candidateID = "n"; r.candidateAddr = "addr-n" }, adoptTerm: 6},
+		// A candidate this voter does not know as a voter: refused without
+		// the term when behind (a removed server), granted when up to date
+		// (a promotion this voter has not received; found by fuzzy, seed 1898).
+		{name: "unknown candidate with a log behind is refused and its term ignored",
+			req: func(r *voteRequest) { r.candidateID = "z"; r.candidateAddr = "addr-z"; r.lastLogIndex = 9 }},
+		{name: "unknown candidate with an up-to-date log is granted",
+			req: func(r *voteRequest) { r.candidateID = "z"; r.candidateAddr = "addr-z" }, grant: true, adoptTerm: 6},
+		{name: "non-voter candidate with a log behind is refused and its term ignored",
+			req: func(r *voteRequest) { r.candidateID = "n"; r.candidateAddr = "addr-n"; r.lastLogTerm = 3 }},
+		{name: "non-voter candidate with an up-to-date log is granted",
+			req: func(r *voteRequest) { r.candidateID = "n"; r.candidateAddr = "addr-n"; r.lastLogIndex = 12 }, grant: true, adoptTerm: 6},
 		// It may not have the entry that made it a voter yet (found by fuzzy, seed 416).
 		// The voter is "a".
 		{name: "voter missing from its own configuration still votes",

@@ -153,16 +153,16 @@ type shutdownFuture struct {
 }
 
 func (s *shutdownFuture) Error() error {
-	if s.raft == nil {
-		return nil
-	}
-	s.raft.waitShutdown()
-	if closeable, ok := s.raft.trans.(WithClose); ok {
-		if err := closeable.Close(); err != nil {
-			return fmt.Errorf("close transport: %w", err)
+	r := s.raft
+	r.waitShutdown()
+	r.transportClose.Do(func() {
+		if closeable, ok := r.trans.(WithClose); ok {
+			if err := closeable.Close(); err != nil {
+				r.transportCloseErr = fmt.Errorf("close transport: %w", err)
+			}
 		}
-	}
-	return nil
+	})
+	return r.transportCloseErr
 }
 
 // userSnapshotFuture is used for waiting on a user-triggered snapshot to

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -174,6 +175,7 @@ func (r *Raft) notifyLeadership(leader bool) {
 func (r *Raft) leaveLeader() {
 	ls := r.leaderState
 	r.leaderState = nil
+	r.peerView.Store(nil)
 	close(ls.stopCh)
 	for _, repl := range ls.replState {
 		repl.stop(0)
@@ -426,6 +428,8 @@ func (r *Raft) startStopReplication() {
 		delete(ls.replState, id)
 		r.observe(PeerObservation{Peer: repl.getPeer(), Removed: true})
 	}
+	view := maps.Clone(ls.replState)
+	r.peerView.Store(&view)
 }
 
 // verifyLeader starts a VerifyLeader round: every voter gets a heartbeat now

@@ -45,29 +45,19 @@ func logUpToDate(term, index, ourTerm, ourIndex uint64) bool {
 	return index >= ourIndex
 }
 
-// membershipReject applies the checks shared by votes and pre-votes that do
-// not depend on terms: the candidate must be in the voter's configuration
-// (when it knows one), and a voter that knows a live leader refuses unless
-// the election is a leadership transfer.
+// decideVote decides a RequestVote. It gives hashicorp/raft's answers
+// except in two cases where hashicorp can leave a cluster without a leader
+// for good, both about configurations the voter has not caught up with:
 //
-// The voter's own suffrage is deliberately not checked. A node that was
-// added back may not have received the entry that re-added it yet, while
-// the candidate (holding that entry) counts it as a voter; refusing would
-// leave such a cluster without a leader for good, since only a leader can
-// deliver the entry. Safety does not depend on it: the candidate counts
-// votes against its own configuration. hashicorp/raft does the same.
-func membershipReject(in voteInput, req voteRequest) string {
-	if len(in.latest.Servers) > 0 && req.candidateID != "" && !inConfiguration(in.latest, req.candidateID) {
-		return "candidate is not in the configuration"
-	}
-	if in.knownLeaderAddr != "" && in.knownLeaderAddr != req.candidateAddr && !req.leadershipTransfer {
-		return "a leader is known"
-	}
-	return ""
-}
-
-// decideVote decides a RequestVote, in hashicorp/raft's order of checks, so
-// that peers of both libraries see the same answers.
+//   - The voter's own suffrage is not checked. A node added back may not
+//     have the entry that re-added it, while the candidate holding that
+//     entry counts it as a voter; refusing would wait for a leader that
+//     only its vote can make (found by fuzzy, seed 416).
+//   - A candidate the voter does not know as a voter is granted when its
+//     log is at least as up to date (see decide).
+//
+// Safety never rests on the voter's configuration: a candidate counts votes
+// against its own.
 func decideVote(in voteInput, req voteRequest) voteDecision {
 	return decide(in, req, false)
 }
@@ -82,12 +72,25 @@ func decidePreVote(in voteInput, req voteRequest) voteDecision {
 
 func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 	d := voteDecision{replyTerm: in.currentTerm}
-	if r := membershipReject(in, req); r != "" {
-		d.reason = r
+	if in.knownLeaderAddr != "" && in.knownLeaderAddr != req.candidateAddr && !req.leadershipTransfer {
+		d.reason = "a leader is known"
 		return d
 	}
 	if req.term < in.currentTerm {
 		d.reason = "stale term"
+		return d
+	}
+	upToDate := logUpToDate(req.lastLogTerm, req.lastLogIndex, in.lastLogTerm, in.lastLogIndex)
+	// A candidate this node does not know as a voter is refused, without
+	// adopting its term, unless its log is at least as up to date: a
+	// removed server (whose log lacks its removal) cannot disturb anyone,
+	// while a server whose promotion this node has not received yet can
+	// still be elected. hashicorp/raft refuses such candidates whatever
+	// their log, which can leave a cluster leaderless for good: the only
+	// candidates with the newest configuration are refused by voters that
+	// lack it (found by fuzzy, seed 1898).
+	if req.candidateID != "" && len(in.latest.Servers) > 0 && !hasVote(in.latest, req.candidateID) && !upToDate {
+		d.reason = "candidate is not a voter here and its log is behind"
 		return d
 	}
 	if req.term > in.currentTerm {
@@ -95,10 +98,6 @@ func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 		if !preVote {
 			d.adoptTerm = req.term
 		}
-	}
-	if req.candidateID != "" && len(in.latest.Servers) > 0 && !hasVote(in.latest, req.candidateID) {
-		d.reason = "candidate is not a voter"
-		return d
 	}
 	if !preVote && in.lastVoteTerm == req.term && len(in.lastVoteCandAddr) > 0 {
 		if string(in.lastVoteCandAddr) == string(req.candidateAddr) {
@@ -108,7 +107,7 @@ func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 		}
 		return d
 	}
-	if !logUpToDate(req.lastLogTerm, req.lastLogIndex, in.lastLogTerm, in.lastLogIndex) {
+	if !upToDate {
 		d.reason = "candidate log is behind"
 		return d
 	}
