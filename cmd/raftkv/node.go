@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-metrics"
+	"github.com/seed48a2b68f/raft"
+	raftboltdb "github.com/seed48a2b68f/raft/raftbolt"
+)
+
+// nodeConfig is what the command line of a node says.
+type nodeConfig struct {
+	id, raftAddr, httpAddr, dataDir string
+	join                            string // HTTP address of a member to join through
+	bootstrap                       bool
+	tlsCert, tlsKey, tlsCA          string
+	heartbeat, election             time.Duration
+	snapshotThreshold               uint64
+	logLevel                        string
+	exitOnStdinClose                bool
+}
+
+func parseNodeFlags(args []string) (nodeConfig, error) {
+	var c nodeConfig
+	fs := flag.NewFlagSet("raftkv", flag.ContinueOnError)
+	fs.StringVar(&c.id, "id", "", "this node's server ID (required)")
+	fs.StringVar(&c.raftAddr, "raft", "127.0.0.1:7001", "address for Raft traffic (host:port; others dial it)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8001", "address of the HTTP API (host:port)")
+	fs.StringVar(&c.dataDir, "data", "", "directory for raft.db and snapshots (required)")
+	fs.StringVar(&c.join, "join", "", "HTTP address of a member to join through (first start only)")
+	fs.BoolVar(&c.bootstrap, "bootstrap", false, "start a new cluster with this node as its only voter (ignored once there is state)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate for mutual TLS between nodes (with -tls-key and -tls-ca)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of -tls-cert")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM CA certificate that signs every node's certificate")
+	fs.DurationVar(&c.heartbeat, "heartbeat-timeout", time.Second, "Raft heartbeat timeout")
+	fs.DurationVar(&c.election, "election-timeout", time.Second, "Raft election timeout")
+	fs.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "entries since the last snapshot before the next one")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&c.exitOnStdinClose, "exit-on-stdin-close", false, "shut down when standard input closes (used by the demo)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case c.id == "":
+		return c, errors.New("-id is required")
+	case c.dataDir == "":
+		return c, errors.New("-data is required")
+	case (c.tlsCert != "" || c.tlsKey != "" || c.tlsCA != "") && (c.tlsCert == "" || c.tlsKey == "" || c.tlsCA == ""):
+		return c, errors.New("-tls-cert, -tls-key and -tls-ca go together")
+	case c.bootstrap && c.join != "":
+		return c, errors.New("-bootstrap and -join exclude each other")
+	}
+	return c, nil
+}
+
+// node is one running raftkv server.
+type node struct {
+	cfg    nodeConfig
+	log    hclog.Logger
+	raft   *raft.Raft
+	fsm    *kvStore
+	store  *raftboltdb.BoltStore
+	trans  *raft.NetworkTransport
+	sink   *promSink
+	server *http.Server
+	ln     net.Listener
+	done   chan struct{} // closed by close
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func startNode(cfg nodeConfig) (*node, error) {
+	n := &node{cfg: cfg, fsm: newKVStore(), done: make(chan struct{})}
+	n.log = hclog.New(&hclog.LoggerOptions{Name: cfg.id, Level: hclog.LevelFromString(cfg.logLevel), Output: os.Stderr})
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the data directory: %w", err)
+	}
+
+	// Metrics: the library reports to go-metrics' global sink.
+	n.sink = newPromSink()
+	mc := metrics.DefaultConfig("raftkv")
+	mc.EnableHostname = false
+	mc.EnableRuntimeMetrics = true
+	if _, err := metrics.NewGlobal(mc, n.sink); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+
+	// Everything opened is closed again if a later step fails.
+	var closers []func() error
+	defer func() {
+		if closers != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+	var err error
+	n.ln, err = net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP listener on %s: %w", cfg.httpAddr, err)
+	}
+	closers = append(closers, n.ln.Close)
+	n.cfg.httpAddr = n.ln.Addr().String() // the real port when asked for :0
+	n.store, err = raftboltdb.NewBoltStore(filepath.Join(cfg.dataDir, "raft.db"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the log store: %w", err)
+	}
+	closers = append(closers, n.store.Close)
+	logs, err := raft.NewLogCache(512, n.store)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.dataDir, 2, n.log.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the snapshot store: %w", err)
+	}
+	if cfg.tlsCert != "" {
+		tlsConf, err := loadTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		n.trans, err = raft.NewTLSTransportWithLogger(cfg.raftAddr, nil, tlsConf, 3, 10*time.Second, n.log.Named("transport"))
+		if err != nil {
+			return nil, fmt.Errorf("raft transport on %s: %w", cfg.raftAddr, err)
+		}
+	} else {
+		n.trans, err = raft.NewTCPTransportWithLogger(cfg.raftAddr, nil, 3, 10*time.Second, n.log.Named("transport"))
+		if err != nil {
+			return nil, fmt.Errorf("raft transport on %s: %w", cfg.raftAddr, err)
+		}
+	}
+
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(cfg.id)
+	conf.Logger = n.log
+	conf.HeartbeatTimeout = cfg.heartbeat
+	conf.ElectionTimeout = cfg.election
+	conf.LeaderLeaseTimeout = min(conf.LeaderLeaseTimeout, cfg.heartbeat/2)
+	conf.SnapshotThreshold = cfg.snapshotThreshold
+	closers = append(closers, n.trans.Close)
+	if err := raft.ValidateConfig(conf); err != nil {
+		return nil, err
+	}
+
+	existing, err := raft.HasExistingState(logs, n.store, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stores: %w", err)
+	}
+	// peers.json in the data directory: recover a cluster that lost its
+	// quorum by forcing this configuration (see the README).
+	peersPath := filepath.Join(cfg.dataDir, "peers.json")
+	if _, err := os.Stat(peersPath); err == nil {
+		recovery, err := raft.ReadConfigJSON(peersPath)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", peersPath, err)
+		}
+		if err := raft.RecoverCluster(conf, n.fsm, logs, n.store, snaps, n.trans, recovery); err != nil {
+			return nil, fmt.Errorf("recovering with %s: %w", peersPath, err)
+		}
+		if err := os.Rename(peersPath, peersPath+".applied"); err != nil {
+			return nil, fmt.Errorf("recovered, but could not rename %s (remove it before the next start): %w", peersPath, err)
+		}
+		n.log.Warn("recovered the cluster configuration from peers.json", "servers", recovery.Servers)
+		// RecoverCluster restored the FSM to check the state; NewRaft
+		// restores it again from the snapshot it wrote.
+		n.fsm = newKVStore()
+		existing = true
+	}
+	if cfg.bootstrap && !existing {
+		err := raft.BootstrapCluster(conf, logs, n.store, snaps, n.trans, raft.Configuration{Servers: []raft.Server{
+			{Suffrage: raft.Voter, ID: conf.LocalID, Address: n.trans.LocalAddr()},
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("bootstrapping: %w", err)
+		}
+	}
+	n.raft, err = raft.NewRaft(conf, n.fsm, logs, n.store, snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("starting raft: %w", err)
+	}
+
+	n.server = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	closers = nil
+	go n.server.Serve(n.ln)
+	go n.keepMembership()
+	if cfg.join != "" && !existing {
+		go n.joinThrough(cfg.join)
+	}
+	n.log.Info("raftkv node started", "raft", n.trans.LocalAddr(), "http", n.cfg.httpAddr, "data", cfg.dataDir, "existing-state", existing)
+	return n, nil
+}
+
+func loadTLS(cfg nodeConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("loading -tls-cert/-tls-key: %w", err)
+	}
+	pem, err := os.ReadFile(cfg.tlsCA)
+	if err != nil {
+		return nil, fmt.Errorf("reading -tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-tls-ca %s holds no PEM certificate", cfg.tlsCA)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// keepMembership records this node's HTTP address in the replicated state
+// whenever it leads and the record is missing or old, so that followers
+// can forward to it. Joining nodes are recorded by the leader that adds
+// them.
+func (n *node) keepMembership() {
+	for leader := range n.raft.LeaderCh() {
+		if !leader || n.fsm.member(n.cfg.id) == n.cfg.httpAddr {
+			continue
+		}
+		cmd := encodeCommand(opMember, n.cfg.id, []byte(n.cfg.httpAddr))
+		if err := n.raft.Apply(cmd, 5*time.Second).Error(); err != nil {
+			n.log.Warn("recording this node's HTTP address", "error", err)
+		}
+	}
+}
+
+// joinRequest is the body of POST /join.
+type joinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// joinThrough asks a member to add this node until one accepts.
+func (n *node) joinThrough(addr string) {
+	body, _ := json.Marshal(joinRequest{ID: n.cfg.id, RaftAddr: string(n.trans.LocalAddr()), HTTPAddr: n.cfg.httpAddr})
+	client := &http.Client{Timeout: 15 * time.Second}
+	for attempt := 0; ; attempt++ {
+		resp, err := client.Post("http://"+addr+"/join", "application/json", bytes.NewReader(body))
+		if err == nil {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				n.log.Info("joined the cluster", "through", addr)
+				return
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+		}
+		n.log.Warn("join failed, retrying", "through", addr, "error", err)
+		select {
+		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 2*time.Second)):
+		case <-n.done:
+			return
+		}
+	}
+}
+
+// close shuts the node down: HTTP first, then Raft, then the store. Later
+// calls return the first one's result.
+func (n *node) close() error {
+	n.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		close(n.done)
+		herr := n.server.Shutdown(ctx)
+		rerr := n.raft.Shutdown().Error()
+		terr := n.trans.Close()
+		serr := n.store.Close()
+		n.closeErr = errors.Join(herr, rerr, terr, serr)
+	})
+	return n.closeErr
+}
+
+// runNode runs a node until SIGINT or SIGTERM (or standard input closing,
+// with -exit-on-stdin-close).
+func runNode(args []string) error {
+	cfg, err := parseNodeFlags(args)
+	if err != nil {
+		return err
+	}
+	n, err := startNode(cfg)
+	if err != nil {
+		return err
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	if cfg.exitOnStdinClose {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			stop <- syscall.SIGTERM
+		}()
+	}
+	s := <-stop
+	n.log.Info("shutting down", "signal", s)
+	return n.close()
+}
