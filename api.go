@@ -129,14 +129,11 @@ type Raft struct {
 	wg                sync.WaitGroup
 }
 
-// BootstrapCluster initializes a server's storage with the given cluster
-// configuration. This should only be called at the beginning of time for the
-// cluster with an identical configuration listing all Voter servers. There is
-// no need to bootstrap Nonvoter and Staging servers.
-//
-// A cluster can only be bootstrapped once from a single participating Voter
-// server. Any further attempts to bootstrap will return ErrCantBootstrap, so
-// it is safe to call this on every start.
+// BootstrapCluster writes the first configuration of a new cluster into
+// empty stores (before NewRaft). Call it on the voters of the new cluster
+// only, each with the same configuration, or on a single voter that the
+// others then join. Stores that hold any state make it return
+// ErrCantBootstrap and change nothing, so calling it on every start is safe.
 func BootstrapCluster(conf *Config, logs LogStore, stable StableStore,
 	snaps SnapshotStore, trans Transport, configuration Configuration) error {
 	if err := ValidateConfig(conf); err != nil {
@@ -169,18 +166,16 @@ func BootstrapCluster(conf *Config, logs LogStore, stable StableStore,
 	return nil
 }
 
-// RecoverCluster is used to manually force a new configuration in order to
-// recover from a loss of quorum where the current configuration cannot be
-// restored, such as when several servers die at the same time. This works
-// by reading all the current state for this server, creating a snapshot with
-// the supplied configuration, and then truncating the Raft log. This is the
-// only safe way to force a given configuration without actually altering
-// the log to insert any new entries, which could cause conflicts with other
-// servers with different state.
+// RecoverCluster forces a configuration onto a stopped server's stores, for
+// a cluster that lost its quorum for good (several servers gone at once).
+// It applies the whole local log to fsm, stores the result as a snapshot
+// carrying the new configuration, and empties the log; no entry is added,
+// so servers recovered with different logs do not conflict later.
 //
-// WARNING! This operation implicitly commits all entries in the Raft log, so
-// in general this is an extremely unsafe operation. Run it on every server
-// with the same configuration, while all of them are stopped.
+// It treats every entry of this server's log as committed, which Raft
+// itself would not: entries that never reached a quorum become part of the
+// state. Run it with the same configuration on every surviving server,
+// all of them stopped, then start them.
 func RecoverCluster(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 	snaps SnapshotStore, trans Transport, configuration Configuration) error {
 	if err := ValidateConfig(conf); err != nil {
@@ -261,8 +256,8 @@ func RecoverCluster(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 		return fmt.Errorf("failed to finalize snapshot: %w", err)
 	}
 
-	// Compact the log so that we don't get bad interference from any
-	// configuration change log entries that might be there.
+	// Empty the log: a configuration entry left in it would override the
+	// recovered configuration on start.
 	firstLogIndex, err := logs.FirstIndex()
 	if err != nil {
 		return fmt.Errorf("failed to get first log index: %w", err)
@@ -275,10 +270,10 @@ func RecoverCluster(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 	return nil
 }
 
-// GetConfiguration returns the persisted configuration of the Raft cluster
-// without starting a Raft instance or connecting to the cluster. It reads
-// the newest snapshot's metadata and the configuration entries of the log.
-// Unlike hashicorp/raft's, it does not restore the FSM (fsm is unused).
+// GetConfiguration reads the latest configuration from a stopped server's
+// stores: the newest snapshot's, overridden by any configuration entry in
+// the log after it. Unlike hashicorp/raft's, it does not restore the FSM
+// (fsm is unused).
 func GetConfiguration(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 	snaps SnapshotStore, trans Transport) (Configuration, error) {
 	if err := ValidateConfig(conf); err != nil {
@@ -291,8 +286,9 @@ func GetConfiguration(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 	return st.configurations.latest, nil
 }
 
-// HasExistingState returns true if the server has any existing state (logs,
-// knowledge of a current term, or any snapshots).
+// HasExistingState reports whether the stores hold anything: a log entry, a
+// current term or a snapshot. A server with none needs bootstrapping or
+// joining.
 func HasExistingState(logs LogStore, stable StableStore, snaps SnapshotStore) (bool, error) {
 	currentTerm, err := stable.GetUint64(keyCurrentTerm)
 	if err == nil {
@@ -452,11 +448,11 @@ type stubTransport struct{ Transport }
 
 func (stubTransport) DecodePeer(b []byte) ServerAddress { return ServerAddress(b) }
 
-// NewRaft is used to construct a new Raft node. It takes a configuration, as
-// well as implementations of various interfaces that are required. If we
-// have any old state, such as snapshots, logs, peers, etc, all those will be
-// restored when creating the Raft node. It never panics on bad stored state:
-// it returns an error that says what is wrong.
+// NewRaft starts a node with the given Config, FSM, stores and transport.
+// Whatever the stores hold (term, vote, log, snapshots) is loaded first: the
+// newest usable snapshot is restored into fsm and the configuration
+// recovered. Stored state that is inconsistent or unreadable is an error
+// saying what is wrong, never a panic.
 func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps SnapshotStore, trans Transport) (*Raft, error) {
 	if err := ValidateConfig(conf); err != nil {
 		return nil, err
@@ -730,10 +726,9 @@ func (r *Raft) config() Config {
 	return *r.conf.Load()
 }
 
-// ReloadConfig updates the configuration of a running raft node. If the new
-// configuration is invalid an error is returned and no changes made to the
-// instance. All fields will be copied from rc into the new configuration,
-// even if they are zero valued.
+// ReloadConfig replaces the reloadable fields of the running node's Config
+// with rc's, zero values included. If the result does not validate, it
+// returns the error and changes nothing.
 func (r *Raft) ReloadConfig(rc ReloadableConfig) error {
 	r.confReloadMu.Lock()
 	defer r.confReloadMu.Unlock()
@@ -750,18 +745,18 @@ func (r *Raft) ReloadConfig(rc ReloadableConfig) error {
 	return nil
 }
 
-// ReloadableConfig returns the current state of the reloadable fields in
-// Raft's configuration.
+// ReloadableConfig returns the reloadable fields of the node's current
+// Config.
 func (r *Raft) ReloadableConfig() ReloadableConfig {
 	var rc ReloadableConfig
 	rc.fromConfig(r.config())
 	return rc
 }
 
-// BootstrapCluster is equivalent to non-member BootstrapCluster but can be
-// called on an un-bootstrapped Raft instance after it has been created. This
-// should only be called at the beginning of time for the cluster with an
-// identical configuration listing all Voter servers.
+// BootstrapCluster does what the package-level BootstrapCluster does, on a
+// node already running with empty stores. The same rules apply: the first
+// configuration of a new cluster, the same on every voter that gets it;
+// ErrCantBootstrap once there is state.
 func (r *Raft) BootstrapCluster(configuration Configuration) Future {
 	f := &bootstrapFuture{configuration: configuration}
 	f.init()
@@ -774,39 +769,35 @@ func (r *Raft) BootstrapCluster(configuration Configuration) Future {
 	}
 }
 
-// Leader is used to return the current leader of the cluster. Deprecated:
-// use LeaderWithID. It may return empty strings if there is no current
-// leader or the leader is unknown.
+// Leader returns the address of the leader this node knows of, "" when it
+// knows none. Deprecated: use LeaderWithID.
 func (r *Raft) Leader() ServerAddress {
 	addr, _ := r.LeaderWithID()
 	return addr
 }
 
-// LeaderWithID is used to return the current leader address and ID of the
-// cluster. It may return empty strings if there is no current leader or the
-// leader is unknown.
+// LeaderWithID returns the address and ID of the leader this node knows
+// of, both empty when it knows none.
 func (r *Raft) LeaderWithID() (ServerAddress, ServerID) {
 	r.leaderLock.RLock()
 	defer r.leaderLock.RUnlock()
 	return r.leaderAddr, r.leaderID
 }
 
-// Apply is used to apply a command to the FSM in a highly consistent
-// manner. This returns a future that can be used to wait on the
-// application. An optional timeout can be provided to limit the amount of
-// time we wait for the command to be started. This must be run on the
-// leader or it will fail.
+// Apply appends cmd to the log, on the leader; the future resolves once the
+// entry is committed and applied to this node's FSM, with the FSM's
+// response. A nonzero timeout bounds the wait for the main loop to take the
+// command (ErrEnqueueTimeout, nothing written), not the commit.
 //
-// If the node discovers it is no longer the leader while applying the
-// command, it will return ErrLeadershipLost. There is no way to guarantee
-// whether the write succeeded or failed in this case. The future always
-// resolves: on shutdown it returns ErrRaftShutdown.
+// On a follower it fails with ErrNotLeader. If leadership is lost after the
+// entry was written, it fails with ErrLeadershipLost: the entry may still
+// be committed by the next leader, and nothing tells which. The future
+// always resolves; at shutdown with ErrRaftShutdown.
 func (r *Raft) Apply(cmd []byte, timeout time.Duration) ApplyFuture {
 	return r.ApplyLog(Log{Data: cmd}, timeout)
 }
 
-// ApplyLog performs Apply but takes in a Log directly. The only values
-// currently taken from the submitted Log are Data and Extensions.
+// ApplyLog is Apply for a whole Log; only its Data and Extensions are used.
 func (r *Raft) ApplyLog(log Log, timeout time.Duration) ApplyFuture {
 	metrics.IncrCounter(keyApply, 1)
 	f := &logFuture{log: Log{Type: LogCommand, Data: log.Data, Extensions: log.Extensions}}
@@ -828,21 +819,20 @@ func (r *Raft) enqueue(f *logFuture, timeout time.Duration) ApplyFuture {
 	return f
 }
 
-// Barrier is used to issue a command that blocks until all preceding
-// operations have been applied to the FSM. It can be used to ensure the FSM
-// reflects all queued writes. An optional timeout can be provided to limit
-// the amount of time we wait for the command to be started. This must be
-// run on the leader, or it will fail.
+// Barrier writes an entry and resolves once it is applied, hence once
+// every entry before it is applied to this node's FSM. Leader only; the
+// timeout works as Apply's.
 func (r *Raft) Barrier(timeout time.Duration) Future {
 	metrics.IncrCounter([]string{"raft", "barrier"}, 1)
 	f := &logFuture{log: Log{Type: LogBarrier}}
 	return r.enqueue(f, timeout)
 }
 
-// VerifyLeader is used to ensure this peer is still the leader. It may be
-// used to prevent returning stale data from the FSM after the peer has lost
-// leadership. It counts only acknowledgements to heartbeats sent after the
-// call, so a delayed reply to an older heartbeat cannot satisfy it.
+// VerifyLeader resolves with nil once a quorum has answered heartbeats this
+// node sent as leader after the call (an old reply cannot count), proving
+// it still led at some moment after the call; otherwise ErrNotLeader or
+// ErrLeadershipLost. Followed by waiting until AppliedIndex reaches the
+// CommitIndex read after it, a read of the FSM is linearizable.
 func (r *Raft) VerifyLeader() Future {
 	metrics.IncrCounter([]string{"raft", "verify_leader"}, 1)
 	f := &verifyFuture{}
@@ -856,17 +846,18 @@ func (r *Raft) VerifyLeader() Future {
 	}
 }
 
-// GetConfiguration returns the latest configuration. This may not yet be
-// committed. The main loop can be running or not. Its Index is the index of
-// the entry that holds that configuration (hashicorp/raft returns 0).
+// GetConfiguration returns the latest configuration this node has, which
+// may not be committed yet. It works on any node, running or shut down. The
+// future's Index is that of the entry holding the configuration
+// (hashicorp/raft returns 0).
 func (r *Raft) GetConfiguration() ConfigurationFuture {
 	f := &configurationsFuture{}
 	f.configurations = r.getConfigurations()
 	return f
 }
 
-// AddPeer to the cluster configuration. Must be run on the leader, or it
-// will fail. Deprecated: use AddVoter/AddNonvoter instead.
+// AddPeer adds a voter known by address only (protocol versions below 3).
+// Leader only. Deprecated: use AddVoter or AddNonvoter.
 func (r *Raft) AddPeer(peer ServerAddress) Future {
 	if r.protocolVersion > 2 {
 		return errorFuture{ErrUnsupportedProtocol}
@@ -878,9 +869,8 @@ func (r *Raft) AddPeer(peer ServerAddress) Future {
 	}, 0)
 }
 
-// RemovePeer from the cluster configuration. If the current leader is being
-// removed, it will cause a new election to occur. Must be run on the leader,
-// or it will fail. Deprecated: use RemoveServer instead.
+// RemovePeer removes a server known by address only (protocol versions
+// below 3). Leader only. Deprecated: use RemoveServer.
 func (r *Raft) RemovePeer(peer ServerAddress) Future {
 	if r.protocolVersion > 2 {
 		return errorFuture{ErrUnsupportedProtocol}
@@ -891,18 +881,14 @@ func (r *Raft) RemovePeer(peer ServerAddress) Future {
 	}, 0)
 }
 
-// AddVoter will add the given server to the cluster as a staging server. If
-// the server is already in the cluster as a voter, this updates the
-// server's address. This must be run on the leader or it will fail. The
-// leader will promote the staging server to a voter once that server is
-// ready. If nonzero, prevIndex is the index of the only configuration upon
-// which this change may be applied; if another configuration entry has been
-// added in the meantime, this request will fail. If nonzero, timeout is how
-// long this server should wait before the configuration change log entry is
-// appended.
+// AddVoter makes id a voter at address, adding it if absent or updating its
+// address if present; the change takes effect when its entry is written,
+// and there is no staging step (as in hashicorp/raft). Leader only.
 //
-// As in hashicorp/raft, the server becomes a voter at once: there is no
-// staging step.
+// A nonzero prevIndex makes the change conditional: it fails unless the
+// latest configuration is the one at prevIndex. A nonzero timeout bounds
+// the wait for the main loop to take the request. The same two arguments
+// work the same way in AddNonvoter, DemoteVoter and RemoveServer.
 func (r *Raft) AddVoter(id ServerID, address ServerAddress, prevIndex uint64, timeout time.Duration) IndexFuture {
 	return r.requestConfigChange(2, configurationChangeRequest{
 		command:       AddVoter,
@@ -912,11 +898,10 @@ func (r *Raft) AddVoter(id ServerID, address ServerAddress, prevIndex uint64, ti
 	}, timeout)
 }
 
-// AddNonvoter will add the given server to the cluster but won't assign it
-// a vote. The server will receive log entries, but it won't participate in
-// elections or log entry commitment. If the server is already in the
-// cluster, this updates the server's address. This must be run on the
-// leader or it will fail. For prevIndex and timeout, see AddVoter.
+// AddNonvoter adds id at address without a vote: it receives the log but
+// neither votes nor counts toward commitment. A present server has its
+// address updated and keeps its suffrage. Leader only; see AddVoter for
+// prevIndex and timeout.
 func (r *Raft) AddNonvoter(id ServerID, address ServerAddress, prevIndex uint64, timeout time.Duration) IndexFuture {
 	return r.requestConfigChange(3, configurationChangeRequest{
 		command:       AddNonvoter,
@@ -926,10 +911,10 @@ func (r *Raft) AddNonvoter(id ServerID, address ServerAddress, prevIndex uint64,
 	}, timeout)
 }
 
-// RemoveServer will remove the given server from the cluster. If the
-// current leader is being removed, it will cause a new election to occur.
-// This must be run on the leader or it will fail. For prevIndex and
-// timeout, see AddVoter.
+// RemoveServer takes id out of the configuration. A leader that removes
+// itself steps down once the change commits (and shuts down with
+// Config.ShutdownOnRemove), and the others elect a new leader. Leader only;
+// see AddVoter for prevIndex and timeout.
 func (r *Raft) RemoveServer(id ServerID, prevIndex uint64, timeout time.Duration) IndexFuture {
 	return r.requestConfigChange(2, configurationChangeRequest{
 		command:   RemoveServer,
@@ -938,11 +923,9 @@ func (r *Raft) RemoveServer(id ServerID, prevIndex uint64, timeout time.Duration
 	}, timeout)
 }
 
-// DemoteVoter will take away a server's vote, if it has one. If present, the
-// server will continue to receive log entries, but it won't participate in
-// elections or log entry commitment. If the server is not in the cluster,
-// this does nothing. This must be run on the leader or it will fail. For
-// prevIndex and timeout, see AddVoter.
+// DemoteVoter takes id's vote away; it stays a member and keeps receiving
+// the log. An absent id leaves the configuration as it is. Leader only; see
+// AddVoter for prevIndex and timeout.
 func (r *Raft) DemoteVoter(id ServerID, prevIndex uint64, timeout time.Duration) IndexFuture {
 	return r.requestConfigChange(3, configurationChangeRequest{
 		command:   DemoteVoter,
@@ -976,10 +959,10 @@ func (r *Raft) requestConfigChange(minProtocol ProtocolVersion, req configuratio
 	}
 }
 
-// Shutdown is used to stop the Raft background routines. This is not a
-// graceful operation. Provides a future that can be used to block until all
-// background routines have exited; its Error also closes the transport when
-// it implements WithClose.
+// Shutdown stops the node at once, without handing leadership over. The
+// future's Error waits until every goroutine of the node has exited, then
+// closes the transport if it implements WithClose (once, however many
+// times Shutdown is called).
 func (r *Raft) Shutdown() Future {
 	r.shutdownLock.Lock()
 	defer r.shutdownLock.Unlock()
@@ -996,9 +979,9 @@ func (r *Raft) Shutdown() Future {
 	return &shutdownFuture{r}
 }
 
-// Snapshot is used to manually force Raft to take a snapshot. Returns a
-// future that can be used to block until complete, and that contains a
-// function that can be used to open the snapshot.
+// Snapshot takes a snapshot now, on any node, and compacts the log as an
+// automatic one would. The future resolves when it is stored; its Open
+// reads it back.
 func (r *Raft) Snapshot() SnapshotFuture {
 	f := &userSnapshotFuture{}
 	f.init()
@@ -1012,25 +995,17 @@ func (r *Raft) Snapshot() SnapshotFuture {
 	}
 }
 
-// Restore is used to manually force Raft to consume an external snapshot,
-// such as if restoring from a backup. We will use the current Raft
-// configuration, not the one from the snapshot, so that we can restore into
-// a new cluster. We will also use the max of the index of the snapshot, or
-// the current index, and then add 1 to that, so we force a new state with a
-// hole in the Raft log, so that the snapshot will be sent to followers and
-// used for any new joiners. This can only be run on the leader, and blocks
-// until the restore is complete or an error occurs.
+// Restore replaces the cluster's state with an external snapshot (a
+// backup), on the leader, and returns once it is done. The snapshot is
+// stored under the current configuration (not the one it was taken with,
+// so a backup can seed a new cluster) and at an index above the whole log,
+// so that every follower, and any later joiner, receives it by
+// InstallSnapshot.
 //
-// WARNING! This operation has the leader take on the state of the snapshot
-// and then sets itself up so that it replicates that to its followers
-// through the install snapshot process. This involves a potentially
-// dangerous period where the leader commits ahead of its followers, so
-// should only be used for disaster recovery into a fresh cluster, and
-// should not be used in normal operations.
-//
-// If the FSM fails to restore the snapshot its state is unknown: where
-// hashicorp/raft panics, this library shuts the node down and returns the
-// error.
+// Meant for disaster recovery: the leader takes the new state before its
+// followers have it, and writes made since the backup are lost. If the FSM
+// fails to restore the snapshot, its state is unknown: hashicorp/raft
+// panics there; this library shuts the node down and returns the error.
 func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Duration) error {
 	metrics.IncrCounter([]string{"raft", "restore"}, 1)
 	if meta == nil || reader == nil {
@@ -1057,43 +1032,41 @@ func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Durati
 		}
 	}
 
-	// Apply a no-op log entry. Waiting for this allows us to wait until
-	// the followers have gotten the restore and replicated at least this
-	// new entry, which shows that we've also faulted and installed the
-	// snapshot with the contents of the restore.
+	// Commit an empty entry after the restore: a quorum storing it must
+	// first have installed the restored snapshot.
 	noop := &logFuture{log: Log{Type: LogNoop}}
 	return r.enqueue(noop, timeout).Error()
 }
 
-// State returns the state of this raft peer.
+// State returns whether the node is a follower, candidate or leader, or has
+// shut down.
 func (r *Raft) State() RaftState {
 	return RaftState(r.state.Load())
 }
 
-// LeaderCh is used to get a channel which delivers signals on acquiring or
-// losing leadership. It sends true if we become the leader, and false if we
-// lose it. The channel has a buffer of one: an unread value is replaced by
-// the newest, so a slow reader always sees the current state last.
+// LeaderCh returns a channel that receives true when this node becomes
+// leader and false when it stops. It holds one value: an unread one is
+// replaced by the newer, so a slow reader still ends on the current state.
 func (r *Raft) LeaderCh() <-chan bool {
 	return r.leaderCh
 }
 
-// String returns a string representation of this Raft node.
+// String describes the node: its address and state.
 func (r *Raft) String() string {
 	return fmt.Sprintf("Node at %s [%v]", r.localAddr, r.State())
 }
 
-// LastContact returns the time of last contact by a leader. This only makes
-// sense if we are currently a follower.
+// LastContact is when this node last heard from a leader; meaningful on a
+// follower.
 func (r *Raft) LastContact() time.Time {
 	r.lastContactLock.RLock()
 	defer r.lastContactLock.RUnlock()
 	return r.lastContact
 }
 
-// Stats is used to return a map of various internal stats. This should only
-// be used for informative purposes or debugging. The keys are those of
-// hashicorp/raft; latest_configuration_index holds the real index.
+// Stats returns a snapshot of the node's internals as strings, for humans
+// and debugging, under hashicorp/raft's keys (latest_configuration_index
+// holds the real index here).
 func (r *Raft) Stats() map[string]string {
 	toString := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	lastLogIndex, lastLogTerm := r.getLastLog()
@@ -1121,7 +1094,7 @@ func (r *Raft) Stats() map[string]string {
 	s["latest_configuration_index"] = toString(c.latestIndex)
 	s["latest_configuration"] = fmt.Sprintf("%+v", c.latest.Servers)
 
-	// This is a legacy metric that we've seen people use in the wild.
+	// num_peers: the other voters, or 0 when this node has no vote.
 	hasUs := false
 	numPeers := 0
 	for _, server := range c.latest.Servers {
@@ -1149,30 +1122,29 @@ func (r *Raft) Stats() map[string]string {
 	return s
 }
 
-// CurrentTerm returns the current term.
+// CurrentTerm returns the node's term.
 func (r *Raft) CurrentTerm() uint64 {
 	return r.getCurrentTerm()
 }
 
-// LastIndex returns the last index in stable storage, either from the last
-// log or from the last snapshot.
+// LastIndex returns the highest index this node has stored, in its log or
+// as its last snapshot.
 func (r *Raft) LastIndex() uint64 {
 	idx, _ := r.getLastLog()
 	return idx
 }
 
-// CommitIndex returns the committed index. This API maybe helpful for
-// server to implement the read index optimization as described in the Raft
-// paper.
+// CommitIndex returns the highest index this node knows to be committed.
+// On a leader, read after VerifyLeader, it is the index a linearizable
+// read must wait for (see VerifyLeader).
 func (r *Raft) CommitIndex() uint64 {
 	return r.getCommitIndex()
 }
 
-// AppliedIndex returns the last index applied to the FSM. This is generally
-// lagging behind the last index, especially for indexes that are persisted
-// but have not yet been considered committed by the leader. Unlike
-// hashicorp/raft, which counts entries handed to the FSM goroutine, this is
-// what the FSM has actually applied, so waiting for it after VerifyLeader
+// AppliedIndex returns the highest index the FSM has applied (entries it
+// never sees, like no-ops and configurations, count once reached). Unlike
+// hashicorp/raft's, which counts what was handed to the FSM goroutine, it
+// moves only after the FSM returns, so waiting for it after VerifyLeader
 // gives a linearizable read.
 func (r *Raft) AppliedIndex() uint64 {
 	return r.appliedIndex.Load()
@@ -1204,14 +1176,12 @@ func (r *Raft) PeerStatus() map[ServerID]PeerStatus {
 	return out
 }
 
-// LeadershipTransfer will transfer leadership to a server in the cluster.
-// This can only be called from the leader, or it will fail. The leader will
-// stop accepting client requests, make sure the target server is up to date
-// and starts the transfer with a TimeoutNow message. This message has the
-// same effect as if the election timeout on the target server fires. Since
-// it is unlikely that another server is starting an election, it is very
-// likely that the target server is able to win the election. Note that
-// leadership transfer is only supported with protocol version 3.
+// LeadershipTransfer hands leadership to the most up-to-date other voter.
+// Leader only, protocol version 3. Meanwhile the leader refuses new requests
+// (ErrLeadershipTransferInProgress); it brings the target's log up to date,
+// then tells it to start an election at once (TimeoutNow), which it is
+// then almost sure to win. The future resolves when the leadership has
+// moved or the attempt failed.
 func (r *Raft) LeadershipTransfer() Future {
 	if r.protocolVersion < 3 {
 		return errorFuture{ErrUnsupportedProtocol}
@@ -1219,9 +1189,7 @@ func (r *Raft) LeadershipTransfer() Future {
 	return r.initiateLeadershipTransfer(nil, nil)
 }
 
-// LeadershipTransferToServer does the same as LeadershipTransfer but takes
-// a server in the arguments in case a leadership should be transitioned to
-// a specific server in the cluster.
+// LeadershipTransferToServer is LeadershipTransfer to a chosen voter.
 func (r *Raft) LeadershipTransferToServer(id ServerID, address ServerAddress) Future {
 	if r.protocolVersion < 3 {
 		return errorFuture{ErrUnsupportedProtocol}

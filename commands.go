@@ -1,25 +1,25 @@
 package raft
 
-// RPCHeader is a common sub-structure used to pass along protocol version and
-// other information about the cluster. Its fields are flattened into each
-// message on the wire.
+// RPCHeader identifies the sender of every request and response: its
+// protocol version, server ID and address. On the wire its fields sit at
+// the top level of each message, beside the message's own.
 type RPCHeader struct {
-	// ProtocolVersion is the version of the protocol the sender is
-	// speaking.
+	// ProtocolVersion is the sender's protocol version.
 	ProtocolVersion ProtocolVersion
-	// ID is the ServerID of the node sending the RPC Request or Response.
+	// ID is the sender's server ID.
 	ID []byte
-	// Addr is the ServerAddr of the node sending the RPC Request or Response.
+	// Addr is the sender's address, as the transport encodes it.
 	Addr []byte
 }
 
-// WithRPCHeader is an interface that exposes the RPC header.
+// WithRPCHeader is implemented by every RPC message, giving access to its
+// header.
 type WithRPCHeader interface {
 	GetRPCHeader() RPCHeader
 }
 
-// AppendEntriesRequest is the command used to append entries to the
-// replicated log.
+// AppendEntriesRequest carries entries (none for a heartbeat) from the
+// leader to a follower, with the point in the log they follow.
 type AppendEntriesRequest struct {
 	RPCHeader
 
@@ -45,16 +45,15 @@ type AppendEntriesRequest struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *AppendEntriesRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// AppendEntriesResponse is the response returned from an
-// AppendEntriesRequest.
+// AppendEntriesResponse answers an AppendEntriesRequest.
 type AppendEntriesResponse struct {
 	RPCHeader
 
 	// Term is the responder's term; a newer term deposes the leader.
 	Term uint64
 
-	// LastLog is the responder's last index, a hint to help accelerate
-	// rebuilding slow nodes.
+	// LastLog is the responder's last index, which lets the leader jump
+	// back to where the logs can match instead of probing one by one.
 	LastLog uint64
 
 	// Success reports that the entries were appended (and are durable).
@@ -68,8 +67,8 @@ type AppendEntriesResponse struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *AppendEntriesResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// RequestVoteRequest is the command used by a candidate to ask a Raft peer
-// for a vote in an election.
+// RequestVoteRequest is a candidate's request for a server's vote in a
+// new term.
 type RequestVoteRequest struct {
 	RPCHeader
 
@@ -91,7 +90,7 @@ type RequestVoteRequest struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *RequestVoteRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// RequestVoteResponse is the response returned from a RequestVoteRequest.
+// RequestVoteResponse answers a RequestVoteRequest.
 type RequestVoteResponse struct {
 	RPCHeader
 
@@ -109,9 +108,9 @@ type RequestVoteResponse struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *RequestVoteResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// RequestPreVoteRequest is the command used by a candidate to ask a Raft peer
-// whether it would grant a vote, before disrupting the cluster with a new
-// term.
+// RequestPreVoteRequest asks a server whether it would vote for the sender
+// in the next term, without anyone changing term; only a candidate that
+// would win runs the real election.
 type RequestPreVoteRequest struct {
 	RPCHeader
 
@@ -126,8 +125,7 @@ type RequestPreVoteRequest struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *RequestPreVoteRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// RequestPreVoteResponse is the response returned from a
-// RequestPreVoteRequest.
+// RequestPreVoteResponse answers a RequestPreVoteRequest.
 type RequestPreVoteResponse struct {
 	RPCHeader
 
@@ -141,9 +139,9 @@ type RequestPreVoteResponse struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *RequestPreVoteResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// InstallSnapshotRequest is the command sent to a Raft peer to bootstrap its
-// log (and state machine) from a snapshot on another peer. The snapshot data
-// follows the request.
+// InstallSnapshotRequest hands a follower the leader's snapshot, for a
+// follower that needs entries the leader no longer has. The snapshot's
+// bytes follow the request on the same stream.
 type InstallSnapshotRequest struct {
 	RPCHeader
 	// SnapshotVersion is the version of the snapshot (0 or 1).
@@ -176,8 +174,7 @@ type InstallSnapshotRequest struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *InstallSnapshotRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// InstallSnapshotResponse is the response returned from an
-// InstallSnapshotRequest.
+// InstallSnapshotResponse answers an InstallSnapshotRequest.
 type InstallSnapshotResponse struct {
 	RPCHeader
 
@@ -190,8 +187,8 @@ type InstallSnapshotResponse struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *InstallSnapshotResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// TimeoutNowRequest is the command used by a leader to signal another server
-// to start an election.
+// TimeoutNowRequest tells a server to stand for election right away: the
+// last step of a leadership transfer.
 type TimeoutNowRequest struct {
 	RPCHeader
 }
@@ -199,7 +196,7 @@ type TimeoutNowRequest struct {
 // GetRPCHeader - See WithRPCHeader.
 func (r *TimeoutNowRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
 
-// TimeoutNowResponse is the response to TimeoutNowRequest.
+// TimeoutNowResponse answers a TimeoutNowRequest.
 type TimeoutNowResponse struct {
 	RPCHeader
 }

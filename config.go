@@ -9,27 +9,27 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// ProtocolVersion is the version of the protocol (which includes RPC messages
-// as well as Raft-specific log entries) that this server can _understand_.
-// Version 3, the default, uses server IDs; versions 1 and 2 exist for rolling
-// upgrades from old clusters.
+// ProtocolVersion numbers the forms of RPC messages and log entries a server
+// can read. Version 3, the default, identifies servers by ID; versions 1 and
+// 2 exist for rolling upgrades from old clusters.
 type ProtocolVersion int
 
 const (
-	// ProtocolVersionMin is the minimum protocol version understood.
+	// ProtocolVersionMin is the oldest protocol version this library reads.
 	ProtocolVersionMin ProtocolVersion = 0
-	// ProtocolVersionMax is the maximum protocol version understood.
+	// ProtocolVersionMax is the newest protocol version this library reads.
 	ProtocolVersionMax = 3
 )
 
-// SnapshotVersion is the version of snapshots that this server can
-// understand. Snapshots are always created at version 1.
+// SnapshotVersion numbers the forms of snapshot metadata. This library
+// reads 0 and 1 and writes 1.
 type SnapshotVersion int
 
 const (
-	// SnapshotVersionMin is the minimum snapshot version understood.
+	// SnapshotVersionMin is the oldest snapshot version read.
 	SnapshotVersionMin SnapshotVersion = 0
-	// SnapshotVersionMax is the maximum snapshot version understood.
+	// SnapshotVersionMax is the newest snapshot version read, and the one
+	// written.
 	SnapshotVersionMax = 1
 )
 
@@ -37,29 +37,28 @@ const (
 // entry. Nothing enforces it.
 const SuggestedMaxDataSize = 512 * 1024
 
-// Config provides any necessary configuration for the Raft server. Its fields
-// and defaults are those of hashicorp/raft v1.8.
+// Config holds a node's settings. Its fields and their defaults
+// (DefaultConfig) are hashicorp/raft v1.8's.
 type Config struct {
-	// ProtocolVersion allows a Raft server to inter-operate with older
-	// Raft servers running an older version of the code. Valid values are
-	// 1 to 3; the default is 3.
+	// ProtocolVersion is the protocol this server speaks: 1 to 3, 3 by
+	// default. A lower one lets it join a cluster of older servers.
 	ProtocolVersion ProtocolVersion
 
-	// HeartbeatTimeout specifies the time in follower state without contact
-	// from a leader before we attempt an election.
+	// HeartbeatTimeout is how long a follower goes without hearing from a
+	// leader before it stands for election (randomized up to twice this).
 	HeartbeatTimeout time.Duration
 
-	// ElectionTimeout specifies the time in candidate state without contact
-	// from a leader before we attempt an election.
+	// ElectionTimeout is how long a candidate waits for an election's
+	// outcome before starting another (randomized up to twice this).
 	ElectionTimeout time.Duration
 
-	// CommitTimeout specifies the time without an Apply operation before the
-	// leader sends an AppendEntry RPC to followers, to ensure a timely commit
-	// of log entries.
+	// CommitTimeout is the longest a leader lets followers wait, when no
+	// new entries arrive, before it sends them an AppendEntries anyway, so
+	// that they learn the commit index promptly.
 	CommitTimeout time.Duration
 
-	// MaxAppendEntries controls the maximum number of append entries to send
-	// at once, and the largest batch written to the LogStore in one call.
+	// MaxAppendEntries caps the entries of one AppendEntries and of one
+	// group commit written to the LogStore.
 	MaxAppendEntries int
 
 	// BatchApplyCh is accepted for compatibility. Applies are always queued
@@ -67,59 +66,57 @@ type Config struct {
 	// nothing.
 	BatchApplyCh bool
 
-	// ShutdownOnRemove is used to shutdown Raft if it is removed from the
-	// cluster. Otherwise, Raft remains running as a follower. A leader that
-	// is only demoted to non-voter always stays running as a follower
-	// (hashicorp/raft shuts it down too).
+	// ShutdownOnRemove makes a node shut itself down once its removal
+	// from the configuration is committed; without it the node stays, a
+	// follower that never stands for election. A leader merely demoted to
+	// nonvoter always stays, as a follower (hashicorp/raft shuts it down
+	// too).
 	ShutdownOnRemove bool
 
-	// TrailingLogs controls how many logs we leave after a snapshot, so that
-	// a slightly lagging follower can catch up from the log.
+	// TrailingLogs is how many entries a snapshot leaves in the log
+	// before its index, for followers a little behind to catch up from.
 	TrailingLogs uint64
 
-	// SnapshotInterval controls how often we check if we should perform a
-	// snapshot. The check is randomly staggered between this value and 2x.
+	// SnapshotInterval is how often the node considers taking a snapshot,
+	// at a random time between this and twice this.
 	SnapshotInterval time.Duration
 
-	// SnapshotThreshold controls how many outstanding logs there must be
-	// before we perform a snapshot.
+	// SnapshotThreshold is how many entries past the last snapshot make
+	// the next one worth taking (checked every SnapshotInterval).
 	SnapshotThreshold uint64
 
-	// LeaderLeaseTimeout is used to control how long the "lease" lasts for
-	// being the leader without being able to contact a quorum of nodes. If we
-	// reach this interval without contact, we will step down as leader.
+	// LeaderLeaseTimeout: a leader that has not heard from a quorum for
+	// this long steps down. At most HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
 
-	// LocalID is a unique ID for this server across all time.
+	// LocalID is this server's ID; required, and never reused.
 	LocalID ServerID
 
-	// NotifyCh is used to provide a channel that will be notified of
-	// leadership changes. Raft blocks writing to it, so it should be
-	// buffered or read promptly.
+	// NotifyCh, when set, receives true when this node becomes leader and
+	// false when it stops. The node waits on the send, so read it
+	// promptly or give it a buffer.
 	NotifyCh chan<- bool
 
-	// LogOutput is used as a sink for logs, unless Logger is specified.
-	// Defaults to os.Stderr.
+	// LogOutput receives the logs when Logger is nil; os.Stderr if nil too.
 	LogOutput io.Writer
 
-	// LogLevel represents a log level. If the value does not match a known
-	// logging level hclog.NoLevel is used.
+	// LogLevel is the level of the logger built from LogOutput, by name
+	// ("DEBUG", "INFO", ...); an unknown name means hclog.NoLevel.
 	LogLevel string
 
-	// Logger is a user-provided logger. If nil, a logger writing to
-	// LogOutput with LogLevel is used.
+	// Logger, when set, receives every log line; LogOutput and LogLevel are
+	// then ignored.
 	Logger hclog.Logger
 
-	// NoSnapshotRestoreOnStart controls if raft will restore a snapshot to
-	// the FSM on start. This is useful if your FSM recovers from other
-	// mechanisms than raft snapshotting.
+	// NoSnapshotRestoreOnStart skips restoring the newest snapshot into
+	// the FSM at start, for an FSM that keeps its own durable state.
 	NoSnapshotRestoreOnStart bool
 
-	// PreVoteDisabled deactivates the pre-vote feature when set to true.
+	// PreVoteDisabled makes candidates skip the pre-vote round.
 	PreVoteDisabled bool
 
-	// NoLegacyTelemetry allows to disable the legacy metrics, which carry
-	// peer IDs in their names, in favour of the labelled ones.
+	// NoLegacyTelemetry drops the old metrics that put peer IDs in their
+	// names, keeping only the labelled ones.
 	NoLegacyTelemetry bool
 
 	// RestoreCommittedLogs makes NewRaft replay the entries the
@@ -135,22 +132,18 @@ type Config struct {
 	skipStartup bool
 }
 
-// ReloadableConfig is the subset of Config that may be reconfigured during
-// runtime using raft.ReloadConfig.
+// ReloadableConfig holds the Config fields that Raft.ReloadConfig can change
+// on a running node.
 type ReloadableConfig struct {
-	// TrailingLogs controls how many logs we leave after a snapshot.
+	// TrailingLogs: see Config.TrailingLogs.
 	TrailingLogs uint64
-	// SnapshotInterval controls how often we check if we should perform a
-	// snapshot.
+	// SnapshotInterval: see Config.SnapshotInterval.
 	SnapshotInterval time.Duration
-	// SnapshotThreshold controls how many outstanding logs there must be
-	// before we perform a snapshot.
+	// SnapshotThreshold: see Config.SnapshotThreshold.
 	SnapshotThreshold uint64
-	// HeartbeatTimeout specifies the time in follower state without contact
-	// from a leader before we attempt an election.
+	// HeartbeatTimeout: see Config.HeartbeatTimeout.
 	HeartbeatTimeout time.Duration
-	// ElectionTimeout specifies the time in candidate state without contact
-	// from a leader before we attempt an election.
+	// ElectionTimeout: see Config.ElectionTimeout.
 	ElectionTimeout time.Duration
 }
 
@@ -172,8 +165,7 @@ func (rc *ReloadableConfig) fromConfig(from Config) {
 	rc.ElectionTimeout = from.ElectionTimeout
 }
 
-// DefaultConfig returns a Config with usable defaults: the same values as
-// hashicorp/raft (LocalID must still be set).
+// DefaultConfig returns hashicorp/raft's defaults; set LocalID before use.
 func DefaultConfig() *Config {
 	return &Config{
 		ProtocolVersion:    ProtocolVersionMax,
@@ -190,15 +182,14 @@ func DefaultConfig() *Config {
 	}
 }
 
-// ValidateConfig is used to validate a sane configuration. It runs the same
+// ValidateConfig checks a Config before use. It runs the same
 // ten checks as hashicorp/raft, in the same order, with the same messages,
 // each naming the offending field.
 func ValidateConfig(config *Config) error {
 	if config == nil {
 		return fmt.Errorf("config cannot be nil")
 	}
-	// We don't actually support running as 0 in the library any more, but
-	// we do understand it.
+	// Version 0 is known but no longer runs; the lowest accepted is 1.
 	protocolMin := ProtocolVersionMin
 	if protocolMin == 0 {
 		protocolMin = 1

@@ -5,19 +5,19 @@ import (
 	"fmt"
 )
 
-// ServerSuffrage determines whether a Server in a Configuration gets a vote.
+// ServerSuffrage says whether a member of a Configuration votes.
 type ServerSuffrage int
 
 // The numbers are stored in configurations, so they are never renumbered.
 const (
-	// Voter is a server whose vote is counted in elections and whose match
-	// index is used in advancing the leader's commit index.
+	// Voter votes in elections and counts toward the quorum that commits
+	// entries.
 	Voter ServerSuffrage = iota
-	// Nonvoter is a server that receives log entries but is not considered
-	// for elections or commitment purposes.
+	// Nonvoter receives the log but neither votes nor counts toward
+	// commitment.
 	Nonvoter
-	// Staging is a server that acts like a Nonvoter. Deprecated: AddVoter
-	// adds a Voter directly.
+	// Staging behaves as Nonvoter. Deprecated: AddVoter adds a Voter
+	// directly.
 	Staging
 )
 
@@ -34,32 +34,30 @@ func (s ServerSuffrage) String() string {
 	return "ServerSuffrage"
 }
 
-// ServerID is a unique string identifying a server for all time.
+// ServerID names a server; it must never be reused for another one.
 type ServerID string
 
-// ServerAddress is a network address for a server that a transport can
-// contact.
+// ServerAddress is where a transport reaches a server (host:port for TCP).
 type ServerAddress string
 
-// Server tracks the information about a single server in a configuration.
+// Server is one member of a Configuration.
 type Server struct {
-	// Suffrage determines whether the server gets a vote.
+	// Suffrage says whether it votes.
 	Suffrage ServerSuffrage
-	// ID is a unique string identifying this server for all time.
+	// ID is its permanent, unique name.
 	ID ServerID
-	// Address is its network address that a transport can contact.
+	// Address is where the transport reaches it.
 	Address ServerAddress
 }
 
-// Configuration tracks which servers are in the cluster, and whether they have
-// votes. This should include the local server, if it's a member of the
-// cluster. The servers are listed no particular order, but each should only
-// appear once.
+// Configuration is the membership of the cluster: every server, the local
+// one included when it is a member, each listed once in any order, with
+// its suffrage.
 type Configuration struct {
 	Servers []Server
 }
 
-// Clone makes a deep copy of a Configuration.
+// Clone returns a copy that shares no memory with c.
 func (c *Configuration) Clone() (copy Configuration) {
 	if c.Servers != nil {
 		copy.Servers = append(make([]Server, 0, len(c.Servers)), c.Servers...)
@@ -67,20 +65,20 @@ func (c *Configuration) Clone() (copy Configuration) {
 	return
 }
 
-// ConfigurationChangeCommand is the different ways to change the cluster
-// configuration.
+// ConfigurationChangeCommand is the kind of a membership change.
 type ConfigurationChangeCommand uint8
 
 const (
-	// AddVoter adds a server with Suffrage of Voter.
+	// AddVoter makes a server a voter, adding it if absent.
 	AddVoter ConfigurationChangeCommand = iota
-	// AddNonvoter makes a server Nonvoter unless its Staging or Voter.
+	// AddNonvoter adds a server without a vote; a server that already has
+	// one keeps it.
 	AddNonvoter
-	// DemoteVoter makes a server Nonvoter unless its absent.
+	// DemoteVoter takes a member's vote away; it stays a member.
 	DemoteVoter
-	// RemoveServer removes a server entirely from the cluster membership.
+	// RemoveServer takes a server out of the configuration.
 	RemoveServer
-	// Promote changes a server from Staging to Voter. Deprecated.
+	// Promote turned a Staging server into a Voter. Deprecated.
 	Promote
 	// AddStaging is a deprecated alias of AddVoter.
 	AddStaging = 0
@@ -103,14 +101,13 @@ func (c ConfigurationChangeCommand) String() string {
 	return "ConfigurationChangeCommand"
 }
 
-// configurationChangeRequest describes a change that a leader would like to
-// make to its current configuration.
+// configurationChangeRequest is one membership change asked of the leader.
 type configurationChangeRequest struct {
 	command       ConfigurationChangeCommand
 	serverID      ServerID
 	serverAddress ServerAddress // only present for AddVoter, AddNonvoter
-	// prevIndex, if nonzero, is the index of the only configuration upon
-	// which this change may be applied.
+	// prevIndex, when nonzero, makes the change conditional: the latest
+	// configuration must be the one at this index.
 	prevIndex uint64
 }
 
@@ -169,8 +166,8 @@ func quorumSize(configuration Configuration) int {
 	return len(voters(configuration))/2 + 1
 }
 
-// checkConfiguration tests a cluster membership configuration for common
-// errors: empty or duplicate IDs and addresses, and no voter at all.
+// checkConfiguration refuses a configuration with an empty or repeated ID
+// or address, or without a voter.
 func checkConfiguration(configuration Configuration) error {
 	idSet := make(map[ServerID]bool)
 	addressSet := make(map[ServerAddress]bool)
@@ -302,8 +299,9 @@ func decodePeers(buf []byte, trans Transport) (Configuration, error) {
 	return Configuration{Servers: servers}, nil
 }
 
-// EncodeConfiguration serializes a Configuration using MsgPack, or panics on
-// errors (which cannot happen for a Configuration value).
+// EncodeConfiguration returns the msgpack form of a Configuration, as stored
+// in configuration log entries. It panics on an encoding error, which a
+// Configuration value cannot cause.
 func EncodeConfiguration(configuration Configuration) []byte {
 	buf, err := encodeMsgPack(configuration)
 	if err != nil {
@@ -312,9 +310,10 @@ func EncodeConfiguration(configuration Configuration) []byte {
 	return buf
 }
 
-// DecodeConfiguration deserializes a Configuration using MsgPack, or panics on
-// errors, as hashicorp/raft's does. The library itself never calls it on bytes
-// from the network or disk; it uses an error-returning decoder instead.
+// DecodeConfiguration reads the msgpack form of a Configuration and panics
+// if the bytes are not one, like hashicorp/raft's. The library never calls
+// it on bytes from a peer or a disk; it decodes those with a function that
+// returns an error instead.
 func DecodeConfiguration(buf []byte) Configuration {
 	c, err := decodeConfiguration(buf)
 	if err != nil {

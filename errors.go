@@ -7,56 +7,54 @@ import "errors"
 // errors.Is: errors returned by this package wrap them with context where that
 // helps, and errors.Is sees through the wrapping.
 var (
-	// ErrLeader is returned when an operation can't be completed on a
-	// leader node.
+	// ErrLeader: the operation is one a leader refuses (bootstrapping a
+	// live cluster, for instance).
 	ErrLeader = errors.New("node is the leader")
 
-	// ErrNotLeader is returned when an operation can't be completed on a
-	// follower or candidate node.
+	// ErrNotLeader: the operation needs the leader and this node is a
+	// follower or candidate. Nothing was done; retry on the leader.
 	ErrNotLeader = errors.New("node is not the leader")
 
-	// ErrNotVoter is returned when an operation can't be completed on a
-	// non-voter node.
+	// ErrNotVoter: the operation needs a voter and this node has no vote.
 	ErrNotVoter = errors.New("node is not a voter")
 
-	// ErrLeadershipLost is returned when a leader fails to commit a log entry
-	// because it's been deposed in the process. The entry may still be
-	// committed by a later leader: the outcome is unknown to the caller.
+	// ErrLeadershipLost: this node stopped leading before the entry was
+	// committed. A later leader may still commit it, so the outcome is
+	// unknown to the caller.
 	ErrLeadershipLost = errors.New("leadership lost while committing log")
 
-	// ErrAbortedByRestore is returned when a leader fails to commit a log
-	// entry because it's been superseded by a user snapshot restore.
+	// ErrAbortedByRestore: a user Restore replaced the log while the entry
+	// waited to commit.
 	ErrAbortedByRestore = errors.New("snapshot restored while committing log")
 
-	// ErrRaftShutdown is returned when operations are requested against an
-	// inactive Raft.
+	// ErrRaftShutdown: the node has been shut down (or shut down while the
+	// operation was pending).
 	ErrRaftShutdown = errors.New("raft is already shutdown")
 
-	// ErrEnqueueTimeout is returned when a command fails due to a timeout
-	// while it was waiting to be accepted by the main loop.
+	// ErrEnqueueTimeout: the main loop did not take the operation within
+	// its timeout. It was not started.
 	ErrEnqueueTimeout = errors.New("timed out enqueuing operation")
 
-	// ErrNothingNewToSnapshot is returned when trying to create a snapshot
-	// but there's nothing new committed to the FSM since we started.
+	// ErrNothingNewToSnapshot: a snapshot was asked for before the FSM had
+	// applied anything.
 	ErrNothingNewToSnapshot = errors.New("nothing new to snapshot")
 
-	// ErrUnsupportedProtocol is returned when an operation is attempted
-	// that's not supported by the current protocol version.
+	// ErrUnsupportedProtocol: the configured protocol version is too old for
+	// the operation.
 	ErrUnsupportedProtocol = errors.New("operation not supported with current protocol version")
 
-	// ErrCantBootstrap is returned when attempt is made to bootstrap a
-	// cluster that already has state present.
+	// ErrCantBootstrap: bootstrapping needs empty stores, and these hold
+	// state already.
 	ErrCantBootstrap = errors.New("bootstrap only works on new clusters")
 
-	// ErrLeadershipTransferInProgress is returned when the leader is rejecting
-	// client requests because it is attempting to transfer leadership.
+	// ErrLeadershipTransferInProgress: the leader is handing leadership over
+	// and takes no new requests meanwhile. Nothing was done.
 	ErrLeadershipTransferInProgress = errors.New("leadership transfer in progress")
 
-	// ErrTransportShutdown is returned when operations on a transport are
-	// invoked after it's been terminated.
+	// ErrTransportShutdown: the transport was closed.
 	ErrTransportShutdown = errors.New("transport shutdown")
 
-	// ErrPipelineShutdown is returned when the pipeline is closed.
+	// ErrPipelineShutdown: the AppendEntries pipeline was closed.
 	ErrPipelineShutdown = errors.New("append pipeline closed")
 
 	// ErrLogNotFound is what a LogStore returns for an index it does not
@@ -64,14 +62,13 @@ var (
 	// recognises it with errors.Is, so a store may wrap it with context.
 	ErrLogNotFound = errors.New("log not found")
 
-	// ErrPipelineReplicationNotSupported can be returned by the transport to
-	// signal that pipeline replication is not supported in general, and that
-	// no error message should be produced.
+	// ErrPipelineReplicationNotSupported: a transport returns it from
+	// AppendEntriesPipeline when it cannot pipeline at all; replication then
+	// sends requests one at a time without logging an error.
 	ErrPipelineReplicationNotSupported = errors.New("pipeline replication not supported")
 
-	// ErrIncompatibleLogStore is returned by NewRaft when
-	// Config.RestoreCommittedLogs is set and the LogStore is not a
-	// CommitTrackingLogStore.
+	// ErrIncompatibleLogStore: NewRaft was given Config.RestoreCommittedLogs
+	// with a LogStore that does not implement CommitTrackingLogStore.
 	ErrIncompatibleLogStore = errors.New("log store does not implement some required methods or malformed")
 )
 

@@ -33,9 +33,8 @@ const (
 // crcTable is CRC-64 with the ECMA polynomial, what meta.json's CRC uses.
 var crcTable = crc64.MakeTable(crc64.ECMA)
 
-// FileSnapshotStore implements the SnapshotStore interface and allows
-// snapshots to be made on the local disk, in hashicorp/raft's layout: a
-// snapshot directory written by either library opens in the other.
+// FileSnapshotStore is a SnapshotStore on the local disk, in hashicorp/raft's
+// layout: a snapshot directory written by either library opens in the other.
 //
 // A snapshot becomes visible only once complete: its state file is fsynced,
 // its meta.json (with the size and CRC-64 of the state) written and fsynced,
@@ -58,7 +57,7 @@ type FileSnapshotStore struct {
 	writing map[string]bool
 }
 
-// FileSnapshotSink implements SnapshotSink with a file.
+// FileSnapshotSink writes one snapshot of a FileSnapshotStore.
 type FileSnapshotSink struct {
 	store     *FileSnapshotStore
 	logger    hclog.Logger
@@ -80,9 +79,9 @@ type fileSnapshotMeta struct {
 	CRC []byte
 }
 
-// NewFileSnapshotStoreWithLogger creates a new FileSnapshotStore based on a
-// base directory, keeping the newest retain snapshots (at least 1). It
-// creates <base>/snapshots and checks that it can write there.
+// NewFileSnapshotStoreWithLogger returns a store keeping snapshots under
+// <base>/snapshots (created if missing, and checked to be writable); after
+// each new snapshot only the newest retain (at least 1) are kept.
 func NewFileSnapshotStoreWithLogger(base string, retain int, logger hclog.Logger) (*FileSnapshotStore, error) {
 	if retain < 1 {
 		return nil, fmt.Errorf("must retain at least one snapshot")
@@ -110,9 +109,8 @@ func NewFileSnapshotStoreWithLogger(base string, retain int, logger hclog.Logger
 	return store, nil
 }
 
-// NewFileSnapshotStore creates a new FileSnapshotStore based on a base
-// directory, logging to logOutput (os.Stderr when nil). See
-// NewFileSnapshotStoreWithLogger.
+// NewFileSnapshotStore is NewFileSnapshotStoreWithLogger with a logger
+// writing to logOutput (os.Stderr when nil).
 func NewFileSnapshotStore(base string, retain int, logOutput io.Writer) (*FileSnapshotStore, error) {
 	if logOutput == nil {
 		logOutput = os.Stderr

@@ -8,83 +8,61 @@ import (
 	"github.com/hashicorp/go-metrics"
 )
 
-// FSM is implemented by clients to make use of the replicated log.
+// FSM is the application's state machine, which the replicated log drives.
+// Its methods are called from a single goroutine, never concurrently with
+// one another.
 type FSM interface {
-	// Apply is called once a log entry is committed by a majority of the
-	// cluster. It is called from one goroutine, in log order.
-	//
-	// Apply should apply the log to the FSM. Apply must be deterministic and
-	// produce the same result on all peers in the cluster.
-	//
-	// The returned value is returned to the client as the ApplyFuture.Response.
+	// Apply applies one committed entry, in log order. It must be
+	// deterministic: every server applies the same entries and must reach
+	// the same state. Its return value becomes ApplyFuture.Response on the
+	// server that took the Apply call.
 	Apply(*Log) interface{}
 
-	// Snapshot returns an FSMSnapshot used to: support log compaction, to
-	// restore the FSM to a previous state, or to bring out-of-date followers
-	// up to a recent log index.
-	//
-	// The Snapshot implementation should return quickly, because Apply can
-	// not be called while Snapshot is running. Generally this means Snapshot
-	// should only capture a pointer to the state, and any expensive IO
-	// should happen as part of FSMSnapshot.Persist.
-	//
-	// Apply and Snapshot are always called from the same thread, but Apply
-	// will be called concurrently with FSMSnapshot.Persist. This means the
-	// FSM should be implemented to allow for concurrent updates while a
-	// snapshot is happening.
+	// Snapshot captures the state for a snapshot (for compacting the log,
+	// and for followers too far behind for the log). Apply waits while it
+	// runs, so it should only take what Persist will need (a copy-on-write
+	// reference, say) and leave the writing to FSMSnapshot.Persist, which
+	// runs while Apply goes on.
 	Snapshot() (FSMSnapshot, error)
 
-	// Restore is used to restore an FSM from a snapshot. It is not called
-	// concurrently with any other command. The FSM must discard all
-	// previous state before restoring the snapshot.
+	// Restore replaces the whole state with a snapshot's; nothing of the
+	// state before it may remain. Nothing else runs on the FSM meanwhile.
 	Restore(snapshot io.ReadCloser) error
 }
 
-// BatchingFSM extends the FSM interface to add an ApplyBatch function. This
-// can optionally be implemented by clients to enable multiple logs to be
-// applied to the FSM in batches. Up to MaxAppendEntries could be sent in a
-// batch.
+// BatchingFSM is an FSM that can take several committed entries at once
+// (up to MaxAppendEntries). The library then calls ApplyBatch instead of
+// Apply.
 type BatchingFSM interface {
-	// ApplyBatch is invoked once a batch of log entries has been committed
-	// and are ready to be applied to the FSM. ApplyBatch will take in an
-	// array of log entries. These log entries will be in the order they
-	// were committed, will not have gaps, and could be of a few log types.
-	// Clients should check the log type prior to attempting to decode the
-	// data attached. Presently the LogCommand and LogConfiguration types
-	// will be sent.
-	//
-	// The returned slice must be the same length as the input and each
-	// response should correlate to the log at the same index of the input.
+	// ApplyBatch applies committed entries in log order, without gaps. The
+	// batch can hold command and configuration entries; look at each
+	// entry's Type before decoding its Data. It returns one response per
+	// entry, at the same position.
 	ApplyBatch([]*Log) []interface{}
 
 	FSM
 }
 
-// FSMSnapshot is returned by an FSM in response to a Snapshot. It must be
-// safe to invoke FSMSnapshot methods with concurrent calls to Apply.
+// FSMSnapshot is a state captured by FSM.Snapshot. Its methods may run while
+// Apply runs.
 type FSMSnapshot interface {
-	// Persist should dump all necessary state to the WriteCloser 'sink',
-	// and call sink.Close() when finished or call sink.Cancel() on error.
+	// Persist writes the captured state to sink, then closes it; on an
+	// error it calls sink.Cancel instead.
 	Persist(sink SnapshotSink) error
 
-	// Release is invoked when we are finished with the snapshot.
+	// Release is called once the snapshot is no longer needed.
 	Release()
 }
 
-// ConfigurationStore provides an interface that can optionally be
-// implemented by FSMs to store configuration updates made in the replicated
-// log. In general this is only necessary for FSMs that mutate durable state
-// directly instead of applying changes in memory and snapshotting
-// periodically. By storing configuration changes, the persistent FSM state
-// can behave as a complete snapshot, and be able to recover without an
-// external snapshot just for persisting the raft configuration.
+// ConfigurationStore is an FSM that also wants every committed
+// configuration, with its index. An FSM that keeps its state durably
+// itself (rather than in memory plus snapshots) can then recover the
+// membership from its own state.
 type ConfigurationStore interface {
-	// ConfigurationStore is a superset of the FSM functionality
 	FSM
 
-	// StoreConfiguration is invoked once a log entry containing a
-	// configuration change is committed. It takes the index at which the
-	// configuration was written and the configuration value.
+	// StoreConfiguration is called, in log order with Apply, for each
+	// committed configuration entry.
 	StoreConfiguration(index uint64, configuration Configuration)
 }
 

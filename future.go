@@ -7,66 +7,59 @@ import (
 	"time"
 )
 
-// Future is used to represent an action that may occur in the future.
+// Future is the outcome of an asynchronous operation.
 type Future interface {
-	// Error blocks until the future arrives and then returns the error
-	// status of the future. This may be called any number of times - all
-	// calls will return the same value, even once the Raft node has shut
-	// down. Unlike in hashicorp/raft, every future resolves: a future still
-	// pending when the node shuts down returns ErrRaftShutdown.
+	// Error waits for the operation to finish and returns its error, nil
+	// on success. It may be called any number of times, also after the
+	// node has shut down, and always returns the same value. Every future
+	// resolves: one still pending when the node shuts down returns
+	// ErrRaftShutdown (hashicorp/raft can leave such futures waiting).
 	Error() error
 }
 
-// IndexFuture is used for future actions that can result in a raft log
-// entry being created.
+// IndexFuture is the outcome of an operation that writes a log entry.
 type IndexFuture interface {
 	Future
 
-	// Index holds the index of the newly applied log entry. This must not
-	// be called until after the Error method has returned.
+	// Index is the index of the entry written. Call it only after Error
+	// has returned.
 	Index() uint64
 }
 
-// ApplyFuture is used for Apply and can return the FSM response.
+// ApplyFuture is the outcome of Apply.
 type ApplyFuture interface {
 	IndexFuture
 
-	// Response returns the FSM response as returned by the FSM.Apply
-	// method. This must not be called until after the Error method has
-	// returned. Note that if FSM.Apply returns an error, it will be returned
-	// by Response, and not by the Error method, so it is always important
-	// to check Response for errors from the FSM.
+	// Response is what FSM.Apply returned for the entry; call it only
+	// after Error has returned. An error from the FSM arrives here, not
+	// from Error, so check both.
 	Response() interface{}
 }
 
-// ConfigurationFuture is used for GetConfiguration and can return the
-// latest configuration in use by Raft.
+// ConfigurationFuture is the outcome of GetConfiguration.
 type ConfigurationFuture interface {
 	IndexFuture
 
-	// Configuration contains the latest configuration. This must not be
-	// called until after the Error method has returned.
+	// Configuration is the latest configuration, committed or not; call it
+	// only after Error has returned.
 	Configuration() Configuration
 }
 
-// SnapshotFuture is used for waiting on a user-triggered snapshot to
-// complete.
+// SnapshotFuture is the outcome of Snapshot.
 type SnapshotFuture interface {
 	Future
 
-	// Open is a function you can call to access the underlying snapshot and
-	// its metadata. This must not be called until after the Error method
-	// has returned.
+	// Open opens the snapshot that was taken, with its metadata; call it
+	// only after Error has returned nil, and close the reader.
 	Open() (*SnapshotMeta, io.ReadCloser, error)
 }
 
-// LeadershipTransferFuture is used for waiting on a user-triggered leadership
-// transfer to complete.
+// LeadershipTransferFuture is the outcome of LeadershipTransfer.
 type LeadershipTransferFuture interface {
 	Future
 }
 
-// errorFuture is used to return a static error.
+// errorFuture is a future resolved from the start with a fixed error.
 type errorFuture struct {
 	err error
 }
@@ -75,9 +68,9 @@ func (e errorFuture) Error() error          { return e.err }
 func (e errorFuture) Response() interface{} { return nil }
 func (e errorFuture) Index() uint64         { return 0 }
 
-// deferError can be embedded to allow a future to provide an error in the
-// future. It resolves exactly once; waiting also watches the node's shutdown
-// channel, so no waiter hangs after Shutdown.
+// deferError is the resolution shared by the futures: set once by the
+// owner, read by any number of waiters. A waiter also watches the node's
+// shutdown, so none hangs after Shutdown.
 type deferError struct {
 	err        error
 	done       chan struct{}
@@ -123,8 +116,8 @@ func (d *deferError) Error() error {
 	}
 }
 
-// logFuture is used to apply a log entry and waits until the log is
-// considered committed and applied to the FSM.
+// logFuture follows one entry written through Apply, Barrier or a
+// membership change until it is committed and applied.
 type logFuture struct {
 	deferError
 	log      Log
@@ -165,8 +158,7 @@ func (s *shutdownFuture) Error() error {
 	return r.transportCloseErr
 }
 
-// userSnapshotFuture is used for waiting on a user-triggered snapshot to
-// complete.
+// userSnapshotFuture is the SnapshotFuture of Raft.Snapshot.
 type userSnapshotFuture struct {
 	deferError
 	opener func() (*SnapshotMeta, io.ReadCloser, error)
@@ -181,8 +173,7 @@ func (u *userSnapshotFuture) Open() (*SnapshotMeta, io.ReadCloser, error) {
 	return u.opener()
 }
 
-// userRestoreFuture is used for waiting on a user-triggered restore of an
-// external snapshot to complete.
+// userRestoreFuture carries a Raft.Restore request to the main loop.
 type userRestoreFuture struct {
 	deferError
 	meta   *SnapshotMeta
@@ -203,7 +194,7 @@ type restoreFuture struct {
 	ID string
 }
 
-// verifyFuture is used to verify the current node is still the leader.
+// verifyFuture is a VerifyLeader request.
 type verifyFuture struct {
 	deferError
 }
@@ -215,13 +206,13 @@ type leadershipTransferFuture struct {
 	Address *ServerAddress
 }
 
-// configurationsFuture is used to retrieve the current configurations.
+// configurationsFuture is a GetConfiguration request.
 type configurationsFuture struct {
 	deferError
 	configurations configurations
 }
 
-// Configuration returns the latest configuration in use by Raft.
+// Configuration returns the configuration read.
 func (c *configurationsFuture) Configuration() Configuration {
 	return c.configurations.latest
 }
@@ -232,7 +223,7 @@ func (c *configurationsFuture) Index() uint64 {
 	return c.configurations.latestIndex
 }
 
-// appendFuture is used for waiting on a pipelined append entries RPC.
+// appendFuture is one AppendEntries in flight on a pipeline.
 type appendFuture struct {
 	deferError
 	start time.Time

@@ -6,9 +6,9 @@ import (
 	"sync"
 )
 
-// InmemStore implements the LogStore and StableStore interface. It should
-// NOT EVER be used for production. It is used only for unit tests. Use the
-// raftbolt package for a durable store.
+// InmemStore is a LogStore and StableStore in memory, for tests: it keeps
+// nothing across a restart of the process. Use raftbolt for a durable
+// store.
 type InmemStore struct {
 	l         sync.RWMutex
 	lowIndex  uint64
@@ -18,8 +18,7 @@ type InmemStore struct {
 	kvInt     map[string]uint64
 }
 
-// NewInmemStore returns a new in-memory backend. Do not ever use for
-// production. Only for testing.
+// NewInmemStore returns an empty InmemStore (for tests).
 func NewInmemStore() *InmemStore {
 	return &InmemStore{
 		logs:  make(map[uint64]*Log),
@@ -28,14 +27,14 @@ func NewInmemStore() *InmemStore {
 	}
 }
 
-// FirstIndex implements the LogStore interface.
+// FirstIndex is part of LogStore.
 func (i *InmemStore) FirstIndex() (uint64, error) {
 	i.l.RLock()
 	defer i.l.RUnlock()
 	return i.lowIndex, nil
 }
 
-// LastIndex implements the LogStore interface.
+// LastIndex is part of LogStore.
 func (i *InmemStore) LastIndex() (uint64, error) {
 	i.l.RLock()
 	defer i.l.RUnlock()
@@ -55,7 +54,7 @@ func (i *InmemStore) GetLog(index uint64, log *Log) error {
 	return nil
 }
 
-// StoreLog implements the LogStore interface.
+// StoreLog is part of LogStore.
 func (i *InmemStore) StoreLog(log *Log) error {
 	return i.StoreLogs([]*Log{log})
 }
@@ -82,7 +81,7 @@ func (i *InmemStore) StoreLogs(logs []*Log) error {
 	return nil
 }
 
-// DeleteRange implements the LogStore interface.
+// DeleteRange is part of LogStore.
 func (i *InmemStore) DeleteRange(min, max uint64) error {
 	i.l.Lock()
 	defer i.l.Unlock()
@@ -116,7 +115,7 @@ func (i *InmemStore) DeleteRange(min, max uint64) error {
 	return nil
 }
 
-// Set implements the StableStore interface.
+// Set is part of StableStore.
 func (i *InmemStore) Set(key []byte, val []byte) error {
 	i.l.Lock()
 	defer i.l.Unlock()
@@ -136,7 +135,7 @@ func (i *InmemStore) Get(key []byte) ([]byte, error) {
 	return append([]byte(nil), val...), nil
 }
 
-// SetUint64 implements the StableStore interface.
+// SetUint64 is part of StableStore.
 func (i *InmemStore) SetUint64(key []byte, val uint64) error {
 	i.l.Lock()
 	defer i.l.Unlock()
@@ -163,8 +162,8 @@ type InmemCommitTrackingStore struct {
 	commitIndex uint64
 }
 
-// NewInmemCommitTrackingStore returns a new in-memory backend that tracks
-// the commit index. Only for testing.
+// NewInmemCommitTrackingStore returns an empty InmemCommitTrackingStore
+// (for tests).
 func NewInmemCommitTrackingStore() *InmemCommitTrackingStore {
 	return &InmemCommitTrackingStore{InmemStore: NewInmemStore()}
 }
@@ -208,9 +207,9 @@ func (i *InmemCommitTrackingStore) GetCommitIndex() (uint64, error) {
 	return min(i.commitIndex, last), nil
 }
 
-// LogCache wraps any LogStore implementation to provide an in-memory ring
-// buffer of the most recently stored entries, so that replication reads of
-// recent entries never reach the store.
+// LogCache sits in front of a LogStore and keeps the most recently stored
+// entries in memory (a ring of fixed capacity), so that replication reads
+// of recent entries never reach the store.
 type LogCache struct {
 	store LogStore
 
@@ -218,8 +217,7 @@ type LogCache struct {
 	l     sync.RWMutex
 }
 
-// NewLogCache is used to create a new LogCache with the given capacity and
-// backend store.
+// NewLogCache returns a LogCache of capacity entries over store.
 func NewLogCache(capacity int, store LogStore) (*LogCache, error) {
 	if capacity <= 0 {
 		return nil, fmt.Errorf("capacity must be positive")

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// NewInmemAddr returns a new in-memory addr with a randomly generate UUID as
-// the ID.
+// NewInmemAddr returns a fresh random address (a UUID) for an in-memory
+// transport.
 func NewInmemAddr() ServerAddress {
 	return ServerAddress(generateUUID())
 }
@@ -28,9 +28,8 @@ func generateUUID() string {
 // inmemPipelineDepth bounds the requests in flight on one pipeline.
 const inmemPipelineDepth = 128
 
-// InmemTransport implements the Transport interface, to allow Raft to be
-// tested in-memory without going over a network. Requests and responses are
-// handed over as pointers, without serialisation.
+// InmemTransport is a Transport within one process, for tests: requests and
+// responses pass between linked transports as pointers, never serialised.
 type InmemTransport struct {
 	sync.RWMutex
 	consumerCh chan RPC
@@ -40,10 +39,10 @@ type InmemTransport struct {
 	timeout    time.Duration
 }
 
-// NewInmemTransportWithTimeout is used to initialize a new transport and
-// generates a random local address if none is specified. The given timeout
-// will be used to decide how long to wait for a connected peer to process
-// the RPCs that we're sending it. See also Connect() and Consumer().
+// NewInmemTransportWithTimeout returns an in-memory transport at addr (a
+// random UUID when addr is empty). timeout bounds how long an RPC waits for
+// the peer to take and answer it. Peers reach each other once Connect has
+// linked them.
 func NewInmemTransportWithTimeout(addr ServerAddress, timeout time.Duration) (ServerAddress, *InmemTransport) {
 	if string(addr) == "" {
 		addr = NewInmemAddr()
@@ -57,8 +56,7 @@ func NewInmemTransportWithTimeout(addr ServerAddress, timeout time.Duration) (Se
 	return addr, trans
 }
 
-// NewInmemTransport is used to initialize a new transport and generates a
-// random local address if none is specified, with a 500ms timeout.
+// NewInmemTransport is NewInmemTransportWithTimeout with a 500 ms timeout.
 func NewInmemTransport(addr ServerAddress) (ServerAddress, *InmemTransport) {
 	return NewInmemTransportWithTimeout(addr, 500*time.Millisecond)
 }
@@ -67,18 +65,17 @@ func NewInmemTransport(addr ServerAddress) (ServerAddress, *InmemTransport) {
 // channel like every other RPC.
 func (i *InmemTransport) SetHeartbeatHandler(cb func(RPC)) {}
 
-// Consumer implements the Transport interface.
+// Consumer is part of Transport.
 func (i *InmemTransport) Consumer() <-chan RPC {
 	return i.consumerCh
 }
 
-// LocalAddr implements the Transport interface.
+// LocalAddr is part of Transport.
 func (i *InmemTransport) LocalAddr() ServerAddress {
 	return i.localAddr
 }
 
-// AppendEntriesPipeline returns an interface that can be used to pipeline
-// AppendEntries requests.
+// AppendEntriesPipeline opens a pipeline of AppendEntries to target.
 func (i *InmemTransport) AppendEntriesPipeline(id ServerID, target ServerAddress) (AppendPipeline, error) {
 	i.Lock()
 	defer i.Unlock()
@@ -91,7 +88,7 @@ func (i *InmemTransport) AppendEntriesPipeline(id ServerID, target ServerAddress
 	return pipeline, nil
 }
 
-// AppendEntries implements the Transport interface.
+// AppendEntries is part of Transport.
 func (i *InmemTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
 	rpcResp, err := i.makeRPC(target, args, nil, i.timeout)
 	if err != nil {
@@ -101,7 +98,7 @@ func (i *InmemTransport) AppendEntries(id ServerID, target ServerAddress, args *
 	return nil
 }
 
-// RequestVote implements the Transport interface.
+// RequestVote is part of Transport.
 func (i *InmemTransport) RequestVote(id ServerID, target ServerAddress, args *RequestVoteRequest, resp *RequestVoteResponse) error {
 	rpcResp, err := i.makeRPC(target, args, nil, i.timeout)
 	if err != nil {
@@ -111,7 +108,7 @@ func (i *InmemTransport) RequestVote(id ServerID, target ServerAddress, args *Re
 	return nil
 }
 
-// RequestPreVote implements the WithPreVote interface.
+// RequestPreVote is part of WithPreVote.
 func (i *InmemTransport) RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error {
 	rpcResp, err := i.makeRPC(target, args, nil, i.timeout)
 	if err != nil {
@@ -121,7 +118,7 @@ func (i *InmemTransport) RequestPreVote(id ServerID, target ServerAddress, args 
 	return nil
 }
 
-// InstallSnapshot implements the Transport interface.
+// InstallSnapshot is part of Transport.
 func (i *InmemTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest, resp *InstallSnapshotResponse, data io.Reader) error {
 	rpcResp, err := i.makeRPC(target, args, data, 10*i.timeout)
 	if err != nil {
@@ -131,7 +128,7 @@ func (i *InmemTransport) InstallSnapshot(id ServerID, target ServerAddress, args
 	return nil
 }
 
-// TimeoutNow implements the Transport interface.
+// TimeoutNow is part of Transport.
 func (i *InmemTransport) TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error {
 	rpcResp, err := i.makeRPC(target, args, nil, 10*i.timeout)
 	if err != nil {
@@ -181,13 +178,13 @@ func (i *InmemTransport) EncodePeer(id ServerID, p ServerAddress) []byte {
 	return []byte(p)
 }
 
-// DecodePeer implements the Transport interface.
+// DecodePeer is part of Transport.
 func (i *InmemTransport) DecodePeer(buf []byte) ServerAddress {
 	return ServerAddress(buf)
 }
 
-// Connect is used to connect this transport to another transport for a
-// given peer name. This allows for local routing.
+// Connect routes requests for peer to t, which must be an InmemTransport.
+// Links are one-way: connect both sides for two nodes to talk.
 func (i *InmemTransport) Connect(peer ServerAddress, t Transport) {
 	trans := t.(*InmemTransport)
 	i.Lock()
@@ -195,8 +192,7 @@ func (i *InmemTransport) Connect(peer ServerAddress, t Transport) {
 	i.peers[peer] = trans
 }
 
-// Disconnect is used to remove the ability to route to a given peer, and
-// closes the pipelines to it.
+// Disconnect drops the route to peer and closes the pipelines to it.
 func (i *InmemTransport) Disconnect(peer ServerAddress) {
 	i.Lock()
 	defer i.Unlock()
@@ -216,7 +212,7 @@ func (i *InmemTransport) Disconnect(peer ServerAddress) {
 	i.pipelines = i.pipelines[:n]
 }
 
-// DisconnectAll is used to remove all routes to peers.
+// DisconnectAll removes every link Connect made.
 func (i *InmemTransport) DisconnectAll() {
 	i.Lock()
 	defer i.Unlock()
@@ -229,13 +225,13 @@ func (i *InmemTransport) DisconnectAll() {
 	i.pipelines = nil
 }
 
-// Close is used to permanently disable the transport.
+// Close drops every route and pipeline.
 func (i *InmemTransport) Close() error {
 	i.DisconnectAll()
 	return nil
 }
 
-// inmemPipeline is used to pipeline requests for the in-mem transport.
+// inmemPipeline is the in-memory transport's AppendEntries pipeline.
 type inmemPipeline struct {
 	trans    *InmemTransport
 	peer     *InmemTransport
@@ -323,9 +319,8 @@ func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 	respCh := make(chan RPCResponse, 1)
 	rpc := RPC{Command: args, RespChan: respCh}
 
-	// Check if we have been already shutdown, otherwise the random choose
-	// made by select statement below might pick consumerCh even if
-	// shutdownCh was closed.
+	// A closed pipeline must refuse at once: the select below could
+	// otherwise pick the send even after the close.
 	i.shutdownLock.RLock()
 	shutdown := i.shutdown
 	i.shutdownLock.RUnlock()

@@ -59,7 +59,7 @@ func (v *verifyState) ack(id ServerID, ok bool) {
 	}
 }
 
-// runLeader runs the main loop while in the leader state.
+// runLeader is the main loop of a leader for one term.
 func (r *Raft) runLeader() {
 	r.logger.Info("entering leader state", "leader", r)
 	metrics.IncrCounter([]string{"raft", "state", "leader"}, 1)

@@ -10,19 +10,19 @@ import (
 type LogType uint8
 
 const (
-	// LogCommand is applied to the user FSM.
+	// LogCommand carries an application command for the FSM.
 	LogCommand LogType = iota
-	// LogNoop is used to assert leadership.
+	// LogNoop is the empty entry a new leader writes in its term.
 	LogNoop
-	// LogAddPeerDeprecated was used to add a peer (protocol version 0).
+	// LogAddPeerDeprecated added a peer under protocol version 0.
 	LogAddPeerDeprecated
-	// LogRemovePeerDeprecated was used to remove a peer (protocol version 0)
-	// and carries a full list of voter addresses.
+	// LogRemovePeerDeprecated removed a peer under protocol version 0; it
+	// carries the whole list of voter addresses.
 	LogRemovePeerDeprecated
-	// LogBarrier is used to ensure all preceding operations have been
-	// applied to the FSM.
+	// LogBarrier is written by Barrier; once it is applied, so is
+	// everything before it.
 	LogBarrier
-	// LogConfiguration establishes a membership change configuration.
+	// LogConfiguration carries a new membership configuration.
 	LogConfiguration
 )
 
@@ -46,49 +46,49 @@ func (lt LogType) String() string {
 	}
 }
 
-// Log entries are replicated to all members of the Raft cluster and form the
-// heart of the replicated state machine.
+// Log is one entry of the replicated log.
 type Log struct {
-	// Index holds the index of the log entry.
+	// Index is the entry's position in the log, from 1.
 	Index uint64
-	// Term holds the election term of the log entry.
+	// Term is the term of the leader that created the entry.
 	Term uint64
-	// Type holds the type of the log entry.
+	// Type says how to read Data.
 	Type LogType
-	// Data holds the log entry's type-specific data.
+	// Data is the entry's content: the command for LogCommand, the
+	// encoded configuration for LogConfiguration.
 	Data []byte
-	// Extensions holds an opaque byte slice of information for middleware.
-	// It is replicated with the entry but never interpreted by the library.
+	// Extensions is opaque to the library: replicated and stored with the
+	// entry, for layers between the application and Raft.
 	Extensions []byte
-	// AppendedAt stores the time the leader first appended this log to its
-	// LogStore. Followers keep the leader's value.
+	// AppendedAt is when the leader first stored the entry; followers keep
+	// the leader's time.
 	AppendedAt time.Time
 }
 
-// LogStore is used to provide an interface for storing and retrieving logs in
-// a durable fashion. Implementations must be safe for concurrent use: the main
-// loop appends while the snapshot goroutine compacts and replication reads.
+// LogStore keeps the log durably. Its methods are called concurrently: the
+// main loop appends while the snapshot goroutine compacts and replication
+// reads.
 type LogStore interface {
-	// FirstIndex returns the first index written. 0 for no entries.
+	// FirstIndex is the lowest index held, 0 when empty.
 	FirstIndex() (uint64, error)
-	// LastIndex returns the last index written. 0 for no entries.
+	// LastIndex is the highest index held, 0 when empty.
 	LastIndex() (uint64, error)
-	// GetLog gets a log entry at a given index. A missing index must be
-	// reported with ErrLogNotFound (possibly wrapped).
+	// GetLog fills log with the entry at index, or returns ErrLogNotFound
+	// (possibly wrapped) when there is none.
 	GetLog(index uint64, log *Log) error
-	// StoreLog stores a log entry.
+	// StoreLog stores one entry, durably, as StoreLogs.
 	StoreLog(log *Log) error
-	// StoreLogs stores multiple log entries. When it returns nil the entries
-	// must be durable: the library acknowledges them to the leader.
+	// StoreLogs stores entries, replacing any at the same indexes. When it
+	// returns nil they must survive a crash: the library acknowledges them
+	// to the leader at once.
 	StoreLogs(logs []*Log) error
-	// DeleteRange deletes a range of log entries. The range is inclusive.
+	// DeleteRange removes the entries from min to max, both included.
 	DeleteRange(min, max uint64) error
 }
 
-// MonotonicLogStore is an optional interface for LogStore implementations that
-// cannot tolerate gaps in between the Index values of consecutive log entries.
-// When IsMonotonic returns true, installing a snapshot deletes the whole log
-// rather than leaving a gap.
+// MonotonicLogStore is a LogStore that can tell it cannot hold a gap between
+// indexes. When IsMonotonic returns true, installing a snapshot empties the
+// whole log instead of keeping entries past a gap.
 type MonotonicLogStore interface {
 	IsMonotonic() bool
 }
@@ -105,16 +105,17 @@ type CommitTrackingLogStore interface {
 	GetCommitIndex() (uint64, error)
 }
 
-// StableStore is used to provide stable storage of key configurations, such
-// as the current term and the last vote. A missing key must be reported with an
-// error whose text is "not found" (hashicorp compares the text).
+// StableStore keeps a few durable values under fixed keys: the current term
+// and the last vote. A missing key is reported by an error whose text is
+// "not found" (hashicorp/raft compares the text, so stores written for it do
+// exactly that).
 type StableStore interface {
 	Set(key []byte, val []byte) error
-	// Get returns the value for key, or an error "not found".
+	// Get returns key's value; a missing key is an error "not found".
 	Get(key []byte) ([]byte, error)
 	SetUint64(key []byte, val uint64) error
-	// GetUint64 returns the uint64 value for key, or 0 and an error
-	// "not found" (or 0, nil, as InmemStore does).
+	// GetUint64 returns key's number; a missing key gives 0 with an error
+	// "not found", or 0 with no error (as InmemStore does).
 	GetUint64(key []byte) (uint64, error)
 }
 

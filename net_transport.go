@@ -29,16 +29,14 @@ const (
 	// InstallSnapshot gets Timeout for every TimeoutScale bytes.
 	DefaultTimeoutScale = 256 * 1024 // 256KB
 
-	// DefaultMaxRPCsInFlight is the default value used for pipelining
-	// configuration if a zero value is passed.
+	// DefaultMaxRPCsInFlight is the pipeline depth used when
+	// NetworkTransportConfig.MaxRPCsInFlight is 0.
 	DefaultMaxRPCsInFlight = 2
 
-	// connReceiveBufferSize is the size of the buffer we will use for
-	// reading RPC requests into on followers
+	// connReceiveBufferSize is the read buffer of an inbound connection.
 	connReceiveBufferSize = 256 * 1024 // 256KB
 
-	// connSendBufferSize is the size of the buffer we will use for sending
-	// RPC request data from the leader to followers.
+	// connSendBufferSize is the write buffer of an outbound connection.
 	connSendBufferSize = 256 * 1024 // 256KB
 
 	// DefaultMaxMessageSize is the default NetworkTransportConfig.MaxMessageSize.
@@ -56,9 +54,8 @@ const (
 	// keeps between requests.
 	maxRetainedBuffer = 1 << 20
 
-	// minInFlightForPipelining is a property of our current pipelining
-	// implementation and must not be changed unless we change the invariants
-	// of that implementation.
+	// minInFlightForPipelining: below this many requests in flight a
+	// pipeline would gain nothing over sending one at a time.
 	minInFlightForPipelining = 2
 )
 
@@ -70,12 +67,13 @@ var (
 	errNotTCP = errors.New("local address is not a TCP address")
 )
 
-// StreamLayer is used with the NetworkTransport to provide the low level
-// stream abstraction.
+// StreamLayer gives a NetworkTransport its connections: a listener for
+// inbound ones and Dial for outbound ones (plain TCP, TLS, or anything
+// stream-like).
 type StreamLayer interface {
 	net.Listener
 
-	// Dial is used to create a new outgoing connection
+	// Dial opens a connection to address within timeout.
 	Dial(address ServerAddress, timeout time.Duration) (net.Conn, error)
 }
 
@@ -84,29 +82,27 @@ type ServerAddressProvider interface {
 	ServerAddr(id ServerID) (ServerAddress, error)
 }
 
-// NetworkTransportConfig encapsulates configuration for the network
-// transport layer.
+// NetworkTransportConfig holds the settings of a NetworkTransport.
 type NetworkTransportConfig struct {
-	// ServerAddressProvider is used to override the target address when
-	// establishing a connection to invoke an RPC
+	// ServerAddressProvider, when set, decides the address dialed for a
+	// server ID, in place of the address in the configuration.
 	ServerAddressProvider ServerAddressProvider
 
 	// Logger is used to log messages; a default one is made when nil.
 	Logger hclog.Logger
 
-	// Dialer
+	// Stream provides the connections.
 	Stream StreamLayer
 
-	// MaxPool controls how many connections we will pool per target.
+	// MaxPool is how many idle connections are kept per peer.
 	MaxPool int
 
-	// MaxRPCsInFlight controls the pipelining "optimization" when
-	// replicating entries to followers. 0 means DefaultMaxRPCsInFlight; 1
-	// disables pipelining.
+	// MaxRPCsInFlight is how many AppendEntries a pipeline may have
+	// unanswered. 0 means DefaultMaxRPCsInFlight; 1 turns pipelining off.
 	MaxRPCsInFlight int
 
-	// Timeout is used to apply I/O deadlines. For InstallSnapshot, we
-	// multiply the timeout by (SnapshotSize / TimeoutScale).
+	// Timeout is the I/O deadline of an RPC; an InstallSnapshot gets it
+	// once per TimeoutScale bytes of snapshot.
 	Timeout time.Duration
 
 	// MsgpackUseNewTimeFormat, when true, encodes times in the msgpack
@@ -133,8 +129,8 @@ type NetworkTransportConfig struct {
 	MaxIdleTime time.Duration
 }
 
-// NetworkTransport provides a network based transport that can be used to
-// communicate with Raft on remote machines, with the framing and encoding of
+// NetworkTransport is a Transport over connections from a StreamLayer, with
+// the framing and encoding of
 // hashicorp/raft: one type byte and one msgpack value per request, an error
 // string and a msgpack value per response, one request at a time per
 // connection.
@@ -160,7 +156,7 @@ type NetworkTransport struct {
 
 	stream StreamLayer
 
-	// streamCtx is used to cancel existing connection handlers.
+	// streamCtx is cancelled to stop every inbound connection handler.
 	streamCtx     context.Context
 	streamCancel  context.CancelFunc
 	streamCtxLock sync.RWMutex
@@ -199,8 +195,8 @@ func (n *netConn) Release() error {
 	return n.conn.Close()
 }
 
-// NewNetworkTransportWithConfig creates a new network transport with the
-// given config struct.
+// NewNetworkTransportWithConfig returns a transport with config's settings
+// (zero values take their defaults) and starts listening on config.Stream.
 func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTransport {
 	if config.Logger == nil {
 		config.Logger = hclog.New(&hclog.LoggerOptions{
@@ -249,10 +245,9 @@ func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTrans
 	return trans
 }
 
-// NewNetworkTransport creates a new network transport with the given dialer
-// and listener. The maxPool controls how many connections we will pool. The
-// timeout is used to apply I/O deadlines. For InstallSnapshot, we multiply
-// the timeout by (SnapshotSize / TimeoutScale).
+// NewNetworkTransport returns a transport over stream, keeping up to maxPool
+// idle connections per peer. timeout is the I/O deadline of an RPC; an
+// InstallSnapshot gets it once per TimeoutScale bytes of snapshot.
 func NewNetworkTransport(stream StreamLayer, maxPool int, timeout time.Duration, logOutput io.Writer) *NetworkTransport {
 	if logOutput == nil {
 		logOutput = os.Stderr
@@ -261,28 +256,28 @@ func NewNetworkTransport(stream StreamLayer, maxPool int, timeout time.Duration,
 	return NewNetworkTransportWithConfig(&NetworkTransportConfig{Stream: stream, MaxPool: maxPool, Timeout: timeout, Logger: logger})
 }
 
-// NewNetworkTransportWithLogger creates a new network transport with the
-// given logger, dialer and listener.
+// NewNetworkTransportWithLogger is NewNetworkTransport with a logger.
 func NewNetworkTransportWithLogger(stream StreamLayer, maxPool int, timeout time.Duration, logger hclog.Logger) *NetworkTransport {
 	return NewNetworkTransportWithConfig(&NetworkTransportConfig{Stream: stream, MaxPool: maxPool, Timeout: timeout, Logger: logger})
 }
 
-// setupStreamContext is used to create a new stream context. This should be
-// called with the stream lock held.
+// setupStreamContext makes a fresh context for inbound handlers; the caller
+// holds streamCtxLock.
 func (n *NetworkTransport) setupStreamContext() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.streamCtx = ctx
 	n.streamCancel = cancel
 }
 
-// getStreamContext is used retrieve the current stream context.
+// getStreamContext returns the inbound handlers' current context.
 func (n *NetworkTransport) getStreamContext() context.Context {
 	n.streamCtxLock.RLock()
 	defer n.streamCtxLock.RUnlock()
 	return n.streamCtx
 }
 
-// SetHeartbeatHandler is used to set up a heartbeat handler as a fast path.
+// SetHeartbeatHandler installs the handler that inbound heartbeats go to
+// directly, off the consumer channel.
 func (n *NetworkTransport) SetHeartbeatHandler(cb func(rpc RPC)) {
 	n.heartbeatFnLock.Lock()
 	defer n.heartbeatFnLock.Unlock()
@@ -306,7 +301,8 @@ func (n *NetworkTransport) CloseStreams() {
 	n.streamCtxLock.Unlock()
 }
 
-// Close is used to stop the network transport (its listener).
+// Close stops listening and ends the inbound handlers; later RPCs fail with
+// ErrTransportShutdown.
 func (n *NetworkTransport) Close() error {
 	n.shutdownLock.Lock()
 	defer n.shutdownLock.Unlock()
@@ -318,7 +314,7 @@ func (n *NetworkTransport) Close() error {
 	return nil
 }
 
-// Consumer implements the Transport interface.
+// Consumer is part of Transport.
 func (n *NetworkTransport) Consumer() <-chan RPC {
 	return n.consumeCh
 }
@@ -327,12 +323,12 @@ func (n *NetworkTransport) Consumer() <-chan RPC {
 // AppendEntries requests below it.
 func (n *NetworkTransport) maxInboundMessageSize() int { return n.maxMessageSize }
 
-// LocalAddr implements the Transport interface.
+// LocalAddr is part of Transport.
 func (n *NetworkTransport) LocalAddr() ServerAddress {
 	return ServerAddress(n.stream.Addr().String())
 }
 
-// IsShutdown is used to check if the transport is shutdown.
+// IsShutdown reports whether Close has been called.
 func (n *NetworkTransport) IsShutdown() bool {
 	select {
 	case <-n.shutdownCh:
@@ -342,8 +338,8 @@ func (n *NetworkTransport) IsShutdown() bool {
 	}
 }
 
-// getPooledConn is used to grab a pooled connection, the most recently
-// used one; connections idle for longer than MaxIdleTime are closed instead.
+// getPooledConn takes the most recently used idle connection to target, if
+// any; connections idle longer than MaxIdleTime are closed on the way.
 func (n *NetworkTransport) getPooledConn(target ServerAddress) *netConn {
 	n.connPoolLock.Lock()
 	defer n.connPoolLock.Unlock()
@@ -407,9 +403,8 @@ func (n *NetworkTransport) reapIdleOnce(now time.Time) int {
 	return reaped
 }
 
-// getConnFromAddressProvider returns a connection from the server address
-// provider if available, or defaults to a connection using the target
-// server address.
+// getConnFromAddressProvider dials the address the ServerAddressProvider
+// gives for id, or target when there is no provider or it fails.
 func (n *NetworkTransport) getConnFromAddressProvider(id ServerID, target ServerAddress) (*netConn, error) {
 	return n.getConn(n.getProviderAddressOrFallback(id, target))
 }
@@ -426,7 +421,7 @@ func (n *NetworkTransport) getProviderAddressOrFallback(id ServerID, target Serv
 	return target
 }
 
-// getConn is used to get a connection from the pool, or dial a new one.
+// getConn returns an idle pooled connection to target, or dials one.
 func (n *NetworkTransport) getConn(target ServerAddress) (*netConn, error) {
 	if conn := n.getPooledConn(target); conn != nil {
 		return conn, nil
@@ -455,7 +450,8 @@ func (n *NetworkTransport) encodeHandle() *codec.MsgpackHandle {
 	return h
 }
 
-// returnConn returns a connection back to the pool.
+// returnConn puts a connection back in its peer's pool, or closes it when
+// the pool is full or the transport closed.
 func (n *NetworkTransport) returnConn(conn *netConn) {
 	n.connPoolLock.Lock()
 	defer n.connPoolLock.Unlock()
@@ -469,8 +465,8 @@ func (n *NetworkTransport) returnConn(conn *netConn) {
 	_ = conn.Release()
 }
 
-// AppendEntriesPipeline returns an interface that can be used to pipeline
-// AppendEntries requests.
+// AppendEntriesPipeline opens a pipeline of AppendEntries to target on a
+// connection of its own.
 func (n *NetworkTransport) AppendEntriesPipeline(id ServerID, target ServerAddress) (AppendPipeline, error) {
 	if n.maxInFlight < minInFlightForPipelining {
 		return nil, ErrPipelineReplicationNotSupported
@@ -482,27 +478,27 @@ func (n *NetworkTransport) AppendEntriesPipeline(id ServerID, target ServerAddre
 	return newNetPipeline(n, conn, n.maxInFlight), nil
 }
 
-// AppendEntries implements the Transport interface.
+// AppendEntries is part of Transport.
 func (n *NetworkTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
 	return n.genericRPC(id, target, rpcAppendEntries, args, resp)
 }
 
-// RequestVote implements the Transport interface.
+// RequestVote is part of Transport.
 func (n *NetworkTransport) RequestVote(id ServerID, target ServerAddress, args *RequestVoteRequest, resp *RequestVoteResponse) error {
 	return n.genericRPC(id, target, rpcRequestVote, args, resp)
 }
 
-// RequestPreVote implements the WithPreVote interface.
+// RequestPreVote is part of WithPreVote.
 func (n *NetworkTransport) RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error {
 	return n.genericRPC(id, target, rpcRequestPreVote, args, resp)
 }
 
-// TimeoutNow implements the Transport interface.
+// TimeoutNow is part of Transport.
 func (n *NetworkTransport) TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error {
 	return n.genericRPC(id, target, rpcTimeoutNow, args, resp)
 }
 
-// genericRPC handles a simple request/response RPC.
+// genericRPC sends one request on a pooled connection and reads its answer.
 func (n *NetworkTransport) genericRPC(id ServerID, target ServerAddress, rpcType uint8, args interface{}, resp interface{}) error {
 	conn, err := n.getConnFromAddressProvider(id, target)
 	if err != nil {
@@ -551,18 +547,19 @@ func (n *NetworkTransport) InstallSnapshot(id ServerID, target ServerAddress, ar
 	return err
 }
 
-// EncodePeer implements the Transport interface.
+// EncodePeer is part of Transport.
 func (n *NetworkTransport) EncodePeer(id ServerID, p ServerAddress) []byte {
 	address := n.getProviderAddressOrFallback(id, p)
 	return []byte(address)
 }
 
-// DecodePeer implements the Transport interface.
+// DecodePeer is part of Transport.
 func (n *NetworkTransport) DecodePeer(buf []byte) ServerAddress {
 	return ServerAddress(buf)
 }
 
-// listen is used to handling incoming connections.
+// listen accepts inbound connections until the transport closes, backing
+// off on accept errors.
 func (n *NetworkTransport) listen() {
 	const baseDelay = 5 * time.Millisecond
 	const maxDelay = 1 * time.Second
@@ -609,10 +606,9 @@ type inboundConn struct {
 	nextExtend int
 }
 
-// handleConn is used to handle an inbound connection for its lifespan. The
-// handler will exit when the passed context is cancelled or the connection
-// is closed. Any malformed, oversized or too slow request closes the
-// connection with a log line.
+// handleConn serves one inbound connection until it closes or connCtx is
+// cancelled. A malformed, oversized or too slow request closes the
+// connection, with a log line.
 func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 	defer conn.Close()
 	in := &inboundConn{
@@ -875,8 +871,8 @@ func (c *netConn) readResponse(resp interface{}) (string, error) {
 	return string(rpcError), nil
 }
 
-// sendRPC is used to encode and send the RPC; AppendEntries goes through
-// the hand-written encoder.
+// sendRPC writes one request (AppendEntries through the hand-written
+// encoder) and flushes it.
 func sendRPC(conn *netConn, rpcType uint8, args interface{}) error {
 	if err := conn.write(rpcType, args); err != nil {
 		_ = conn.Release()
@@ -933,8 +929,7 @@ func newNetPipeline(trans *NetworkTransport, conn *netConn, maxInFlight int) *ne
 	return n
 }
 
-// decodeResponses is a long running routine that decodes the responses sent
-// on the connection.
+// decodeResponses reads the pipeline's answers, in order, until it closes.
 func (n *netPipeline) decodeResponses() {
 	timeout := n.trans.timeout
 	for {
@@ -956,7 +951,8 @@ func (n *netPipeline) decodeResponses() {
 	}
 }
 
-// AppendEntries is used to pipeline a new append entries request.
+// AppendEntries sends a request down the pipeline without waiting for its
+// answer, which arrives on Consumer.
 func (n *netPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntriesResponse) (AppendFuture, error) {
 	future := &appendFuture{start: time.Now(), args: args, resp: resp}
 	future.init()
@@ -976,12 +972,12 @@ func (n *netPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntr
 	}
 }
 
-// Consumer returns a channel that can be used to consume complete futures.
+// Consumer delivers the pipeline's answered requests, in order.
 func (n *netPipeline) Consumer() <-chan AppendFuture {
 	return n.doneCh
 }
 
-// Close is used to shut down the pipeline connection.
+// Close ends the pipeline and its connection.
 func (n *netPipeline) Close() error {
 	n.shutdownLock.Lock()
 	defer n.shutdownLock.Unlock()

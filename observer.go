@@ -5,20 +5,19 @@ import (
 	"time"
 )
 
-// Observation is sent along the given channel to observers when an event
-// occurs.
+// Observation is one event, as delivered on an observer's channel.
 type Observation struct {
-	// Raft holds the Raft instance generating the observation.
+	// Raft is the node the event happened on.
 	Raft *Raft
-	// Data holds observation-specific data. Possible types are
-	// RequestVoteRequest, RequestPreVoteRequest (values, not pointers),
-	// RaftState, PeerObservation, LeaderObservation,
-	// FailedHeartbeatObservation and ResumedHeartbeatObservation.
+	// Data is the event: a RequestVoteRequest or RequestPreVoteRequest
+	// (by value) received, a RaftState entered, a PeerObservation,
+	// LeaderObservation, FailedHeartbeatObservation or
+	// ResumedHeartbeatObservation.
 	Data interface{}
 }
 
-// LeaderObservation is used for the data when leadership changes, including
-// to no leader.
+// LeaderObservation reports the leader this node knows of, when that
+// changes (an empty one when it knows of none).
 type LeaderObservation struct {
 	// Leader is deprecated: use LeaderAddr.
 	Leader     ServerAddress
@@ -26,61 +25,57 @@ type LeaderObservation struct {
 	LeaderID   ServerID
 }
 
-// PeerObservation is sent to observers when the leader starts or stops
-// replicating to a peer.
+// PeerObservation reports, on the leader, a peer it began (Removed false) or
+// stopped (Removed true) replicating to.
 type PeerObservation struct {
 	Removed bool
 	Peer    Server
 }
 
-// FailedHeartbeatObservation is sent when a node fails to heartbeat with the
-// leader.
+// FailedHeartbeatObservation reports, on the leader, a heartbeat to PeerID
+// that failed; LastContact is when the peer last answered.
 type FailedHeartbeatObservation struct {
 	PeerID      ServerID
 	LastContact time.Time
 }
 
-// ResumedHeartbeatObservation is sent when a node resumes to heartbeat with
-// the leader following failures.
+// ResumedHeartbeatObservation reports, on the leader, that heartbeats to
+// PeerID succeed again after failures.
 type ResumedHeartbeatObservation struct {
 	PeerID ServerID
 }
 
-// nextObserverID is used to provide a unique ID for each observer to aid in
-// deregistration.
+// nextObserverID numbers observers, the key under which a node keeps them.
 var nextObserverID atomic.Uint64
 
-// FilterFn is a function that can be registered in order to filter
-// observations. The function reports whether the observation should be
-// included - if it returns false, the observation will be filtered out.
+// FilterFn decides which observations an observer receives: those for which
+// it returns true.
 type FilterFn func(o *Observation) bool
 
-// Observer describes what to do with a given observation.
+// Observer receives a node's observations on a channel. Register it with
+// RegisterObserver.
 type Observer struct {
 	numObserved atomic.Uint64
 	numDropped  atomic.Uint64
 
-	// channel receives observations.
+	// channel is where observations go.
 	channel chan Observation
 
-	// blocking, if true, will cause Raft to block when sending an
-	// observation to this observer. This should generally be set to false.
+	// blocking makes the node wait for room on the channel instead of
+	// dropping the observation; it holds up the node, so keep it off.
 	blocking bool
 
-	// filter will be called to determine if an observation should be sent
-	// to the channel.
+	// filter, when set, selects the observations to send.
 	filter FilterFn
 
-	// id is the ID of this observer in the Raft map.
+	// id is the observer's key in a node's set of observers.
 	id uint64
 }
 
-// NewObserver creates a new observer that can be registered to make
-// observations on a Raft instance. Observations will be sent on the given
-// channel if they satisfy the given filter.
-//
-// If blocking is true, the observer will block when it can't send on the
-// channel, otherwise it may discard events and count them as dropped.
+// NewObserver returns an observer that sends to channel every observation
+// filter accepts (all of them when filter is nil). When the channel is full,
+// a blocking observer waits (holding up the node, though never past its
+// shutdown); a non-blocking one drops the observation and counts it.
 func NewObserver(channel chan Observation, blocking bool, filter FilterFn) *Observer {
 	return &Observer{
 		channel:  channel,
@@ -90,24 +85,25 @@ func NewObserver(channel chan Observation, blocking bool, filter FilterFn) *Obse
 	}
 }
 
-// GetNumObserved returns the number of observations.
+// GetNumObserved returns how many observations were sent on the channel.
 func (or *Observer) GetNumObserved() uint64 {
 	return or.numObserved.Load()
 }
 
-// GetNumDropped returns the number of dropped observations due to blocking.
+// GetNumDropped returns how many observations found the channel full and
+// were dropped.
 func (or *Observer) GetNumDropped() uint64 {
 	return or.numDropped.Load()
 }
 
-// RegisterObserver registers a new observer.
+// RegisterObserver starts sending this node's observations to or.
 func (r *Raft) RegisterObserver(or *Observer) {
 	r.observersLock.Lock()
 	defer r.observersLock.Unlock()
 	r.observers[or.id] = or
 }
 
-// DeregisterObserver deregisters an observer.
+// DeregisterObserver stops sending observations to or.
 func (r *Raft) DeregisterObserver(or *Observer) {
 	r.observersLock.Lock()
 	defer r.observersLock.Unlock()

@@ -7,10 +7,9 @@ import (
 	"os"
 )
 
-// ReadPeersJSON consumes a legacy peers.json file in the format of the old JSON
-// peer store (an array of address strings) and creates a new-style
-// configuration of voters whose IDs are their addresses. It is used for
-// manual recovery with RecoverCluster.
+// ReadPeersJSON reads a peers.json file in the oldest format, a JSON array
+// of addresses, into a Configuration of voters whose IDs are their
+// addresses, for RecoverCluster.
 func ReadPeersJSON(path string) (Configuration, error) {
 	buf, err := os.ReadFile(path)
 	if err != nil {
@@ -37,12 +36,12 @@ func ReadPeersJSON(path string) (Configuration, error) {
 
 // configEntry is one entry of a peers.json file in the ID-aware format.
 type configEntry struct {
-	// ID is the ID of the server (a UUID, usually).
+	// ID is the server's ID.
 	ID ServerID `json:"id"`
-	// Address is the host:port of the server.
+	// Address is where it is reached (host:port for TCP).
 	Address ServerAddress `json:"address"`
-	// NonVoter controls the suffrage. We choose this sense so people
-	// can leave this out and get a Voter by default.
+	// NonVoter is true for a member without a vote; left out, the member
+	// votes.
 	NonVoter bool `json:"non_voter"`
 }
 

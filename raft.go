@@ -76,7 +76,8 @@ func (r *Raft) stepDownTo(t uint64) bool {
 	return true
 }
 
-// runFollower runs the main loop while in the follower state.
+// runFollower is the main loop of a follower: it answers RPCs and stands
+// for election when the leader goes quiet.
 func (r *Raft) runFollower() {
 	didWarn := false
 	leaderAddr, leaderID := r.LeaderWithID()
@@ -205,7 +206,8 @@ type election struct {
 	transfer bool
 }
 
-// runCandidate runs the main loop while in the candidate state.
+// runCandidate is the main loop of a candidate: one election (after a
+// pre-vote round unless disabled), until it wins, loses or times out.
 func (r *Raft) runCandidate() {
 	transfer := r.candidateByTransfer
 	r.candidateByTransfer = false

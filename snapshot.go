@@ -16,9 +16,10 @@ func snapshotName(term, index uint64) string {
 	return fmt.Sprintf("%d-%d-%d", term, index, msec)
 }
 
-// runSnapshots is a long running goroutine used to manage taking new
-// snapshots of the FSM. It runs in parallel to the FSM and main goroutines,
-// so that snapshots do not block normal operation.
+// runSnapshots is the snapshot goroutine: it takes the automatic snapshots
+// (when SnapshotThreshold entries have piled up, checked at jittered
+// SnapshotInterval) and the ones Raft.Snapshot asks for, beside the main
+// loop and the FSM goroutine rather than in their way.
 func (r *Raft) runSnapshots() {
 	for {
 		interval := r.config().SnapshotInterval
@@ -49,15 +50,15 @@ func (r *Raft) runSnapshots() {
 	}
 }
 
-// shouldSnapshot checks if we meet the conditions to take a new snapshot.
+// shouldSnapshot reports whether enough entries followed the last snapshot.
 func (r *Raft) shouldSnapshot() bool {
 	lastSnap, _ := r.getLastSnapshot()
 	lastIdx, _ := r.getLastLog()
 	return lastIdx-lastSnap >= r.config().SnapshotThreshold
 }
 
-// takeSnapshot is used to take a new snapshot. This must only be called from
-// the snapshot goroutine. It returns the ID of the new snapshot.
+// takeSnapshot snapshots the FSM, stores it and compacts the log; it runs
+// on the snapshot goroutine only and returns the new snapshot's ID.
 func (r *Raft) takeSnapshot() (string, error) {
 	defer metrics.MeasureSince([]string{"raft", "snapshot", "takeSnapshot"}, time.Now())
 

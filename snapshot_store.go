@@ -7,63 +7,59 @@ import (
 	"sync"
 )
 
-// SnapshotMeta is for metadata of a snapshot.
+// SnapshotMeta describes a stored snapshot.
 type SnapshotMeta struct {
-	// Version is the version number of the snapshot metadata. This does
-	// not cover the application's data in the snapshot, that should be
-	// versioned separately.
+	// Version is the format of this metadata (not of the application's
+	// data, which the application versions itself).
 	Version SnapshotVersion
 
-	// ID is opaque to the store, and is used for opening.
+	// ID names the snapshot within its store; pass it to Open.
 	ID string
 
-	// Index and Term store when the snapshot was taken.
+	// Index and Term are those of the last entry the snapshot covers.
 	Index uint64
 	Term  uint64
 
-	// Peers is deprecated and used to support version 0 snapshots, but will
-	// be populated in version 1 snapshots as well to help with upgrades.
+	// Peers is the membership in the encoding of version 0 snapshots;
+	// still filled in for readers that only know that form.
 	Peers []byte
 
-	// Configuration and ConfigurationIndex are present in version 1
-	// snapshots and later.
+	// Configuration is the membership at Index, written at
+	// ConfigurationIndex (version 1 and later).
 	Configuration      Configuration
 	ConfigurationIndex uint64
 
-	// Size is the size of the snapshot in bytes.
+	// Size is the length of the snapshot's data in bytes.
 	Size int64
 }
 
-// SnapshotStore interface is used to allow for flexible implementations of
-// snapshot storage and retrieval. For example, a client could implement a
-// shared state store such as S3, allowing new nodes to restore snapshots
-// without streaming from the leader.
+// SnapshotStore keeps snapshots. FileSnapshotStore keeps them on disk; an
+// application may keep them anywhere (an object store, say).
 type SnapshotStore interface {
-	// Create is used to begin a snapshot at a given index and term, and
-	// with the given committed configuration. The version parameter
-	// controls which snapshot version to create.
+	// Create starts a snapshot of the given format version covering the
+	// log up to index and term, with the membership committed at that
+	// point. The data is written to the returned sink.
 	Create(version SnapshotVersion, index, term uint64, configuration Configuration,
 		configurationIndex uint64, trans Transport) (SnapshotSink, error)
 
-	// List is used to list the available snapshots in the store. It should
-	// return then in descending order, with the highest index first.
+	// List returns the snapshots held, newest (highest index) first.
 	List() ([]*SnapshotMeta, error)
 
-	// Open takes a snapshot ID and provides a ReadCloser. Once close is
-	// called it is assumed the snapshot is no longer needed.
+	// Open returns a snapshot's metadata and a reader of its data; the
+	// caller closes the reader when done.
 	Open(id string) (*SnapshotMeta, io.ReadCloser, error)
 }
 
-// SnapshotSink is returned by StartSnapshot. The FSM will Write state to the
-// sink and call Close on completion. On error, Cancel will be invoked.
+// SnapshotSink receives one snapshot's data from FSMSnapshot.Persist. Close
+// completes the snapshot; Cancel abandons it.
 type SnapshotSink interface {
 	io.WriteCloser
 	ID() string
 	Cancel() error
 }
 
-// InmemSnapshotStore implements the SnapshotStore interface and retains only
-// the most recent snapshot. A snapshot becomes visible to List and Open only
+// InmemSnapshotStore is a SnapshotStore in memory that keeps only the
+// newest snapshot. A snapshot becomes visible to List and Open only
 // once its sink is closed (hashicorp/raft shows it from Create on, half
 // written).
 type InmemSnapshotStore struct {
@@ -120,7 +116,7 @@ func (m *InmemSnapshotStore) List() ([]*SnapshotMeta, error) {
 	return []*SnapshotMeta{&meta}, nil
 }
 
-// Open wraps an io.ReadCloser around the snapshot contents.
+// Open returns a reader over the kept snapshot's bytes.
 func (m *InmemSnapshotStore) Open(id string) (*SnapshotMeta, io.ReadCloser, error) {
 	m.RLock()
 	defer m.RUnlock()
@@ -133,7 +129,7 @@ func (m *InmemSnapshotStore) Open(id string) (*SnapshotMeta, io.ReadCloser, erro
 	return &meta, io.NopCloser(bytes.NewReader(m.latest.contents.Bytes())), nil
 }
 
-// Write appends the given bytes to the snapshot contents.
+// Write adds p to the snapshot.
 func (s *InmemSnapshotSink) Write(p []byte) (n int, err error) {
 	if s.done {
 		return 0, fmt.Errorf("snapshot sink is closed")
@@ -167,7 +163,7 @@ func (s *InmemSnapshotSink) Close() error {
 	return nil
 }
 
-// ID returns the ID of the SnapshotMeta.
+// ID is the snapshot's ID.
 func (s *InmemSnapshotSink) ID() string {
 	return s.meta.ID
 }
@@ -178,56 +174,51 @@ func (s *InmemSnapshotSink) Cancel() error {
 	return nil
 }
 
-// DiscardSnapshotStore is used to successfully snapshot while always
-// discarding the snapshot. This is useful for when the log should be
-// truncated but no snapshot should be retained. This should never be used
-// for production use, and is only suitable for testing.
+// DiscardSnapshotStore accepts snapshots and keeps nothing, so the log is
+// compacted with nothing to restore from. For tests only.
 type DiscardSnapshotStore struct{}
 
-// DiscardSnapshotSink is used to fulfill the SnapshotSink interface while
-// always discarding the snapshot.
+// DiscardSnapshotSink is the sink of DiscardSnapshotStore: it drops
+// whatever is written.
 type DiscardSnapshotSink struct{}
 
-// NewDiscardSnapshotStore is used to create a new DiscardSnapshotStore.
+// NewDiscardSnapshotStore returns a DiscardSnapshotStore.
 func NewDiscardSnapshotStore() *DiscardSnapshotStore {
 	return &DiscardSnapshotStore{}
 }
 
-// Create returns a valid type implementing the SnapshotSink which always
-// discards the snapshot.
+// Create returns a sink that drops the data.
 func (d *DiscardSnapshotStore) Create(version SnapshotVersion, index, term uint64,
 	configuration Configuration, configurationIndex uint64, trans Transport) (SnapshotSink, error) {
 	return &DiscardSnapshotSink{}, nil
 }
 
-// List returns successfully with a nil for []*SnapshotMeta.
+// List returns no snapshots.
 func (d *DiscardSnapshotStore) List() ([]*SnapshotMeta, error) {
 	return nil, nil
 }
 
-// Open returns an error since the DiscardSnapshotStore does not support
-// opening snapshots.
+// Open always fails: nothing is kept.
 func (d *DiscardSnapshotStore) Open(id string) (*SnapshotMeta, io.ReadCloser, error) {
 	return nil, nil, fmt.Errorf("open is not supported")
 }
 
-// Write returns successfully with the length of the input byte slice to
-// satisfy the WriteCloser interface.
+// Write drops b and reports it written.
 func (d *DiscardSnapshotSink) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// Close returns a nil error.
+// Close does nothing.
 func (d *DiscardSnapshotSink) Close() error {
 	return nil
 }
 
-// ID returns "discard" for DiscardSnapshotSink.
+// ID is always "discard".
 func (d *DiscardSnapshotSink) ID() string {
 	return "discard"
 }
 
-// Cancel returns successfully with a nil error.
+// Cancel does nothing.
 func (d *DiscardSnapshotSink) Cancel() error {
 	return nil
 }
@@ -238,8 +229,7 @@ type CountingReader interface {
 	Count() int64
 }
 
-// ReadCloserWrapper allows access to an underlying ReadCloser from a
-// wrapper.
+// ReadCloserWrapper is a reader that wraps another and gives it back.
 type ReadCloserWrapper interface {
 	io.ReadCloser
 	WrappedReadCloser() io.ReadCloser

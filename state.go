@@ -8,18 +8,18 @@ import (
 	"time"
 )
 
-// RaftState captures the state of a Raft node: Follower, Candidate, Leader,
-// or Shutdown.
+// RaftState is a node's role: Follower, Candidate or Leader, or Shutdown.
 type RaftState uint32
 
 const (
-	// Follower is the initial state of a Raft node.
+	// Follower: every node starts here, following a leader or waiting
+	// for one.
 	Follower RaftState = iota
-	// Candidate is one of the valid states of a Raft node.
+	// Candidate: standing for election.
 	Candidate
-	// Leader is one of the valid states of a Raft node.
+	// Leader: elected for the current term.
 	Leader
-	// Shutdown is the terminal state of a Raft node.
+	// Shutdown: stopped for good.
 	Shutdown
 )
 

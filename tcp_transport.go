@@ -8,32 +8,30 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// TCPStreamLayer implements StreamLayer interface for plain TCP.
+// TCPStreamLayer is a StreamLayer over plain TCP.
 type TCPStreamLayer struct {
 	advertise net.Addr
 	listener  *net.TCPListener
 }
 
-// NewTCPTransport returns a NetworkTransport that is built on top of a TCP
-// streaming transport layer.
+// NewTCPTransport listens on bindAddr and returns a NetworkTransport over
+// TCP. advertise is the address peers are told to dial (the listener's
+// when nil; it must not be unspecified like 0.0.0.0).
 func NewTCPTransport(bindAddr string, advertise net.Addr, maxPool int, timeout time.Duration, logOutput io.Writer) (*NetworkTransport, error) {
 	return newTCPTransport(bindAddr, advertise, func(stream StreamLayer) *NetworkTransport {
 		return NewNetworkTransport(stream, maxPool, timeout, logOutput)
 	})
 }
 
-// NewTCPTransportWithLogger returns a NetworkTransport that is built on top
-// of a TCP streaming transport layer, with log output going to the supplied
-// Logger.
+// NewTCPTransportWithLogger is NewTCPTransport with a logger.
 func NewTCPTransportWithLogger(bindAddr string, advertise net.Addr, maxPool int, timeout time.Duration, logger hclog.Logger) (*NetworkTransport, error) {
 	return newTCPTransport(bindAddr, advertise, func(stream StreamLayer) *NetworkTransport {
 		return NewNetworkTransportWithLogger(stream, maxPool, timeout, logger)
 	})
 }
 
-// NewTCPTransportWithConfig returns a NetworkTransport that is built on top
-// of a TCP streaming transport layer, using the given config struct (its
-// Stream is set here).
+// NewTCPTransportWithConfig is NewTCPTransport with a full
+// NetworkTransportConfig; its Stream is set to the TCP listener.
 func NewTCPTransportWithConfig(bindAddr string, advertise net.Addr, config *NetworkTransportConfig) (*NetworkTransport, error) {
 	return newTCPTransport(bindAddr, advertise, func(stream StreamLayer) *NetworkTransport {
 		config.Stream = stream
@@ -55,17 +53,17 @@ func newTCPTransport(bindAddr string, advertise net.Addr,
 	return transportCreator(stream), nil
 }
 
-// Dial implements the StreamLayer interface.
+// Dial is part of StreamLayer.
 func (t *TCPStreamLayer) Dial(address ServerAddress, timeout time.Duration) (net.Conn, error) {
 	return net.DialTimeout("tcp", string(address), timeout)
 }
 
-// Accept implements the net.Listener interface.
+// Accept is part of net.Listener.
 func (t *TCPStreamLayer) Accept() (c net.Conn, err error) {
 	return t.listener.Accept()
 }
 
-// Close implements the net.Listener interface.
+// Close is part of net.Listener.
 func (t *TCPStreamLayer) Close() (err error) {
 	return t.listener.Close()
 }

@@ -103,7 +103,7 @@ func (t *TLSStreamLayer) Accept() (net.Conn, error) {
 	return t.listener.Accept()
 }
 
-// Close implements the net.Listener interface.
+// Close is part of net.Listener.
 func (t *TLSStreamLayer) Close() error {
 	return t.listener.Close()
 }

@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// RPCResponse captures both a response and a potential error.
+// RPCResponse is the answer to an RPC: a response message or an error.
 type RPCResponse struct {
 	Response interface{}
 	Error    error
 }
 
-// RPC has a command, and provides a response mechanism.
+// RPC is an inbound request, handed to the node by its transport.
 type RPC struct {
 	// Command is one of the request structs of this package (a pointer).
 	Command interface{}
@@ -21,71 +21,68 @@ type RPC struct {
 	RespChan chan<- RPCResponse
 }
 
-// Respond is used to respond with a response, error or both. RespChan must
-// have room for the response (transports give it a buffer of one).
+// Respond answers the request. RespChan must have room for the answer
+// (transports give it a buffer of one).
 func (r *RPC) Respond(resp interface{}, err error) {
 	r.RespChan <- RPCResponse{resp, err}
 }
 
-// Transport provides an interface for network transports to allow Raft to
-// communicate with other nodes. Its methods may be called concurrently.
+// Transport carries RPCs between nodes. Its methods are called
+// concurrently.
 type Transport interface {
-	// Consumer returns a channel that can be used to consume and respond to
-	// RPC requests.
+	// Consumer delivers inbound requests; each must be answered with
+	// Respond.
 	Consumer() <-chan RPC
 
-	// LocalAddr is used to return our local address to distinguish from our
-	// peers.
+	// LocalAddr is this node's address, as peers reach it.
 	LocalAddr() ServerAddress
 
-	// AppendEntriesPipeline returns an interface that can be used to
-	// pipeline AppendEntries requests.
+	// AppendEntriesPipeline opens a pipeline of AppendEntries to target,
+	// or returns ErrPipelineReplicationNotSupported.
 	AppendEntriesPipeline(id ServerID, target ServerAddress) (AppendPipeline, error)
 
-	// AppendEntries sends the appropriate RPC to the target node.
+	// AppendEntries sends args to target and fills resp with the answer.
 	AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error
 
-	// RequestVote sends the appropriate RPC to the target node.
+	// RequestVote sends args to target and fills resp with the answer.
 	RequestVote(id ServerID, target ServerAddress, args *RequestVoteRequest, resp *RequestVoteResponse) error
 
-	// InstallSnapshot is used to push a snapshot down to a follower. The
-	// data is read from the ReadCloser and streamed to the client.
+	// InstallSnapshot sends args and then the snapshot's bytes read from
+	// data to target, and fills resp with the answer.
 	InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest, resp *InstallSnapshotResponse, data io.Reader) error
 
-	// EncodePeer is used to serialize a peer's address.
+	// EncodePeer turns a peer's address into bytes for messages.
 	EncodePeer(id ServerID, addr ServerAddress) []byte
 
-	// DecodePeer is used to deserialize a peer's address.
+	// DecodePeer reverses EncodePeer.
 	DecodePeer([]byte) ServerAddress
 
-	// SetHeartbeatHandler is used to setup a heartbeat handler as a fast
-	// path. This is to avoid head-of-line blocking from disk IO. If a
-	// Transport does not support this, it can simply ignore the call, and
-	// push the heartbeat onto the Consumer channel.
+	// SetHeartbeatHandler installs a handler the transport may call
+	// directly for heartbeats (AppendEntries without entries), so they do
+	// not queue behind requests that wait on the disk. A transport may
+	// ignore it and deliver heartbeats on Consumer like the rest.
 	SetHeartbeatHandler(cb func(rpc RPC))
 
-	// TimeoutNow is used to start a leadership transfer to the target node.
+	// TimeoutNow tells target to start an election at once (the last step
+	// of a leadership transfer).
 	TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error
 }
 
-// WithPreVote is an interface that a transport may provide which allows a
-// transport to support a PreVote request.
+// WithPreVote is implemented by transports that can carry pre-vote
+// requests; without it, a node runs elections without pre-vote.
 type WithPreVote interface {
-	// RequestPreVote sends the appropriate RPC to the target node.
+	// RequestPreVote sends args to target and fills resp with the answer.
 	RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error
 }
 
-// WithClose is an interface that a transport may provide which allows a
-// transport to be shut down cleanly when a Raft instance shuts down.
+// WithClose is implemented by transports that Raft.Shutdown should close.
 type WithClose interface {
-	// Close permanently closes a transport, stopping any associated
-	// goroutines and freeing other resources.
+	// Close stops the transport for good and releases what it holds.
 	Close() error
 }
 
-// LoopbackTransport is an interface that provides a loopback transport
-// suitable for testing e.g. InmemTransport. It's there so we don't have to
-// rewrite tests.
+// LoopbackTransport is a transport whose peers are linked in process, such
+// as InmemTransport, for tests.
 type LoopbackTransport interface {
 	Transport   // Embedded transport reference
 	WithPeers   // Embedded peer management
@@ -93,47 +90,39 @@ type LoopbackTransport interface {
 	WithPreVote // with a prevote
 }
 
-// WithPeers is an interface that a transport may provide which allows for
-// connection and disconnection. Unless the transport is a loopback transport,
-// the transport specified to "Connect" is likely to be nil.
+// WithPeers is implemented by transports whose links are made by hand, as
+// between in-memory transports.
 type WithPeers interface {
 	Connect(peer ServerAddress, t Transport) // Connect a peer
 	Disconnect(peer ServerAddress)           // Disconnect a given peer
 	DisconnectAll()                          // Disconnect all peers, possibly to reconnect them later
 }
 
-// AppendPipeline is used for pipelining AppendEntries requests. It is used
-// to increase the replication throughput by masking latency and better
-// utilizing bandwidth.
+// AppendPipeline sends AppendEntries without waiting for each answer, so
+// that replication is not bound by the round trip.
 type AppendPipeline interface {
-	// AppendEntries is used to add another request to the pipeline. The
-	// send may block which is an effective form of back-pressure.
+	// AppendEntries sends a request; it may block while too many are in
+	// flight, which holds the sender back.
 	AppendEntries(args *AppendEntriesRequest, resp *AppendEntriesResponse) (AppendFuture, error)
 
-	// Consumer returns a channel that can be used to consume response
-	// futures when they are ready, in the order the requests were sent.
+	// Consumer delivers the answered requests, in the order sent.
 	Consumer() <-chan AppendFuture
 
-	// Close closes the pipeline and cancels all inflight RPCs.
+	// Close ends the pipeline; requests in flight fail.
 	Close() error
 }
 
-// AppendFuture is used to return information about a pipelined AppendEntries
-// request.
+// AppendFuture is one pipelined AppendEntries.
 type AppendFuture interface {
 	Future
 
-	// Start returns the time that the append request was started. It is
-	// always OK to call this method.
+	// Start is when the request was sent; callable at any time.
 	Start() time.Time
 
-	// Request holds the parameters of the AppendEntries call. It is always
-	// OK to call this method.
+	// Request is the request sent; callable at any time.
 	Request() *AppendEntriesRequest
 
-	// Response holds the results of the AppendEntries call. This method
-	// must only be called after the Error method returns, and will only be
-	// valid on success.
+	// Response is the answer; call it only after Error has returned nil.
 	Response() *AppendEntriesResponse
 }
 
