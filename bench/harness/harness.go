@@ -1,0 +1,61 @@
+// Package harness holds what the benchmark tool shares between the two
+// libraries: the options of one run, the cluster a library builds, and
+// the workload that drives it. Nothing here imports a raft library; the
+// packages under libs/ build clusters, one per library, from one source.
+package harness
+
+import (
+	"errors"
+	"time"
+)
+
+// Scenario names a cluster shape.
+type Scenario string
+
+// The scenarios of the comparison.
+const (
+	// S1: 3 nodes, in-memory transport and stores.
+	S1 Scenario = "S1"
+	// S2: 3 nodes, TCP on loopback, bolt stores with fsync, file snapshots.
+	S2 Scenario = "S2"
+	// S3: 1 node, bolt store with fsync.
+	S3 Scenario = "S3"
+	// Failover: 3 nodes on TCP with in-memory stores and LAN timeouts;
+	// the leader is killed and the time to the next commit measured.
+	Failover Scenario = "failover"
+)
+
+// Options describe one cluster.
+type Options struct {
+	Scenario Scenario
+	Dir      string // for bolt files and snapshots
+}
+
+// Cluster is a running cluster of one library.
+type Cluster interface {
+	// Nodes is the number of nodes.
+	Nodes() int
+	// Leader returns the index of the node that is leader now, or -1.
+	Leader() int
+	// Apply applies data through node i and waits for it to be applied.
+	Apply(i int, data []byte) error
+	// Kill stops node i at once (its transport too).
+	Kill(i int) error
+	// Close stops every node and releases its files.
+	Close() error
+}
+
+// ErrNoLeader is returned when no leader appears in time.
+var ErrNoLeader = errors.New("no leader")
+
+// WaitLeader polls until some live node leads.
+func WaitLeader(c Cluster, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if l := c.Leader(); l >= 0 {
+			return l, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return -1, ErrNoLeader
+}

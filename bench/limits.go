@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"net"
+	"os"
+	"slices"
+	"time"
+)
+
+// measureLimits times this machine's fsync (a 16-byte append and Sync in
+// the temporary directory, where the benchmark's files live) and a 16-byte
+// TCP round trip on loopback.
+func measureLimits() (limits, error) {
+	var l limits
+	f, err := os.CreateTemp("", "raft-bench-fsync-")
+	if err != nil {
+		return l, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 16)
+	var fs []time.Duration
+	for i := 0; i < 200; i++ {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return l, err
+		}
+		if err := f.Sync(); err != nil {
+			return l, err
+		}
+		fs = append(fs, time.Since(t0))
+	}
+	l.Fsync, l.FsyncSamples = medianDuration(fs), len(fs)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return l, err
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 16)
+		for {
+			if _, err := io.ReadFull(c, b); err != nil {
+				return
+			}
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return l, err
+	}
+	defer c.Close()
+	var rs []time.Duration
+	for i := 0; i < 5000; i++ {
+		t0 := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return l, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return l, err
+		}
+		rs = append(rs, time.Since(t0))
+	}
+	l.RTT, l.RTTSamples = medianDuration(rs), len(rs)
+	return l, nil
+}
+
+func medianDuration(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

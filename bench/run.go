@@ -1,0 +1,205 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/seed48a2b68f/raft/bench/harness"
+	"github.com/seed48a2b68f/raft/bench/libs/hashi"
+	"github.com/seed48a2b68f/raft/bench/libs/ours"
+)
+
+// cell is one point of the comparison: a scenario, a payload size and a
+// number of clients (clients and payload are unused for failover).
+type cell struct {
+	Scenario harness.Scenario `json:"scenario"`
+	Payload  int              `json:"payload"`
+	Clients  int              `json:"clients"`
+}
+
+func (c cell) String() string {
+	if c.Scenario == harness.Failover {
+		return "failover"
+	}
+	size := fmt.Sprintf("%d B", c.Payload)
+	if c.Payload >= 1024 {
+		size = fmt.Sprintf("%d KiB", c.Payload/1024)
+	}
+	return fmt.Sprintf("%s %s, %d client%s", c.Scenario, size, c.Clients, map[bool]string{true: "s"}[c.Clients > 1])
+}
+
+// result is what one run of one library on one cell measured.
+type result struct {
+	Library   string  `json:"library"`
+	Cell      cell    `json:"cell"`
+	Ops       int64   `json:"ops"`
+	Seconds   float64 `json:"seconds"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50us     float64 `json:"p50_us"`
+	P99us     float64 `json:"p99_us"`
+	CPUusOp   float64 `json:"cpu_us_per_op"`
+	AllocsOp  float64 `json:"allocs_per_op"`
+	// FailoverMS is the time from killing the leader to the first commit
+	// on its successor (failover cells only).
+	FailoverMS float64 `json:"failover_ms,omitempty"`
+	Error      string  `json:"error,omitempty"`
+}
+
+type startFunc func(harness.Options) (harness.Cluster, error)
+
+func library(name string) (startFunc, error) {
+	switch name {
+	case ours.Library:
+		return ours.Start, nil
+	case hashi.Library:
+		return hashi.Start, nil
+	}
+	return nil, fmt.Errorf("unknown library %q", name)
+}
+
+// runCell runs one cell on one library in this process: it builds the
+// cluster, warms it up, then lets the clients apply for the given time.
+func runCell(lib string, c cell, warmup, duration time.Duration) (res result) {
+	res = result{Library: lib, Cell: c}
+	start, err := library(lib)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	dir, err := os.MkdirTemp("", "raft-bench-")
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer os.RemoveAll(dir)
+	cl, err := start(harness.Options{Scenario: c.Scenario, Dir: dir})
+	if err != nil {
+		res.Error = fmt.Sprintf("starting the cluster: %v", err)
+		return res
+	}
+	defer cl.Close()
+	if c.Scenario == harness.Failover {
+		ms, err := failover(cl)
+		if err != nil {
+			res.Error = err.Error()
+		}
+		res.FailoverMS = ms
+		return res
+	}
+	leader, err := harness.WaitLeader(cl, 10*time.Second)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	payload := make([]byte, c.Payload)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+
+	// The clients loop until told to stop; the measured window is a part
+	// of their run, so that no ramp-up or wind-down is counted.
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		ops       atomic.Int64
+		failed    atomic.Value
+		wg        sync.WaitGroup
+		lats      = make([][]time.Duration, c.Clients)
+	)
+	for w := 0; w < c.Clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, 4096)
+			for !stop.Load() {
+				t0 := time.Now()
+				if err := cl.Apply(leader, payload); err != nil {
+					failed.Store(err.Error())
+					return
+				}
+				if measuring.Load() {
+					mine = append(mine, time.Since(t0))
+					ops.Add(1)
+				}
+			}
+			lats[w] = mine
+		}()
+	}
+	time.Sleep(warmup)
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	measuring.Store(true)
+	time.Sleep(duration)
+	measuring.Store(false)
+	elapsed := time.Since(t0)
+	cpu1 := cpuTime()
+	runtime.ReadMemStats(&ms1)
+	stop.Store(true)
+	wg.Wait()
+	if e, ok := failed.Load().(string); ok {
+		res.Error = e
+		return res
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	n := ops.Load()
+	res.Ops, res.Seconds = n, elapsed.Seconds()
+	if n == 0 {
+		res.Error = "no operation completed in the window"
+		return res
+	}
+	res.OpsPerSec = float64(n) / elapsed.Seconds()
+	res.P50us = float64(all[len(all)/2]) / 1e3
+	res.P99us = float64(all[min(len(all)-1, len(all)*99/100)]) / 1e3
+	res.CPUusOp = float64(cpu1-cpu0) / 1e3 / float64(n)
+	res.AllocsOp = float64(ms1.Mallocs-ms0.Mallocs) / float64(n)
+	return res
+}
+
+// failover writes a little, kills the leader and times the first write
+// committed by another node.
+func failover(cl harness.Cluster) (float64, error) {
+	leader, err := harness.WaitLeader(cl, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < 100; i++ {
+		if err := cl.Apply(leader, []byte("x")); err != nil {
+			return 0, fmt.Errorf("writing before the failover: %w", err)
+		}
+	}
+	killed := time.Now()
+	if err := cl.Kill(leader); err != nil {
+		return 0, err
+	}
+	deadline := killed.Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if l := cl.Leader(); l >= 0 && l != leader {
+			if cl.Apply(l, []byte("y")) == nil {
+				return float64(time.Since(killed)) / 1e6, nil
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, fmt.Errorf("no commit within 30 s of killing the leader")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
