@@ -216,19 +216,25 @@ func (r *Raft) configurationChangeChIfStable() chan *configurationChangeFuture {
 	return nil
 }
 
-// dispatchQueued takes queued applies (at most MaxAppendEntries, the rest
-// on the next turn) and dispatches them as one batch.
+// dispatchQueued takes queued applies and dispatches them as one batch:
+// one write to the local log (group commit). A batch may hold several
+// AppendEntries' worth (groupCommitFactor x MaxAppendEntries); replication
+// still sends at most MaxAppendEntries per message.
 func (r *Raft) dispatchQueued() {
 	if r.leaderState.transferInProgress {
 		r.rejectQueued(ErrLeadershipTransferInProgress)
 		return
 	}
-	futures := r.applyQ.take(r.config().MaxAppendEntries)
+	futures := r.applyQ.take(groupCommitFactor * r.config().MaxAppendEntries)
 	if len(futures) == 0 {
 		return
 	}
 	_ = r.dispatchLogs(futures)
 }
+
+// groupCommitFactor is how many AppendEntries' worth of queued applies one
+// local write may take. The in-memory tail holds at least eight of them.
+const groupCommitFactor = 8
 
 // dispatchLogs appends the futures' entries: it numbers and stamps them,
 // hands them to the replication goroutines at once (through the in-memory

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,11 +58,23 @@ func run(args []string) error {
 		jsonPath  = fs.String("json", "", "write every run and the medians as JSON here")
 		svgPath   = fs.String("svg", "", "write a chart of throughput against clients here")
 		limits    = fs.Bool("limits", false, "measure this machine's fsync latency and loopback round trip, and stop")
+		cpuProf   = fs.String("cpuprofile", "", "with -child: write a CPU profile of the measured run here")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *childMode {
+		if *cpuProf != "" {
+			f, err := os.Create(*cpuProf)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		res := runCell(*lib, cell{Scenario: harness.Scenario(*scenario), Payload: *payload, Clients: *clientsN}, *warmup, *duration)
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
