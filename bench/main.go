@@ -200,14 +200,7 @@ func brief(r result) string {
 }
 
 // side holds one library's medians on a cell.
-type side struct {
-	OpsPerSec  float64 `json:"ops_per_sec"`
-	P50us      float64 `json:"p50_us"`
-	P99us      float64 `json:"p99_us"`
-	CPUusOp    float64 `json:"cpu_us_per_op"`
-	AllocsOp   float64 `json:"allocs_per_op"`
-	FailoverMS float64 `json:"failover_ms,omitempty"`
-}
+type side = stats
 
 type cellSummary struct {
 	Cell      cell    `json:"cell"`

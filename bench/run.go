@@ -34,12 +34,8 @@ func (c cell) String() string {
 	return fmt.Sprintf("%s %s, %d client%s", c.Scenario, size, c.Clients, map[bool]string{true: "s"}[c.Clients > 1])
 }
 
-// result is what one run of one library on one cell measured.
-type result struct {
-	Library   string  `json:"library"`
-	Cell      cell    `json:"cell"`
-	Ops       int64   `json:"ops"`
-	Seconds   float64 `json:"seconds"`
+// stats are the measurements of a run, and the medians of a cell's runs.
+type stats struct {
 	OpsPerSec float64 `json:"ops_per_sec"`
 	P50us     float64 `json:"p50_us"`
 	P99us     float64 `json:"p99_us"`
@@ -48,7 +44,16 @@ type result struct {
 	// FailoverMS is the time from killing the leader to the first commit
 	// on its successor (failover cells only).
 	FailoverMS float64 `json:"failover_ms,omitempty"`
-	Error      string  `json:"error,omitempty"`
+}
+
+// result is what one run of one library on one cell measured.
+type result struct {
+	Library string  `json:"library"`
+	Cell    cell    `json:"cell"`
+	Ops     int64   `json:"ops"`
+	Seconds float64 `json:"seconds"`
+	stats
+	Error string `json:"error,omitempty"`
 }
 
 type startFunc func(harness.Options) (harness.Cluster, error)
