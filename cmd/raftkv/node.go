@@ -238,7 +238,13 @@ func loadTLS(cfg nodeConfig) (*tls.Config, error) {
 // can forward to it. Joining nodes are recorded by the leader that adds
 // them.
 func (n *node) keepMembership() {
-	for leader := range n.raft.LeaderCh() {
+	for {
+		var leader bool
+		select {
+		case leader = <-n.raft.LeaderCh():
+		case <-n.done:
+			return
+		}
 		if !leader || n.fsm.member(n.cfg.id) == n.cfg.httpAddr {
 			continue
 		}
