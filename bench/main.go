@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -59,6 +60,7 @@ func run(args []string) error {
 		svgPath   = fs.String("svg", "", "write a chart of throughput against clients here")
 		limits    = fs.Bool("limits", false, "measure this machine's fsync latency and loopback round trip, and stop")
 		cpuProf   = fs.String("cpuprofile", "", "with -child: write a CPU profile of the measured run here")
+		memProf   = fs.String("memprofile", "", "with -child: write an allocation profile (every allocation sampled) here")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,6 +76,16 @@ func run(args []string) error {
 				return err
 			}
 			defer pprof.StopCPUProfile()
+		}
+		if *memProf != "" {
+			runtime.MemProfileRate = 1
+			defer func() {
+				f, err := os.Create(*memProf)
+				if err == nil {
+					pprof.Lookup("allocs").WriteTo(f, 0)
+					f.Close()
+				}
+			}()
 		}
 		res := runCell(*lib, cell{Scenario: harness.Scenario(*scenario), Payload: *payload, Clients: *clientsN}, *warmup, *duration)
 		return json.NewEncoder(os.Stdout).Encode(res)
