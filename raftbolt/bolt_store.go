@@ -81,6 +81,11 @@ type BoltStore struct {
 	cmu       sync.Mutex
 	staged    uint64
 	hasStaged bool
+
+	// j is the journal of Options.Journal, or of a journal found beside a
+	// read-only database; nil otherwise.
+	j        *journal
+	readOnly bool
 }
 
 // Options configures New.
@@ -100,6 +105,27 @@ type Options struct {
 	// form instead of the legacy MarshalBinary form that every raft version
 	// reads. Decoding accepts both either way.
 	MsgpackUseNewTimeFormat bool
+
+	// Journal makes StoreLogs append its entries to a journal file beside
+	// the database (Path + ".journal") with one fdatasync, instead of
+	// committing a bbolt transaction (two fdatasyncs and the page writes).
+	// Journaled entries are moved into the database in one transaction
+	// when the journal fills, before a DeleteRange that reaches them, and
+	// on Close. The durability contract is unchanged: entries are durable
+	// when StoreLogs returns.
+	//
+	// After Close the database is a complete raft-boltdb file and the
+	// journal is gone. After a crash the newest entries may be only in the
+	// journal: open the database with this package (with or without
+	// Journal; any open replays a journal it finds) before handing the file
+	// to a program that uses hashicorp's raft-boltdb, which does not know
+	// the journal and would see a shorter log.
+	Journal bool
+
+	// JournalSize is the journal's preallocated size in bytes (default
+	// 4 MiB). A larger journal moves entries into the database less often,
+	// in larger transactions.
+	JournalSize int64
 }
 
 func (o *Options) readOnly() bool {
@@ -122,15 +148,20 @@ func New(options Options) (*BoltStore, error) {
 	}
 	handle.NoSync = options.NoSync
 	store := &BoltStore{
-		conn:    handle,
-		path:    options.Path,
-		newTime: options.MsgpackUseNewTimeFormat,
+		conn:     handle,
+		path:     options.Path,
+		newTime:  options.MsgpackUseNewTimeFormat,
+		readOnly: options.readOnly(),
 	}
 	if !options.readOnly() {
 		if err := store.initialize(); err != nil {
 			handle.Close()
 			return nil, fmt.Errorf("raftbolt: create buckets in %s: %w", options.Path, err)
 		}
+	}
+	if err := store.openJournal(options); err != nil {
+		handle.Close()
+		return nil, err
 	}
 	return store, nil
 }
@@ -154,9 +185,15 @@ func (b *BoltStore) Stats() bbolt.Stats {
 	return b.conn.Stats()
 }
 
-// Close closes the database. Calls after Close fail.
+// Close closes the database. Calls after Close fail. In journal mode the
+// journaled entries are first moved into the database and the journal is
+// removed.
 func (b *BoltStore) Close() error {
-	return b.conn.Close()
+	var jerr error
+	if b.j != nil {
+		jerr = b.closeJournal()
+	}
+	return errors.Join(jerr, b.conn.Close())
 }
 
 // view runs fn in a read transaction on the named bucket. A bucket that is
@@ -180,12 +217,31 @@ func mapClosed(err error) error {
 
 // FirstIndex returns the lowest index in the log, 0 when it is empty.
 func (b *BoltStore) FirstIndex() (uint64, error) {
-	return b.boundIndex((*bbolt.Cursor).First)
+	var pending uint64
+	if b.j != nil {
+		pending, _ = b.j.bounds()
+	}
+	idx, err := b.boundIndex((*bbolt.Cursor).First)
+	if err != nil || pending == 0 {
+		return idx, err
+	}
+	if idx == 0 {
+		return pending, nil
+	}
+	return min(idx, pending), nil
 }
 
 // LastIndex returns the highest index in the log, 0 when it is empty.
 func (b *BoltStore) LastIndex() (uint64, error) {
-	return b.boundIndex((*bbolt.Cursor).Last)
+	var pending uint64
+	if b.j != nil {
+		_, pending = b.j.bounds()
+	}
+	idx, err := b.boundIndex((*bbolt.Cursor).Last)
+	if err != nil {
+		return 0, err
+	}
+	return max(idx, pending), nil
 }
 
 // boundIndex returns the index at one end of the log (move is the cursor's
@@ -212,7 +268,15 @@ func (b *BoltStore) GetLog(idx uint64, log *raft.Log) error {
 	var key [8]byte
 	binary.BigEndian.PutUint64(key[:], idx)
 	var val []byte
+	if b.j != nil {
+		// Pending entries first: a checkpoint commits them to the
+		// database before it forgets them.
+		val = b.j.get(idx)
+	}
 	err := b.view(dbLogs, func(bk *bbolt.Bucket) error {
+		if val != nil {
+			return nil
+		}
 		if bk != nil {
 			if v := bk.Get(key[:]); v != nil {
 				// bbolt's memory is valid only inside the transaction.
@@ -258,6 +322,16 @@ func (b *BoltStore) StoreLogs(logs []*raft.Log) error {
 	staged, hasStaged := b.staged, b.hasStaged
 	b.cmu.Unlock()
 
+	if b.j != nil {
+		if err := b.storeJournal(logs, staged, hasStaged); err != nil {
+			return err
+		}
+		b.clearStaged(staged, hasStaged)
+		metrics.AddSample(keyPerBatch, float32(len(logs)))
+		metrics.MeasureSince(keyStoreLogs, now)
+		return nil
+	}
+
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	// Encode everything before the transaction starts, into buffers that
@@ -293,13 +367,7 @@ func (b *BoltStore) StoreLogs(logs []*raft.Log) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("raftbolt: %s: commit: %w", b.path, err)
 	}
-	if hasStaged {
-		b.cmu.Lock()
-		if b.staged == staged {
-			b.hasStaged = false
-		}
-		b.cmu.Unlock()
-	}
+	b.clearStaged(staged, hasStaged)
 	if len(vbuf) > 64<<20 {
 		// Do not keep a huge batch's buffer for ever.
 		b.vbuf = nil
@@ -310,12 +378,33 @@ func (b *BoltStore) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
+// clearStaged forgets a staged commit index that has been written, unless a
+// newer one was staged meanwhile.
+func (b *BoltStore) clearStaged(staged uint64, hasStaged bool) {
+	if !hasStaged {
+		return
+	}
+	b.cmu.Lock()
+	if b.staged == staged {
+		b.hasStaged = false
+	}
+	b.cmu.Unlock()
+}
+
 // DeleteRange deletes the entries from min to max inclusive, in one
 // transaction. Indexes with no entry are skipped.
 func (b *BoltStore) DeleteRange(min, max uint64) error {
 	if min > max {
 		return nil
 	}
+	if b.j != nil {
+		return b.deleteJournal(min, max)
+	}
+	return b.deleteFromDB(min, max)
+}
+
+// deleteFromDB deletes the entries from min to max from the database.
+func (b *BoltStore) deleteFromDB(min, max uint64) error {
 	var from [8]byte
 	binary.BigEndian.PutUint64(from[:], min)
 	tx, bk, err := b.beginLogs()
@@ -393,8 +482,20 @@ func (b *BoltStore) GetUint64(key []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(val), nil
 }
 
-// Sync fsyncs the database file. It is needed only with NoSync.
+// Sync fsyncs the database file, and the journal in journal mode. It is
+// needed only with NoSync.
 func (b *BoltStore) Sync() error {
+	if b.j != nil {
+		b.j.wmu.Lock()
+		var err error
+		if b.j.f != nil {
+			err = fdatasync(b.j.f)
+		}
+		b.j.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("raftbolt: sync journal: %w", err)
+		}
+	}
 	return b.conn.Sync()
 }
 
@@ -410,6 +511,15 @@ func (b *BoltStore) StageCommitIndex(idx uint64) error {
 // GetCommitIndex returns the last commit index written, never more than the
 // last index in the log; (0, nil) when none was written.
 func (b *BoltStore) GetCommitIndex() (uint64, error) {
+	if b.j != nil {
+		if ci, ok := b.j.pendingCommit(); ok {
+			last, err := b.LastIndex()
+			if err != nil {
+				return 0, err
+			}
+			return min(ci, last), nil
+		}
+	}
 	val, err := b.Get(keyCommitIndex)
 	if errors.Is(err, ErrKeyNotFound) {
 		return 0, nil

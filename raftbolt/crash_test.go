@@ -31,6 +31,9 @@ const (
 	envCrashDir  = "RAFTBOLT_CRASH_DIR"
 	envCrashMode = "RAFTBOLT_CRASH_MODE"
 	envCrashTag  = "RAFTBOLT_CRASH_TAG"
+
+	// envCrashJournal=1 makes the child open its store in journal mode.
+	envCrashJournal = "RAFTBOLT_CRASH_JOURNAL"
 )
 
 // crashFSM records commands. Its snapshots are JSON; with tear set, Persist
@@ -119,7 +122,7 @@ func crashConfig(out io.Writer) *raft.Config {
 
 // openSolo opens (bootstrapping if new) the single-node cluster in dir.
 func openSolo(dir string, fsm raft.FSM, logOut io.Writer) (*raft.Raft, *BoltStore, error) {
-	store, err := NewBoltStore(filepath.Join(dir, "raft.db"))
+	store, err := New(Options{Path: filepath.Join(dir, "raft.db"), Journal: os.Getenv(envCrashJournal) == "1"})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,10 +215,11 @@ type child struct {
 	done   chan struct{}
 }
 
-func startChild(t *testing.T, dir, mode, tag string) *child {
+func startChild(t *testing.T, dir, mode, tag string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashMode+"="+mode, envCrashTag+"="+tag)
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -338,6 +342,17 @@ func crashSeed(t *testing.T) uint64 {
 // of a burst from 16 clients (with snapshots and compaction running); each
 // time every write it had acknowledged is there after the restart.
 func TestCrashKillDuringWriteBurst(t *testing.T) {
+	testCrashKillDuringWriteBurst(t)
+}
+
+// TestCrashKillDuringWriteBurstJournal is the same with the child's store
+// in journal mode; each reopen in this process is a plain open, which
+// replays the journal the killed child left.
+func TestCrashKillDuringWriteBurstJournal(t *testing.T) {
+	testCrashKillDuringWriteBurst(t, envCrashJournal+"=1")
+}
+
+func testCrashKillDuringWriteBurst(t *testing.T, env ...string) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
@@ -347,7 +362,7 @@ func TestCrashKillDuringWriteBurst(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string]bool{}
 	for round := 0; round < 4; round++ {
-		c := startChild(t, dir, "burst", fmt.Sprintf("r%d", round))
+		c := startChild(t, dir, "burst", fmt.Sprintf("r%d", round), env...)
 		if l := c.next(t); l != "ready" {
 			t.Fatalf("child said %q before ready", l)
 		}
@@ -384,7 +399,10 @@ func TestCrashTornSnapshotIgnored(t *testing.T) {
 	if l := c.next(t); l != "ready" {
 		t.Fatalf("child said %q before ready", l)
 	}
-	for n := 800; n > 0; {
+	// At least 800 writes, and on until a snapshot has completed (its
+	// directory renamed from .tmp): how many writes that takes depends on
+	// the machine's speed.
+	for n := 800; n > 0 || !completedSnapshot(t, dir); {
 		if cmd, ok := strings.CutPrefix(c.next(t), "ack "); ok {
 			acked[cmd] = true
 			n--
@@ -427,6 +445,9 @@ func TestCrashTornSnapshotIgnored(t *testing.T) {
 			t.Fatalf("the torn snapshot %s is listed", torn)
 		}
 	}
+	if len(metas) == 0 {
+		t.Fatal("no completed snapshot is listed")
+	}
 	// The next completed snapshot reaps the crashed one's directory.
 	sink, err := snaps.Create(raft.SnapshotVersionMax, metas[0].Index+1, metas[0].Term, metas[0].Configuration,
 		metas[0].ConfigurationIndex, nil)
@@ -442,4 +463,20 @@ func TestCrashTornSnapshotIgnored(t *testing.T) {
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Fatalf("the torn snapshot directory %s is still there after a snapshot completed (%v)", tmp, err)
 	}
+}
+
+// completedSnapshot reports whether a snapshot directory in dir has been
+// completed (renamed from its .tmp name).
+func completedSnapshot(t *testing.T, dir string) bool {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "snapshots"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasSuffix(e.Name(), ".tmp") {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,485 @@
+package raftboltdb
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/internal/logcodec"
+	"github.com/seed48a2b68f/raft/storetest"
+	"go.etcd.io/bbolt"
+)
+
+func TestConformanceJournal(t *testing.T) {
+	for _, size := range []int64{0, 300} {
+		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
+			storetest.Run(t, storetest.Factory{
+				Open: func(t *testing.T, dir string) storetest.Store {
+					s, err := New(Options{Path: filepath.Join(dir, "raft.db"), Journal: true, JournalSize: size})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return s
+				},
+				Persistent: true,
+			})
+		})
+	}
+}
+
+// crash drops the store the way a killed process would: file handles
+// closed, nothing checkpointed, the journal left as it is on disk.
+func crash(t *testing.T, b *BoltStore) {
+	t.Helper()
+	if b.j != nil && b.j.f != nil {
+		b.j.f.Close()
+		b.j.f = nil
+	}
+	if err := b.conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func logAt(idx, term uint64, data string) *raft.Log {
+	return &raft.Log{Index: idx, Term: term, Type: raft.LogCommand, Data: []byte(data)}
+}
+
+func mustStoreLogs(t *testing.T, s *BoltStore, logs ...*raft.Log) {
+	t.Helper()
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantLog(t *testing.T, s *BoltStore, idx, term uint64, data string) {
+	t.Helper()
+	var l raft.Log
+	if err := s.GetLog(idx, &l); err != nil {
+		t.Fatalf("GetLog(%d): %v", idx, err)
+	}
+	if l.Index != idx || l.Term != term || string(l.Data) != data {
+		t.Fatalf("GetLog(%d) = index %d term %d data %q, want term %d data %q", idx, l.Index, l.Term, l.Data, term, data)
+	}
+}
+
+func wantBounds(t *testing.T, s *BoltStore, first, last uint64) {
+	t.Helper()
+	f, err := s.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f != first || l != last {
+		t.Fatalf("bounds %d..%d, want %d..%d", f, l, first, last)
+	}
+}
+
+func journalExists(t *testing.T, dbPath string) bool {
+	t.Helper()
+	_, err := os.Stat(dbPath + journalSuffix)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestJournalWritesSkipTheDatabase pins the point of journal mode: a
+// StoreLogs changes nothing in the database file until a checkpoint.
+func TestJournalWritesSkipTheDatabase(t *testing.T) {
+	s := openTemp(t, Options{Journal: true})
+	st := s.conn.Stats()
+	before := st.TxStats.GetWrite()
+	for i := uint64(1); i <= 50; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, "x"))
+	}
+	st = s.conn.Stats()
+	if after := st.TxStats.GetWrite(); after != before {
+		t.Fatalf("%d page writes to the database for journaled entries", after-before)
+	}
+	wantBounds(t, s, 1, 50)
+	wantLog(t, s, 17, 1, "x")
+}
+
+func TestJournalReplayAfterCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"), logAt(2, 1, "b"))
+	if err := s.StageCommitIndex(2); err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(3, 2, "c"))
+	crash(t, s)
+
+	// A plain open (no Journal) replays the journal into the database and
+	// removes it.
+	s, err = NewBoltStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBounds(t, s, 1, 3)
+	wantLog(t, s, 1, 1, "a")
+	wantLog(t, s, 3, 2, "c")
+	if ci, err := s.GetCommitIndex(); err != nil || ci != 2 {
+		t.Fatalf("commit index %d, %v; want 2", ci, err)
+	}
+	if journalExists(t, path) {
+		t.Fatal("a plain open left the journal behind")
+	}
+	if v := rawValue(t, s, dbLogs, key(3)); v == nil {
+		t.Fatal("entry 3 is not in the database file after the replay")
+	}
+	s.Close()
+}
+
+func TestJournalCloseLeavesACompleteDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 100; i++ {
+		mustStoreLogs(t, s, logAt(i, 3, fmt.Sprint(i)))
+	}
+	if err := s.StageCommitIndex(99); err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(101, 3, "101"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if journalExists(t, path) {
+		t.Fatal("Close left the journal behind")
+	}
+	// Read the file as raft-boltdb would: bbolt and the two buckets only.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bbolt.Tx) error {
+		if n := tx.Bucket(dbLogs).Stats().KeyN; n != 101 {
+			return fmt.Errorf("%d entries in the logs bucket, want 101", n)
+		}
+		v := tx.Bucket(dbLogs).Get(key(57))
+		var l raft.Log
+		if err := decodeReference(v, &l); err != nil {
+			return err
+		}
+		if l.Index != 57 || string(l.Data) != "57" {
+			return fmt.Errorf("entry 57 reads as %+v", l)
+		}
+		if ci := tx.Bucket(dbConf).Get(keyCommitIndex); binary.BigEndian.Uint64(ci) != 99 {
+			return fmt.Errorf("commit index %x, want 99", ci)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalTornTailDropped: a final record cut short (the process died
+// inside an unacknowledged write) ends the journal; what came before is
+// replayed.
+func TestJournalTornTailDropped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"))
+	mustStoreLogs(t, s, logAt(2, 1, "b"))
+	tornAt := s.j.off
+	mustStoreLogs(t, s, logAt(3, 1, strings.Repeat("c", 100)))
+	end := s.j.off
+	crash(t, s)
+
+	// Keep the first half of the last record; zeros follow, as in the
+	// preallocated file.
+	f, err := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := tornAt + (end-tornAt)/2
+	if _, err := f.WriteAt(make([]byte, end-mid), mid); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	s = openTemp(t, Options{Path: path, Journal: true})
+	wantBounds(t, s, 1, 2)
+	wantLog(t, s, 2, 1, "b")
+	mustStoreLogs(t, s, logAt(3, 2, "new"))
+	wantLog(t, s, 3, 2, "new")
+}
+
+// TestJournalStaleRecordsIgnored: after a checkpoint the journal starts
+// over from its beginning, and records of the previous generation remain
+// further on in the file. One of them sits exactly where the next record
+// of the new generation would start; replaying it would bring back an
+// entry that was deleted and replaced.
+func TestJournalStaleRecordsIgnored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"))
+	mustStoreLogs(t, s, logAt(2, 1, "b")) // the record that must stay dead
+	// A follower truncating a conflicting suffix: the range reaches the
+	// pending entries, so they are checkpointed and the journal restarts.
+	if err := s.DeleteRange(2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if s.j.off != journalHeaderSize {
+		t.Fatalf("journal at offset %d after the checkpoint", s.j.off)
+	}
+	// Same length as the first record, so the stale record of entry 2
+	// follows it exactly.
+	mustStoreLogs(t, s, logAt(2, 2, "c"))
+	crash(t, s)
+
+	s = openTemp(t, Options{Path: path, Journal: true})
+	wantBounds(t, s, 1, 2)
+	wantLog(t, s, 2, 2, "c")
+}
+
+// TestJournalMalformedRecordIsAnError: a record whose checksum holds but
+// whose contents do not parse is not a torn write; opening fails with an
+// error naming the journal rather than guessing.
+func TestJournalMalformedRecordIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := s.j.gen
+	crash(t, s)
+	payload := []byte{0, 0, 0, 0, 9} // no flags, 9 entries, no bytes for them
+	rec := make([]byte, recordHeaderSize, recordHeaderSize+len(payload))
+	rec = append(rec, payload...)
+	binary.BigEndian.PutUint32(rec[0:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(rec[4:], recordCRC(gen, payload))
+	binary.BigEndian.PutUint64(rec[8:], gen)
+	f, err := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(rec, journalHeaderSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = New(Options{Path: path, Journal: true})
+	if err == nil || !strings.Contains(err.Error(), journalSuffix) || !strings.Contains(err.Error(), "9 entries") {
+		t.Fatalf("open with a malformed record: %v", err)
+	}
+}
+
+func TestJournalReadOnlyOpenSeesJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"), logAt(2, 1, "b"))
+	crash(t, s)
+	ro := openTemp(t, Options{Path: path, BoltOptions: &bbolt.Options{ReadOnly: true}})
+	wantBounds(t, ro, 1, 2)
+	wantLog(t, ro, 2, 1, "b")
+	if err := ro.StoreLogs([]*raft.Log{logAt(3, 1, "c")}); err == nil {
+		t.Fatal("a read-only store took a write")
+	}
+	ro.Close()
+	if !journalExists(t, path) {
+		t.Fatal("a read-only open removed the journal")
+	}
+}
+
+// TestJournalCheckpointsWhenFull: with a small journal, entries move into
+// the database as it fills, and the store reads the same throughout.
+func TestJournalCheckpointsWhenFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true, JournalSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 200; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, fmt.Sprint(i)))
+	}
+	first, last := s.j.bounds()
+	if first <= 1 || last != 200 {
+		t.Fatalf("pending %d..%d: no checkpoint happened", first, last)
+	}
+	if v := rawValue(t, s, dbLogs, key(1)); v == nil {
+		t.Fatal("entry 1 never reached the database")
+	}
+	wantBounds(t, s, 1, 200)
+	for i := uint64(1); i <= 200; i++ {
+		wantLog(t, s, i, 1, fmt.Sprint(i))
+	}
+	// Compaction from the front does not touch the pending entries.
+	if err := s.DeleteRange(1, first-1); err != nil {
+		t.Fatal(err)
+	}
+	if f, l := s.j.bounds(); f != first || l != last {
+		t.Fatalf("pending %d..%d after compacting below them, want %d..%d", f, l, first, last)
+	}
+	wantBounds(t, s, first, 200)
+	crash(t, s)
+	s = openTemp(t, Options{Path: path, Journal: true, JournalSize: 1024})
+	wantBounds(t, s, first, 200)
+	wantLog(t, s, 200, 1, "200")
+}
+
+// TestJournalNoGapDuringCheckpoint reads beside a writer that checkpoints
+// often: every index up to a LastIndex the reader has seen must be there.
+// A reader that looked in the database before the pending entries could
+// miss an entry moving from one to the other.
+func TestJournalNoGapDuringCheckpoint(t *testing.T) {
+	s := openTemp(t, Options{Journal: true, JournalSize: 600, NoSync: true})
+	const n = 3000
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var l raft.Log
+			for !done.Load() {
+				last, err := s.LastIndex()
+				if err != nil {
+					errs <- err
+					return
+				}
+				for i := max(last, 5) - 4; i <= last; i++ {
+					if err := s.GetLog(i, &l); err != nil {
+						errs <- fmt.Errorf("GetLog(%d) with last index %d: %w", i, last, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := uint64(1); i <= n; i++ {
+		if err := s.StoreLogs([]*raft.Log{logAt(i, 1, "v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalBrokenAfterFailedWrite: once a journal write fails, later
+// writes fail too rather than claiming durability the kernel may not
+// give; a reopen replays what is durable.
+func TestJournalBrokenAfterFailedWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"))
+	// Make the next write fail: a read-only handle in place of the file.
+	good := s.j.f
+	ro, err := os.Open(path + journalSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.j.f = ro
+	if err := s.StoreLogs([]*raft.Log{logAt(2, 1, "b")}); err == nil {
+		t.Fatal("write to a read-only journal handle succeeded")
+	}
+	s.j.f = good
+	ro.Close()
+	if err := s.StoreLogs([]*raft.Log{logAt(2, 1, "b")}); !errors.Is(err, errJournalBroken) {
+		t.Fatalf("write after a failed one: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !journalExists(t, path) {
+		t.Fatal("Close removed a journal it could not checkpoint")
+	}
+	s = openTemp(t, Options{Path: path, Journal: true})
+	wantBounds(t, s, 1, 1)
+	wantLog(t, s, 1, 1, "a")
+}
+
+// FuzzJournalLoad opens a database beside an arbitrary journal file: it
+// must never panic, and a successful open gives a consistent store.
+func FuzzJournalLoad(f *testing.F) {
+	dir := f.TempDir()
+	seedPath := filepath.Join(dir, "seed.db")
+	s, err := New(Options{Path: seedPath, Journal: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := s.StoreLogs([]*raft.Log{logAt(1, 1, "a"), logAt(2, 1, "b")}); err != nil {
+		f.Fatal(err)
+	}
+	if err := s.StageCommitIndex(1); err != nil {
+		f.Fatal(err)
+	}
+	if err := s.StoreLogs([]*raft.Log{logAt(3, 2, "c")}); err != nil {
+		f.Fatal(err)
+	}
+	end := s.j.off
+	s.j.f.Close()
+	s.conn.Close()
+	data, err := os.ReadFile(seedPath + journalSuffix)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data[:end])
+	f.Add(data[:journalHeaderSize])
+	f.Add([]byte(journalMagic))
+	f.Add([]byte{})
+	path := filepath.Join(dir, "fuzz.journal")
+	f.Fuzz(func(t *testing.T, journal []byte) {
+		if err := os.WriteFile(path, journal, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		j := newJournal(path, 0, true)
+		if _, err := j.load(); err != nil {
+			return
+		}
+		if (j.first == 0) != (len(j.ents) == 0) || j.first > j.last {
+			t.Fatalf("pending bounds %d..%d with %d entries", j.first, j.last, len(j.ents))
+		}
+		for idx, pos := range j.latest {
+			var l raft.Log
+			if err := logcodec.Decode(j.arena[j.ents[pos].off:j.ents[pos].end], &l); err != nil {
+				t.Fatalf("pending entry %d does not decode: %v", idx, err)
+			}
+			if l.Index != idx || idx < j.first || idx > j.last {
+				t.Fatalf("pending entry filed as %d holds %d (bounds %d..%d)", idx, l.Index, j.first, j.last)
+			}
+		}
+	})
+}
+
+// decodeReference decodes an entry the way raft-boltdb v2 does.
+func decodeReference(v []byte, l *raft.Log) error {
+	h := codec.MsgpackHandle{}
+	return codec.NewDecoderBytes(v, &h).Decode(l)
+}
