@@ -55,6 +55,10 @@ type Raft struct {
 	// appendBytesBudget caps the entry bytes of one AppendEntries.
 	appendBytesBudget int
 
+	// mergeBuf holds the requests merged by processFollowerRPC (main loop
+	// only), reused from one batch to the next.
+	mergeBuf []RPC
+
 	conf         atomic.Pointer[Config]
 	confReloadMu sync.Mutex
 

@@ -23,6 +23,13 @@ func (f *nopFSM) Restore(rc io.ReadCloser) error { return rc.Close() }
 // term 1 after the bootstrap entry.
 func newStoppedRaft(t *testing.T, last uint64) (*Raft, *InmemStore) {
 	t.Helper()
+	return newStoppedRaftWith(t, last, nil)
+}
+
+// newStoppedRaftWith is newStoppedRaft with the node's log store wrapped
+// by wrap (when not nil).
+func newStoppedRaftWith(t *testing.T, last uint64, wrap func(LogStore) LogStore) (*Raft, *InmemStore) {
+	t.Helper()
 	conf := DefaultConfig()
 	conf.LocalID = "a"
 	conf.skipStartup = true
@@ -39,7 +46,11 @@ func newStoppedRaft(t *testing.T, last uint64) (*Raft, *InmemStore) {
 			t.Fatal(err)
 		}
 	}
-	r, err := NewRaft(conf, &nopFSM{}, store, store, snaps, trans)
+	var logs LogStore = store
+	if wrap != nil {
+		logs = wrap(store)
+	}
+	r, err := NewRaft(conf, &nopFSM{}, logs, store, snaps, trans)
 	if err != nil {
 		t.Fatal(err)
 	}

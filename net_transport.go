@@ -631,30 +631,125 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 			return
 		}
 	}
+	// The connection is read ahead of the answers: this goroutine reads
+	// and dispatches requests while the writer below answers earlier ones
+	// in order, so raft can find several pipelined AppendEntries waiting
+	// and store them together.
+	queue := make(chan inflightRPC, inboundReadAhead)
+	writerDone := make(chan struct{})
+	var writeErr error
+	go func() {
+		defer close(writerDone)
+		writeErr = in.writeResponses(queue)
+		if writeErr != nil {
+			conn.Close() // stops the reader
+		}
+	}()
+	readErr := in.readRequests(connCtx, queue, writerDone)
+	close(queue)
+	<-writerDone
+	switch {
+	case n.IsShutdown():
+	case writeErr != nil && !errors.Is(writeErr, ErrTransportShutdown):
+		n.logger.Error("closing inbound connection: failed to write a response", "remote-address", conn.RemoteAddr().String(), "error", writeErr)
+	case readErr == errConnContextDone:
+		n.logger.Debug("stream layer is closed")
+	case readErr != nil && readErr != io.EOF && writeErr == nil:
+		n.logger.Error("closing inbound connection", "remote-address", conn.RemoteAddr().String(), "error", readErr)
+	}
+}
+
+// inboundReadAhead is how many requests of one connection can be read and
+// handed to raft before the first of them is answered.
+const inboundReadAhead = 32
+
+// errConnContextDone ends a connection's reader when the stream layer
+// closes.
+var errConnContextDone = errors.New("stream layer closed")
+
+// inflightRPC is a request handed to raft whose answer is still to be
+// written. done is set for a request that streams data after it
+// (InstallSnapshot): the reader waits for it, since the writer drains what
+// raft did not read of the stream.
+type inflightRPC struct {
+	rpc    RPC
+	respCh chan RPCResponse
+	done   chan struct{}
+}
+
+// readRequests reads and dispatches requests until an error, queueing each
+// for writeResponses.
+func (in *inboundConn) readRequests(connCtx context.Context, queue chan<- inflightRPC, writerDone <-chan struct{}) error {
+	n := in.trans
 	for {
 		select {
 		case <-connCtx.Done():
-			n.logger.Debug("stream layer is closed")
-			return
+			return errConnContextDone
 		default:
 		}
-		if err := in.handleCommand(); err != nil {
-			if err != io.EOF && !n.IsShutdown() {
-				n.logger.Error("closing inbound connection", "remote-address", conn.RemoteAddr().String(), "error", err)
-			}
-			return
-		}
-		if err := in.w.Flush(); err != nil {
-			n.logger.Error("failed to flush response", "remote-address", conn.RemoteAddr().String(), "error", err)
-			return
-		}
-		if cap(in.out) > maxRetainedBuffer {
-			in.out = nil
+		item, err := in.readCommand()
+		if err != nil {
+			return err
 		}
 		if cap(in.scratch) > maxRetainedBuffer {
 			in.scratch = nil
 		}
+		select {
+		case queue <- item:
+		case <-writerDone:
+			return nil
+		case <-n.shutdownCh:
+			return ErrTransportShutdown
+		}
+		if item.done != nil {
+			// Nothing more is read until the snapshot's stream is
+			// consumed.
+			select {
+			case <-item.done:
+			case <-writerDone:
+				return nil
+			case <-n.shutdownCh:
+				return ErrTransportShutdown
+			}
+		}
 	}
+}
+
+// writeResponses writes the answers of the queued requests in order,
+// flushing whenever no further answer is queued.
+func (in *inboundConn) writeResponses(queue <-chan inflightRPC) error {
+	n := in.trans
+	for item := range queue {
+		var resp RPCResponse
+		select {
+		case resp = <-item.respCh:
+		case <-n.shutdownCh:
+			return ErrTransportShutdown
+		}
+		if item.rpc.Reader != nil {
+			// Keep the stream aligned: consume what raft did not read of
+			// the snapshot data.
+			if _, err := io.Copy(io.Discard, item.rpc.Reader); err != nil {
+				return fmt.Errorf("drain snapshot data: %w", err)
+			}
+		}
+		err := in.writeResponse(resp)
+		if item.done != nil {
+			close(item.done)
+		}
+		if err != nil {
+			return err
+		}
+		if len(queue) == 0 {
+			if err := in.w.Flush(); err != nil {
+				return fmt.Errorf("flush response: %w", err)
+			}
+		}
+		if cap(in.out) > maxRetainedBuffer {
+			in.out = nil
+		}
+	}
+	return in.w.Flush()
 }
 
 // startDeadline gives the request that just started ReadTimeout to arrive.
@@ -698,15 +793,15 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// handleCommand reads one request, hands it to raft (or the heartbeat fast
-// path), and writes the answer.
-func (in *inboundConn) handleCommand() error {
+// readCommand reads one request and hands it to raft (or the heartbeat
+// fast path). The answer arrives on the returned item's respCh.
+func (in *inboundConn) readCommand() (inflightRPC, error) {
 	n := in.trans
 	// Between requests the connection may stay idle as long as it likes.
 	_ = in.conn.SetReadDeadline(time.Time{})
 	rpcType, err := in.r.ReadByte()
 	if err != nil {
-		return err
+		return inflightRPC{}, err
 	}
 	in.startDeadline()
 
@@ -717,11 +812,11 @@ func (in *inboundConn) handleCommand() error {
 	case rpcAppendEntries:
 		msg, err := in.readRequest("AppendEntries")
 		if err != nil {
-			return err
+			return inflightRPC{}, err
 		}
 		req := new(AppendEntriesRequest)
 		if err := decodeAppendEntriesRequest(msg, req); err != nil {
-			return err
+			return inflightRPC{}, err
 		}
 		rpc.Command = req
 		leaderAddr := req.RPCHeader.Addr
@@ -735,33 +830,33 @@ func (in *inboundConn) handleCommand() error {
 	case rpcRequestVote:
 		req := new(RequestVoteRequest)
 		if err := in.decodeRequest("RequestVote", req); err != nil {
-			return err
+			return inflightRPC{}, err
 		}
 		rpc.Command = req
 	case rpcRequestPreVote:
 		req := new(RequestPreVoteRequest)
 		if err := in.decodeRequest("RequestPreVote", req); err != nil {
-			return err
+			return inflightRPC{}, err
 		}
 		rpc.Command = req
 	case rpcInstallSnapshot:
 		req := new(InstallSnapshotRequest)
 		if err := in.decodeRequest("InstallSnapshot", req); err != nil {
-			return err
+			return inflightRPC{}, err
 		}
 		if req.Size < 0 {
-			return fmt.Errorf("install snapshot with negative size %d", req.Size)
+			return inflightRPC{}, fmt.Errorf("install snapshot with negative size %d", req.Size)
 		}
 		rpc.Command = req
 		rpc.Reader = &deadlineReader{in: in, r: io.LimitReader(in.r, req.Size)}
 	case rpcTimeoutNow:
 		req := new(TimeoutNowRequest)
 		if err := in.decodeRequest("TimeoutNow", req); err != nil {
-			return err
+			return inflightRPC{}, err
 		}
 		rpc.Command = req
 	default:
-		return fmt.Errorf("unknown rpc type %d", rpcType)
+		return inflightRPC{}, fmt.Errorf("unknown rpc type %d", rpcType)
 	}
 
 	if isHeartbeat {
@@ -777,23 +872,15 @@ func (in *inboundConn) handleCommand() error {
 	select {
 	case n.consumeCh <- rpc:
 	case <-n.shutdownCh:
-		return ErrTransportShutdown
+		return inflightRPC{}, ErrTransportShutdown
 	}
 
 RESP:
-	select {
-	case resp := <-respCh:
-		// Keep the stream aligned: consume what raft did not read of the
-		// snapshot data.
-		if rpc.Reader != nil {
-			if _, err := io.Copy(io.Discard, rpc.Reader); err != nil {
-				return fmt.Errorf("drain snapshot data: %w", err)
-			}
-		}
-		return in.writeResponse(resp)
-	case <-n.shutdownCh:
-		return ErrTransportShutdown
+	item := inflightRPC{rpc: rpc, respCh: respCh}
+	if rpc.Reader != nil {
+		item.done = make(chan struct{})
 	}
+	return item, nil
 }
 
 // decodeRequest reads and decodes a request that the hand-written codec

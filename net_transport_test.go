@@ -595,3 +595,51 @@ func indexOf(nodes []*tcpNode, n *tcpNode) int {
 	}
 	return -1
 }
+
+// TestNetworkTransportReadsAheadOnPipeline: pipelined requests reach the
+// consumer before the first is answered (so a follower can store them
+// together), and the answers go back in request order whatever order the
+// consumer answers in.
+func TestNetworkTransportReadsAheadOnPipeline(t *testing.T) {
+	server := newTestTCPTransport(t, time.Second)
+	client, err := NewTCPTransportWithConfig("127.0.0.1:0", nil, &NetworkTransportConfig{
+		MaxPool: 2, Timeout: time.Second, MaxRPCsInFlight: 8, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	p, err := client.AppendEntriesPipeline("s", server.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	hdr := RPCHeader{ProtocolVersion: 3, ID: []byte("c"), Addr: []byte(client.LocalAddr())}
+	for i := 1; i <= 3; i++ {
+		req := &AppendEntriesRequest{RPCHeader: hdr, Term: 4, Entries: make([]*Log, i)}
+		for j := range req.Entries {
+			req.Entries[j] = &Log{Index: uint64(j + 1), Term: 4}
+		}
+		if _, err := p.AppendEntries(req, new(AppendEntriesResponse)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []RPC
+	for len(held) < 3 {
+		select {
+		case rpc := <-server.Consumer():
+			held = append(held, rpc)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of 3 pipelined requests reached the consumer while the first was unanswered", len(held))
+		}
+	}
+	for i := len(held) - 1; i >= 0; i-- {
+		req := held[i].Command.(*AppendEntriesRequest)
+		held[i].Respond(&AppendEntriesResponse{Term: 4, LastLog: uint64(len(req.Entries)), Success: true}, nil)
+	}
+	for i := 1; i <= 3; i++ {
+		f := <-p.Consumer()
+		if err := f.Error(); err != nil || len(f.Request().Entries) != i || f.Response().LastLog != uint64(i) {
+			t.Fatalf("answer %d: %v, request of %d entries, LastLog %d", i, err, len(f.Request().Entries), f.Response().LastLog)
+		}
+	}
+}

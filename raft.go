@@ -91,7 +91,7 @@ func (r *Raft) runFollower() {
 	for r.State() == Follower {
 		select {
 		case rpc := <-r.trans.Consumer():
-			r.processRPC(rpc)
+			r.processFollowerRPC(rpc, r.trans.Consumer())
 		case rpc := <-r.heartbeatCh:
 			r.processRPC(rpc)
 		case <-r.applyQ.notify:

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +62,7 @@ func run(args []string) error {
 		limits    = fs.Bool("limits", false, "measure this machine's fsync latency and loopback round trip, and stop")
 		cpuProf   = fs.String("cpuprofile", "", "with -child: write a CPU profile of the measured run here")
 		memProf   = fs.String("memprofile", "", "with -child: write an allocation profile (every allocation sampled) here")
+		traceOut  = fs.String("trace", "", "with -child: write an execution trace of the run here (go tool trace)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,6 +78,17 @@ func run(args []string) error {
 				return err
 			}
 			defer pprof.StopCPUProfile()
+		}
+		if *traceOut != "" {
+			f, err := os.Create(*traceOut)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := trace.Start(f); err != nil {
+				return err
+			}
+			defer trace.Stop()
 		}
 		if *memProf != "" {
 			runtime.MemProfileRate = 1

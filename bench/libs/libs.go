@@ -27,6 +27,9 @@ var replacements = [][2]string{
 	{`"github.com/seed48a2b68f/raft"` + "\n", `"github.com/hashicorp/raft"` + "\n"},
 	{`raftboltdb "github.com/seed48a2b68f/raft/raftbolt"`, `raftboltdb "github.com/hashicorp/raft-boltdb/v2"`},
 	{`const Library = "ours"`, `const Library = "hashicorp"`},
+	{`// Each library's durable store at its best: ours in journal
+				// mode (one fdatasync per write), raft-boltdb as it is.
+				store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), Journal: true})`, `store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})`},
 }
 
 // Transform returns the hashicorp version of our cluster code.

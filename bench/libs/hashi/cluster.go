@@ -113,7 +113,7 @@ func Start(opts harness.Options) (harness.Cluster, error) {
 					c.Close()
 					return nil, err
 				}
-				store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+				store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 				if err != nil {
 					c.Close()
 					return nil, err

@@ -111,7 +111,9 @@ func Start(opts harness.Options) (harness.Cluster, error) {
 					c.Close()
 					return nil, err
 				}
-				store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+				// Each library's durable store at its best: ours in journal
+				// mode (one fdatasync per write), raft-boltdb as it is.
+				store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), Journal: true})
 				if err != nil {
 					c.Close()
 					return nil, err
