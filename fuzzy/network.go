@@ -289,24 +289,35 @@ func (t *transport) InstallSnapshot(id raft.ServerID, target raft.ServerAddress,
 	return t.call(target, func(bool) error { return t.inner.InstallSnapshot(id, target, args, resp, data) }, false)
 }
 
-// AppendEntriesPipeline returns a pipeline that sends through the faulty
-// path one request at a time, answering in order.
+// AppendEntriesPipeline returns a pipeline that sends up to pipelineDepth
+// requests at once through the faulty path and answers them in order of
+// sending. Several requests in flight let the receiving follower find
+// them waiting together (and merge them); the faulty path's delays can
+// also deliver them out of order.
 func (t *transport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
 	p := &pipeline{t: t, id: id, target: target, queue: make(chan *pipeFuture, 64),
-		done: make(chan raft.AppendFuture, 64), closed: make(chan struct{})}
-	t.wg.Add(1)
+		sent: make(chan *pipeFuture, pipelineDepth), done: make(chan raft.AppendFuture, 64), closed: make(chan struct{})}
+	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
 		p.run()
 	}()
+	go func() {
+		defer t.wg.Done()
+		p.answer()
+	}()
 	return p, nil
 }
+
+// pipelineDepth is how many requests a pipeline has in flight at most.
+const pipelineDepth = 8
 
 type pipeline struct {
 	t      *transport
 	id     raft.ServerID
 	target raft.ServerAddress
 	queue  chan *pipeFuture
+	sent   chan *pipeFuture // in flight, in order of sending
 	done   chan raft.AppendFuture
 	closed chan struct{}
 	once   sync.Once
@@ -328,17 +339,40 @@ func (f *pipeFuture) Response() *raft.AppendEntriesResponse {
 	return f.resp
 }
 
+// run sends each queued request in a goroutine of its own, at most
+// pipelineDepth at once (sent is that bound).
 func (p *pipeline) run() {
+	defer close(p.sent)
 	for {
 		select {
 		case f := <-p.queue:
-			f.err = p.t.AppendEntries(p.id, p.target, f.req, f.resp)
-			close(f.ready)
 			select {
-			case p.done <- f:
+			case p.sent <- f:
 			case <-p.closed:
 				return
 			}
+			p.t.wg.Add(1)
+			go func() {
+				defer p.t.wg.Done()
+				f.err = p.t.AppendEntries(p.id, p.target, f.req, f.resp)
+				close(f.ready)
+			}()
+		case <-p.closed:
+			return
+		}
+	}
+}
+
+// answer hands the futures to the consumer in order of sending.
+func (p *pipeline) answer() {
+	for f := range p.sent {
+		select {
+		case <-f.ready:
+		case <-p.closed:
+			return
+		}
+		select {
+		case p.done <- f:
 		case <-p.closed:
 			return
 		}

@@ -106,13 +106,15 @@ type Options struct {
 	// reads. Decoding accepts both either way.
 	MsgpackUseNewTimeFormat bool
 
-	// Journal makes StoreLogs append its entries to a journal file beside
-	// the database (Path + ".journal") with one fdatasync, instead of
-	// committing a bbolt transaction (two fdatasyncs and the page writes).
-	// Journaled entries are moved into the database in one transaction
-	// when the journal fills, before a DeleteRange that reaches them, and
-	// on Close. The durability contract is unchanged: entries are durable
-	// when StoreLogs returns.
+	// Journal makes StoreLogs append its entries to a journal beside the
+	// database (two files, Path + ".journal" and Path + ".journal2", used
+	// in turn) with one fdatasync, instead of committing a bbolt
+	// transaction (two fdatasyncs and the page writes). When a journal file
+	// fills, writing moves on to the other file and a background goroutine
+	// moves the full file's entries into the database in one transaction;
+	// a DeleteRange that reaches journaled entries, and Close, move them
+	// first. The durability contract is unchanged: entries are durable when
+	// StoreLogs returns.
 	//
 	// After Close the database is a complete raft-boltdb file and the
 	// journal is gone. After a crash the newest entries may be only in the
@@ -122,9 +124,9 @@ type Options struct {
 	// the journal and would see a shorter log.
 	Journal bool
 
-	// JournalSize is the journal's preallocated size in bytes (default
-	// 4 MiB). A larger journal moves entries into the database less often,
-	// in larger transactions.
+	// JournalSize is the preallocated size in bytes of each journal file
+	// (default 2 MiB). Larger files move entries into the database less
+	// often, in larger transactions, and hold more entries in memory.
 	JournalSize int64
 }
 
@@ -486,14 +488,8 @@ func (b *BoltStore) GetUint64(key []byte) (uint64, error) {
 // needed only with NoSync.
 func (b *BoltStore) Sync() error {
 	if b.j != nil {
-		b.j.wmu.Lock()
-		var err error
-		if b.j.f != nil {
-			err = fdatasync(b.j.f)
-		}
-		b.j.wmu.Unlock()
-		if err != nil {
-			return fmt.Errorf("raftbolt: sync journal: %w", err)
+		if err := b.syncJournal(); err != nil {
+			return err
 		}
 	}
 	return b.conn.Sync()

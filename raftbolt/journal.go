@@ -1,12 +1,16 @@
 package raftboltdb
 
-// The journal (Options.Journal): a file beside the database, path +
-// ".journal", that takes every StoreLogs as one appended record and one
-// fdatasync, where a bbolt commit costs two fdatasyncs plus page writes.
-// Entries live in memory and in the journal until a checkpoint moves them
-// into the database in one bbolt transaction; then the journal starts over.
+// The journal (Options.Journal): two files beside the database, path +
+// ".journal" and path + ".journal2", used in turn. Every StoreLogs is one
+// record appended to the active file with one fdatasync, where a bbolt
+// commit costs two fdatasyncs plus page writes. Entries live in memory and
+// in their file until a checkpoint moves them into the database in one
+// bbolt transaction. When the active file is full the writer switches to
+// the other file and a background goroutine checkpoints the full one, so
+// writers do not wait for the database unless both files fill before the
+// checkpoint ends.
 //
-// Layout, all integers big-endian:
+// Layout of a file, all integers big-endian:
 //
 //	header (32 bytes): magic "raftjnl\x01", generation u64, crc32c of the
 //	                   first 16 bytes u32, zero padding
@@ -16,20 +20,22 @@ package raftboltdb
 //	                   [commit index u64], count u32,
 //	                   count × (index u64, length u32, msgpack raft.Log)
 //
-// The file is preallocated and written in place, so an fdatasync has no
-// file size to record. Starting over writes a header with the next
-// generation: the records of earlier generations that remain in the file
-// then fail their generation check and end the replay. The first record
-// that does not check (a torn final write, a stale generation, zeros) is
-// the end of the journal; a write is acknowledged only after its
-// fdatasync, so only an unacknowledged write can be torn.
+// Files are preallocated and written in place, so an fdatasync has no file
+// size to record. A file starts over by getting a header with a new
+// generation: records of earlier generations that remain in it then fail
+// their generation check and end its replay. The first record that does
+// not check (a torn final write, a stale generation, zeros) ends a file; a
+// write is acknowledged only after its fdatasync, so only an
+// unacknowledged write can be torn. Generations grow across both files,
+// and the file being written always has the higher one: replay reads the
+// lower generation first.
 //
-// Crash safety of the steps: a checkpoint commits the entries to the
-// database (fsynced) before the header changes, so a crash in between
-// replays records whose entries are already there, which writes the same
-// values again. A close checkpoints, removes the journal and fsyncs the
-// directory, so a removed journal cannot come back and replay over newer
-// state.
+// Crash safety of the steps: a checkpoint commits a file's entries to the
+// database (fsynced) before that file's header changes, so a crash in
+// between replays records whose entries are already there, writing the
+// same values again, and then the newer file's records over them. A close
+// checkpoints, removes the files and fsyncs the directory, so a removed
+// journal cannot come back and replay over newer state.
 
 import (
 	"encoding/binary"
@@ -48,14 +54,14 @@ import (
 
 const (
 	journalSuffix     = ".journal"
+	journalSuffix2    = ".journal2"
 	journalMagic      = "raftjnl\x01"
 	journalHeaderSize = 32
 	recordHeaderSize  = 16
 
-	// defaultJournalSize is the journal's preallocated size when
-	// Options.JournalSize is 0. A checkpoint moves the entries into the
-	// database when the next record would not fit.
-	defaultJournalSize = 4 << 20
+	// defaultJournalSize is the preallocated size of each journal file when
+	// Options.JournalSize is 0.
+	defaultJournalSize = 2 << 20
 
 	// maxRecordPayload bounds one record; a larger StoreLogs is refused
 	// (raft never sends batches near this).
@@ -66,125 +72,175 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// errJournalBroken marks every write after a failed journal write or
-// fdatasync: after a failed fdatasync the kernel may have dropped the
+// errJournalBroken marks every write after a failed journal write, fdatasync
+// or checkpoint: after a failed fdatasync the kernel may have dropped the
 // unwritten pages, so nothing later could be trusted to be durable. The
 // store must be closed and opened again (which replays what is durable).
 var errJournalBroken = errors.New("raftbolt: journal failed earlier; reopen the store")
 
-// pendingEntry locates one journaled entry's encoding in journal.arena.
+// pendingEntry locates one journaled entry's encoding in pendingSet.arena.
 type pendingEntry struct {
 	index    uint64
 	off, end int
 }
 
-// journal is the state of Options.Journal. The file fields are owned by
-// whoever holds wmu; the pending entries are written under wmu and mu
-// (exclusive) and read under mu (shared).
-type journal struct {
-	wmu    sync.Mutex
-	path   string
-	f      *os.File // nil when the store is read-only or closed
-	noSync bool
-	gen    uint64
-	off    int64 // where the next record goes
-	size   int64 // preallocated bytes
-	buf    []byte
-	keys   []byte
-	broken error
-
-	mu        sync.RWMutex
+// pendingSet is the entries (and commit index) of one journal file that
+// are not in the database yet.
+type pendingSet struct {
 	arena     []byte
 	ents      []pendingEntry
 	latest    map[uint64]int // index -> position in ents of its newest value
-	first     uint64         // lowest and highest pending index, 0 when none
+	first     uint64         // lowest and highest index, 0 when empty
 	last      uint64
 	commit    uint64
 	hasCommit bool
 }
 
-func newJournal(path string, size int64, noSync bool) *journal {
+func newPendingSet() *pendingSet { return &pendingSet{latest: map[uint64]int{}} }
+
+func (p *pendingSet) empty() bool { return len(p.ents) == 0 && !p.hasCommit }
+
+// add records the entries of one record's payload, checked by
+// parseRecord or built by encodeRecord.
+func (p *pendingSet) add(payload []byte) {
+	b := payload
+	flags := b[0]
+	b = b[1:]
+	if flags&flagCommitIndex != 0 {
+		p.commit, p.hasCommit = binary.BigEndian.Uint64(b), true
+		b = b[8:]
+	}
+	count := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	for range count {
+		idx := binary.BigEndian.Uint64(b)
+		n := int(binary.BigEndian.Uint32(b[8:]))
+		b = b[12:]
+		off := len(p.arena)
+		p.arena = append(p.arena, b[:n]...)
+		b = b[n:]
+		p.latest[idx] = len(p.ents)
+		p.ents = append(p.ents, pendingEntry{index: idx, off: off, end: len(p.arena)})
+		if p.first == 0 || idx < p.first {
+			p.first = idx
+		}
+		if idx > p.last {
+			p.last = idx
+		}
+	}
+}
+
+// reset empties the set, keeping its memory for the next entries.
+func (p *pendingSet) reset() {
+	if cap(p.arena) > 64<<20 {
+		p.arena = nil
+	}
+	p.arena, p.ents = p.arena[:0], p.ents[:0]
+	clear(p.latest)
+	p.first, p.last = 0, 0
+	p.commit, p.hasCommit = 0, false
+}
+
+// jfile is one of the two journal files.
+type jfile struct {
+	path string
+	f    *os.File // nil when read-only or closed
+	gen  uint64
+	off  int64 // where the next record goes
+}
+
+// journal is the state of Options.Journal. The files, the write buffer and
+// the checkpoint handle belong to whoever holds wmu. The pending sets are
+// swapped and changed under mu (exclusive) and read under mu (shared); the
+// background checkpoint reads the sealed set without mu, since nothing
+// changes it until the checkpoint ends.
+type journal struct {
+	wmu    sync.Mutex
+	files  [2]*jfile
+	cur    int // the file being written
+	size   int64
+	noSync bool
+	buf    []byte
+	broken error
+
+	// ckptDone is closed when the background checkpoint started at the
+	// last switch ends, with its error in ckptErr; nil when none runs.
+	ckptDone chan struct{}
+	ckptErr  error
+
+	mu     sync.RWMutex
+	active *pendingSet // entries of files[cur]
+	sealed *pendingSet // entries of the other file, being checkpointed; nil when none
+	spare  *pendingSet
+}
+
+func newJournal(dbPath string, size int64, noSync bool) *journal {
 	if size <= 0 {
 		size = defaultJournalSize
 	}
-	return &journal{path: path, size: size, noSync: noSync, latest: map[uint64]int{}}
+	return &journal{
+		files:  [2]*jfile{{path: dbPath + journalSuffix}, {path: dbPath + journalSuffix2}},
+		size:   size,
+		noSync: noSync,
+		active: newPendingSet(),
+		spare:  newPendingSet(),
+	}
 }
 
-// get returns a copy of the pending encoding of idx, or nil.
+// get returns a copy of the pending encoding of idx, or nil. The active
+// set is newer than the sealed one.
 func (j *journal) get(idx uint64) []byte {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	pos, ok := j.latest[idx]
-	if !ok {
-		return nil
+	for _, p := range []*pendingSet{j.active, j.sealed} {
+		if p == nil {
+			continue
+		}
+		if pos, ok := p.latest[idx]; ok {
+			e := p.ents[pos]
+			return append(make([]byte, 0, e.end-e.off), p.arena[e.off:e.end]...)
+		}
 	}
-	e := j.ents[pos]
-	return append(make([]byte, 0, e.end-e.off), j.arena[e.off:e.end]...)
+	return nil
 }
 
 // bounds returns the lowest and highest pending index (0, 0 when none).
 func (j *journal) bounds() (uint64, uint64) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	return j.first, j.last
+	first, last := j.active.first, j.active.last
+	if s := j.sealed; s != nil && s.first != 0 {
+		if first == 0 || s.first < first {
+			first = s.first
+		}
+		last = max(last, s.last)
+	}
+	return first, last
 }
 
 // pendingCommit returns the newest journaled commit index.
 func (j *journal) pendingCommit() (uint64, bool) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	return j.commit, j.hasCommit
+	if j.active.hasCommit {
+		return j.active.commit, true
+	}
+	if j.sealed != nil && j.sealed.hasCommit {
+		return j.sealed.commit, true
+	}
+	return 0, false
 }
 
-// addRecord makes the entries of one record's payload pending. The payload
-// has been checked by parseRecord or built by encodeRecord.
-func (j *journal) addRecord(payload []byte) {
+// addActive makes one record's entries pending in the active set.
+func (j *journal) addActive(payload []byte) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	p := payload
-	flags := p[0]
-	p = p[1:]
-	if flags&flagCommitIndex != 0 {
-		j.commit, j.hasCommit = binary.BigEndian.Uint64(p), true
-		p = p[8:]
-	}
-	count := binary.BigEndian.Uint32(p)
-	p = p[4:]
-	for range count {
-		idx := binary.BigEndian.Uint64(p)
-		n := int(binary.BigEndian.Uint32(p[8:]))
-		p = p[12:]
-		off := len(j.arena)
-		j.arena = append(j.arena, p[:n]...)
-		p = p[n:]
-		j.latest[idx] = len(j.ents)
-		j.ents = append(j.ents, pendingEntry{index: idx, off: off, end: len(j.arena)})
-		if j.first == 0 || idx < j.first {
-			j.first = idx
-		}
-		if idx > j.last {
-			j.last = idx
-		}
-	}
-}
-
-// clearPending forgets the pending entries (after they reached the
-// database), keeping the memory for the next ones.
-func (j *journal) clearPending() {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if cap(j.arena) > 64<<20 {
-		j.arena = nil
-	}
-	j.arena, j.ents = j.arena[:0], j.ents[:0]
-	clear(j.latest)
-	j.first, j.last = 0, 0
-	j.commit, j.hasCommit = 0, false
+	j.active.add(payload)
+	j.mu.Unlock()
 }
 
 // encodeRecord builds the record of logs (and a staged commit index) in
-// j.buf for the current generation.
-func (j *journal) encodeRecord(logs []*raft.Log, commit uint64, hasCommit, newTime bool) ([]byte, error) {
+// j.buf for generation gen.
+func (j *journal) encodeRecord(gen uint64, logs []*raft.Log, commit uint64, hasCommit, newTime bool) ([]byte, error) {
 	buf := append(j.buf[:0], make([]byte, recordHeaderSize)...)
 	var flags byte
 	if hasCommit {
@@ -205,11 +261,11 @@ func (j *journal) encodeRecord(logs []*raft.Log, commit uint64, hasCommit, newTi
 	j.buf = buf
 	payload := buf[recordHeaderSize:]
 	if len(payload) > maxRecordPayload {
-		return nil, fmt.Errorf("raftbolt: %s: a batch of %d entries encodes to %d bytes, more than %d", j.path, len(logs), len(payload), maxRecordPayload)
+		return nil, fmt.Errorf("raftbolt: a batch of %d entries encodes to %d bytes, more than %d", len(logs), len(payload), maxRecordPayload)
 	}
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(buf[4:], recordCRC(j.gen, payload))
-	binary.BigEndian.PutUint64(buf[8:], j.gen)
+	binary.BigEndian.PutUint32(buf[4:], recordCRC(gen, payload))
+	binary.BigEndian.PutUint64(buf[8:], gen)
 	return buf, nil
 }
 
@@ -300,128 +356,249 @@ func encodeHeader(gen uint64) []byte {
 	return h
 }
 
-// load reads the journal file, if there is one, and makes its records
-// pending. It reports whether a file was there. A header that does not
-// check means the journal holds nothing: a header is rewritten only after
-// a checkpoint, so its records were already in the database.
-func (j *journal) load() (bool, error) {
-	data, err := os.ReadFile(j.path)
+// loadFile reads one journal file, if it exists, into p. It reports
+// whether the file was there and its generation. A header that does not
+// check means the file holds nothing: a header is rewritten only after a
+// checkpoint, so its records were already in the database.
+func loadFile(path string, into func(gen uint64) *pendingSet) (found bool, gen uint64, end int64, err error) {
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return false, 0, 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("raftbolt: read journal: %w", err)
+		return false, 0, 0, fmt.Errorf("raftbolt: read journal: %w", err)
 	}
 	if len(data) < journalHeaderSize || string(data[:8]) != journalMagic ||
 		crc32.Checksum(data[:16], crcTable) != binary.BigEndian.Uint32(data[16:]) {
-		j.gen, j.off = 0, journalHeaderSize
-		return true, nil
+		return true, 0, journalHeaderSize, nil
 	}
-	j.gen = binary.BigEndian.Uint64(data[8:])
+	gen = binary.BigEndian.Uint64(data[8:])
+	var p *pendingSet
 	off := journalHeaderSize
 	for {
-		payload, n, ok, err := parseRecord(data[off:], j.gen)
+		payload, n, ok, err := parseRecord(data[off:], gen)
 		if err != nil {
-			return true, fmt.Errorf("raftbolt: journal %s: record at offset %d: %w", j.path, off, err)
+			return true, gen, 0, fmt.Errorf("raftbolt: journal %s: record at offset %d: %w", path, off, err)
 		}
 		if !ok {
 			break
 		}
-		j.addRecord(payload)
+		if p == nil {
+			p = into(gen)
+		}
+		p.add(payload)
 		off += n
 	}
-	j.off = int64(off)
-	return true, nil
+	return true, gen, int64(off), nil
 }
 
-// create makes a fresh, preallocated journal file with generation gen
-// (replacing any file) and opens it for writing.
-func (j *journal) create(gen uint64) error {
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, dbFileMode)
+// load reads both journal files into the active set, the older generation
+// first so that the newer one's entries win. It reports whether any file
+// was there.
+func (j *journal) load() (bool, error) {
+	type loaded struct {
+		gen uint64
+		set *pendingSet
+	}
+	var sets []loaded
+	anyFound := false
+	for _, jf := range j.files {
+		found, gen, end, err := loadFile(jf.path, func(gen uint64) *pendingSet {
+			sets = append(sets, loaded{gen: gen, set: newPendingSet()})
+			return sets[len(sets)-1].set
+		})
+		if err != nil {
+			return false, err
+		}
+		anyFound = anyFound || found
+		jf.gen, jf.off = gen, max(end, journalHeaderSize)
+	}
+	if len(sets) == 2 && sets[1].gen < sets[0].gen {
+		sets[0], sets[1] = sets[1], sets[0]
+	}
+	if len(sets) == 2 && sets[0].gen == sets[1].gen {
+		return false, fmt.Errorf("raftbolt: journal files %s and %s both hold records of generation %d", j.files[0].path, j.files[1].path, sets[0].gen)
+	}
+	for _, l := range sets {
+		// Entries in file order: a later value of an index replaces an
+		// earlier one.
+		for _, e := range l.set.ents {
+			j.active.putEncoded(e.index, l.set.arena[e.off:e.end])
+		}
+		if l.set.hasCommit {
+			j.active.commit, j.active.hasCommit = l.set.commit, true
+		}
+	}
+	return anyFound, nil
+}
+
+// putEncoded adds one encoded entry to the set.
+func (p *pendingSet) putEncoded(idx uint64, enc []byte) {
+	off := len(p.arena)
+	p.arena = append(p.arena, enc...)
+	p.latest[idx] = len(p.ents)
+	p.ents = append(p.ents, pendingEntry{index: idx, off: off, end: len(p.arena)})
+	if p.first == 0 || idx < p.first {
+		p.first = idx
+	}
+	if idx > p.last {
+		p.last = idx
+	}
+}
+
+// open opens (creating and preallocating if needed) a journal file for
+// writing.
+func (j *journal) open(jf *jfile) error {
+	f, err := os.OpenFile(jf.path, os.O_RDWR|os.O_CREATE, dbFileMode)
 	if err != nil {
-		return fmt.Errorf("raftbolt: create journal: %w", err)
+		return fmt.Errorf("raftbolt: open journal: %w", err)
 	}
-	if err := preallocate(f, j.size); err != nil {
-		f.Close()
-		return fmt.Errorf("raftbolt: preallocate journal %s: %w", j.path, err)
+	if st, err := f.Stat(); err != nil || st.Size() < j.size {
+		if err := preallocate(f, j.size); err != nil {
+			f.Close()
+			return fmt.Errorf("raftbolt: preallocate journal %s: %w", jf.path, err)
+		}
 	}
-	j.f, j.gen = f, gen
-	if err := j.writeHeader(); err != nil {
-		f.Close()
-		j.f = nil
-		return err
-	}
-	if err := syncDir(filepath.Dir(j.path)); err != nil {
-		f.Close()
-		j.f = nil
-		return err
-	}
+	jf.f = f
 	return nil
 }
 
-// writeHeader writes and syncs the header of j.gen; the journal is then
-// empty.
-func (j *journal) writeHeader() error {
-	if _, err := j.f.WriteAt(encodeHeader(j.gen), 0); err != nil {
-		return fmt.Errorf("raftbolt: write journal header: %w", err)
+// writeHeader gives jf generation gen, written and synced; the file is
+// then empty.
+func (j *journal) writeHeader(jf *jfile, gen uint64) error {
+	if _, err := jf.f.WriteAt(encodeHeader(gen), 0); err != nil {
+		return fmt.Errorf("raftbolt: write journal header %s: %w", jf.path, err)
 	}
-	if err := j.sync(); err != nil {
-		return fmt.Errorf("raftbolt: sync journal header: %w", err)
+	if err := j.sync(jf); err != nil {
+		return fmt.Errorf("raftbolt: sync journal header %s: %w", jf.path, err)
 	}
-	j.off = journalHeaderSize
+	jf.gen, jf.off = gen, journalHeaderSize
 	return nil
 }
 
-func (j *journal) sync() error {
+func (j *journal) sync(jf *jfile) error {
 	if j.noSync {
 		return nil
 	}
-	return fdatasync(j.f)
+	return fdatasync(jf.f)
 }
 
-// append writes one encoded record at the end of the journal and syncs it.
-// The caller holds wmu and has made room.
+// maxGen is the highest generation of the two files.
+func (j *journal) maxGen() uint64 { return max(j.files[0].gen, j.files[1].gen) }
+
+// append writes one encoded record at the end of the active file and syncs
+// it. The caller holds wmu and has made room.
 func (j *journal) append(rec []byte) error {
-	if _, err := j.f.WriteAt(rec, j.off); err != nil {
-		j.broken = fmt.Errorf("raftbolt: write journal %s: %w", j.path, err)
+	jf := j.files[j.cur]
+	if _, err := jf.f.WriteAt(rec, jf.off); err != nil {
+		j.broken = fmt.Errorf("raftbolt: write journal %s: %w", jf.path, err)
 		return j.broken
 	}
-	if err := j.sync(); err != nil {
-		j.broken = fmt.Errorf("raftbolt: sync journal %s: %w", j.path, err)
+	if err := j.sync(jf); err != nil {
+		j.broken = fmt.Errorf("raftbolt: sync journal %s: %w", jf.path, err)
 		return j.broken
 	}
-	j.off += int64(len(rec))
+	jf.off += int64(len(rec))
 	return nil
 }
 
-// checkpoint moves the pending entries and commit index into the database
-// in one transaction, then starts the journal over with the next
-// generation. The caller holds wmu. With write false (a read-only store)
-// it does nothing.
-func (b *BoltStore) checkpoint() error {
+// waitCheckpoint waits for a background checkpoint to end. The caller
+// holds wmu.
+func (j *journal) waitCheckpoint() error {
+	if j.ckptDone != nil {
+		<-j.ckptDone
+		j.ckptDone = nil
+		if j.ckptErr != nil && j.broken == nil {
+			j.broken = j.ckptErr
+		}
+	}
+	return j.broken
+}
+
+// pollCheckpoint notes the end of a background checkpoint without
+// waiting. The caller holds wmu.
+func (j *journal) pollCheckpoint() {
+	if j.ckptDone == nil {
+		return
+	}
+	select {
+	case <-j.ckptDone:
+		_ = j.waitCheckpoint()
+	default:
+	}
+}
+
+// switchFiles seals the active file and makes the other one active, then
+// checkpoints the sealed file's entries in the background. It first waits
+// for the previous background checkpoint. The caller holds wmu.
+func (b *BoltStore) switchFiles() error {
 	j := b.j
-	if j.f == nil {
+	if err := j.waitCheckpoint(); err != nil {
+		return err
+	}
+	from, to := j.files[j.cur], j.files[1-j.cur]
+	if to.gen <= from.gen || to.off != journalHeaderSize {
+		// Records in the next file must replay after the sealed ones.
+		if err := j.writeHeader(to, j.maxGen()+1); err != nil {
+			j.broken = err
+			return err
+		}
+	}
+	j.mu.Lock()
+	sealed := j.active
+	j.sealed, j.active, j.spare = sealed, j.spare, nil
+	j.mu.Unlock()
+	j.cur = 1 - j.cur
+	nextGen := to.gen + 1
+	done := make(chan struct{})
+	j.ckptDone = done
+	go func() {
+		err := b.checkpointToDB(sealed)
+		if err == nil {
+			err = j.writeHeader(from, nextGen)
+		}
+		if err == nil {
+			j.mu.Lock()
+			j.sealed = nil
+			sealed.reset()
+			j.spare = sealed
+			j.mu.Unlock()
+		}
+		j.ckptErr = err
+		close(done)
+	}()
+	return nil
+}
+
+// checkpointAll moves every pending entry into the database and empties
+// the active file, waiting for a background checkpoint first. The caller
+// holds wmu.
+func (b *BoltStore) checkpointAll() error {
+	j := b.j
+	if err := j.waitCheckpoint(); err != nil {
+		return err
+	}
+	if j.files[j.cur].f == nil {
 		return nil
 	}
-	if err := b.checkpointToDB(); err != nil {
+	if err := b.checkpointToDB(j.active); err != nil {
 		j.broken = err
 		return err
 	}
-	j.gen++
-	if err := j.writeHeader(); err != nil {
+	if err := j.writeHeader(j.files[j.cur], j.maxGen()+1); err != nil {
 		j.broken = err
 		return err
 	}
-	j.clearPending()
+	j.mu.Lock()
+	j.active.reset()
+	j.mu.Unlock()
 	return nil
 }
 
-// checkpointToDB writes the pending entries and commit index to the
-// database in one transaction. The caller holds wmu, so nothing else
-// changes the pending state meanwhile.
-func (b *BoltStore) checkpointToDB() error {
-	j := b.j
-	if len(j.ents) == 0 && !j.hasCommit {
+// checkpointToDB writes a pending set's entries and commit index to the
+// database in one transaction. Nothing changes the set meanwhile.
+func (b *BoltStore) checkpointToDB(p *pendingSet) error {
+	if p.empty() {
 		return nil
 	}
 	tx, bk, err := b.beginLogs()
@@ -429,32 +606,25 @@ func (b *BoltStore) checkpointToDB() error {
 		return err
 	}
 	defer tx.Rollback()
-	if len(j.ents) > 0 {
-		// Entries are appended in index order; full pages are what an
-		// append-only key space wants.
+	if len(p.ents) > 0 {
+		// Entries come in index order; full pages suit an append-only
+		// key space.
 		bk.FillPercent = 0.9
 	}
-	keys := j.keys[:0]
-	for pos, e := range j.ents {
-		if j.latest[e.index] != pos {
+	keys := make([]byte, 0, 8*len(p.latest))
+	for pos, e := range p.ents {
+		if p.latest[e.index] != pos {
 			continue // replaced by a later record
 		}
+		at := len(keys)
 		keys = binary.BigEndian.AppendUint64(keys, e.index)
-	}
-	j.keys = keys
-	k := 0
-	for pos, e := range j.ents {
-		if j.latest[e.index] != pos {
-			continue
-		}
-		if err := bk.Put(keys[k*8:k*8+8], j.arena[e.off:e.end]); err != nil {
+		if err := bk.Put(keys[at:at+8:at+8], p.arena[e.off:e.end]); err != nil {
 			return fmt.Errorf("raftbolt: %s: checkpoint entry %d: %w", b.path, e.index, err)
 		}
-		k++
 	}
-	if j.hasCommit {
+	if p.hasCommit {
 		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], j.commit)
+		binary.BigEndian.PutUint64(v[:], p.commit)
 		if err := tx.Bucket(dbConf).Put(keyCommitIndex, v[:]); err != nil {
 			return fmt.Errorf("raftbolt: %s: checkpoint commit index: %w", b.path, err)
 		}
@@ -465,12 +635,12 @@ func (b *BoltStore) checkpointToDB() error {
 	return nil
 }
 
-// openJournal replays a journal left beside the database and, in journal
-// mode, creates the journal for writing. Without journal mode a replayed
-// journal is moved into the database and removed. A read-only store keeps
-// replayed entries in memory and writes nothing.
+// openJournal replays the journal files left beside the database and, in
+// journal mode, opens them for writing. Without journal mode a replayed
+// journal is moved into the database and its files removed. A read-only
+// store keeps replayed entries in memory and writes nothing.
 func (b *BoltStore) openJournal(o Options) error {
-	j := newJournal(o.Path+journalSuffix, o.JournalSize, o.NoSync)
+	j := newJournal(o.Path, o.JournalSize, o.NoSync)
 	found, err := j.load()
 	if err != nil {
 		return err
@@ -482,64 +652,72 @@ func (b *BoltStore) openJournal(o Options) error {
 	if o.readOnly() {
 		return nil
 	}
-	if found {
-		// Move what was replayed into the database through the normal
-		// checkpoint, with a handle on the existing file.
-		f, err := os.OpenFile(j.path, os.O_RDWR, 0)
-		if err != nil {
-			return fmt.Errorf("raftbolt: open journal: %w", err)
-		}
-		j.f = f
-		if err := b.checkpoint(); err != nil {
-			f.Close()
-			j.f = nil
+	if err := b.checkpointToDB(j.active); err != nil {
+		return err
+	}
+	j.active.reset()
+	if !o.Journal {
+		b.j = nil
+		return j.remove()
+	}
+	// Both files empty, the second with the higher generation so that the
+	// first switch needs no header write.
+	base := j.maxGen()
+	for i, jf := range j.files {
+		if err := j.open(jf); err != nil {
+			j.closeFiles()
 			return err
 		}
-		if !o.Journal {
-			b.j = nil
-			return j.remove()
+		if err := j.writeHeader(jf, base+1+uint64(i)); err != nil {
+			j.closeFiles()
+			return err
 		}
-		if st, err := f.Stat(); err == nil && st.Size() < j.size {
-			if err := preallocate(f, j.size); err != nil {
-				return fmt.Errorf("raftbolt: preallocate journal %s: %w", j.path, err)
-			}
-		}
-		return nil
 	}
-	return j.create(1)
+	j.cur = 0
+	if err := syncDir(filepath.Dir(o.Path)); err != nil {
+		j.closeFiles()
+		return err
+	}
+	return nil
 }
 
-// remove closes the journal file, deletes it and syncs the directory so the
-// deletion is durable.
+func (j *journal) closeFiles() {
+	for _, jf := range j.files {
+		if jf.f != nil {
+			jf.f.Close()
+			jf.f = nil
+		}
+	}
+}
+
+// remove closes the journal files, deletes them and syncs the directory so
+// the deletion is durable.
 func (j *journal) remove() error {
-	if j.f != nil {
-		j.f.Close()
-		j.f = nil
+	j.closeFiles()
+	for _, jf := range j.files {
+		if err := os.Remove(jf.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("raftbolt: remove journal: %w", err)
+		}
 	}
-	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("raftbolt: remove journal: %w", err)
-	}
-	return syncDir(filepath.Dir(j.path))
+	return syncDir(filepath.Dir(j.files[0].path))
 }
 
 // closeJournal checkpoints everything and removes the journal, leaving a
-// database that raft-boltdb reads completely. After an earlier write
-// failure the journal stays for the next open to replay.
+// database that raft-boltdb reads completely. After an earlier failure the
+// files stay for the next open to replay.
 func (b *BoltStore) closeJournal() error {
 	j := b.j
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	if j.f == nil {
+	if j.files[j.cur].f == nil {
 		return nil
 	}
-	if j.broken != nil {
-		err := j.f.Close()
-		j.f = nil
-		return err
+	if err := j.waitCheckpoint(); err != nil {
+		j.closeFiles()
+		return nil
 	}
-	if err := b.checkpointToDB(); err != nil {
-		j.f.Close()
-		j.f = nil
+	if err := b.checkpointToDB(j.active); err != nil {
+		j.closeFiles()
 		return err
 	}
 	return j.remove()
@@ -550,10 +728,12 @@ func (b *BoltStore) storeJournal(logs []*raft.Log, commit uint64, hasCommit bool
 	j := b.j
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
+	j.pollCheckpoint()
 	if j.broken != nil {
 		return errJournalBroken
 	}
-	if j.f == nil {
+	jf := j.files[j.cur]
+	if jf.f == nil {
 		if b.readOnly {
 			return fmt.Errorf("raftbolt: %s: store is read-only", b.path)
 		}
@@ -566,23 +746,24 @@ func (b *BoltStore) storeJournal(logs []*raft.Log, commit uint64, hasCommit bool
 			return fmt.Errorf("raftbolt: %s: entry with index 0", b.path)
 		}
 	}
-	rec, err := j.encodeRecord(logs, commit, hasCommit, b.newTime)
+	rec, err := j.encodeRecord(jf.gen, logs, commit, hasCommit, b.newTime)
 	if err != nil {
 		return err
 	}
-	if j.off > journalHeaderSize && j.off+int64(len(rec)) > j.size {
-		if err := b.checkpoint(); err != nil {
+	if jf.off > journalHeaderSize && jf.off+int64(len(rec)) > j.size {
+		if err := b.switchFiles(); err != nil {
 			return err
 		}
-		// The generation changed: encode again.
-		if rec, err = j.encodeRecord(logs, commit, hasCommit, b.newTime); err != nil {
+		jf = j.files[j.cur]
+		// Another file, another generation: encode again.
+		if rec, err = j.encodeRecord(jf.gen, logs, commit, hasCommit, b.newTime); err != nil {
 			return err
 		}
 	}
 	if err := j.append(rec); err != nil {
 		return err
 	}
-	j.addRecord(rec[recordHeaderSize:])
+	j.addActive(rec[recordHeaderSize:])
 	if len(j.buf) > 64<<20 {
 		j.buf = nil
 	}
@@ -590,20 +771,34 @@ func (b *BoltStore) storeJournal(logs []*raft.Log, commit uint64, hasCommit bool
 }
 
 // deleteJournal is DeleteRange in journal mode: a range that reaches
-// pending entries first moves them into the database.
+// pending entries first moves them all into the database.
 func (b *BoltStore) deleteJournal(min, max uint64) error {
 	j := b.j
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
+	j.pollCheckpoint()
 	if j.broken != nil {
 		return errJournalBroken
 	}
 	if first, last := j.bounds(); first != 0 && min <= last && max >= first {
-		if err := b.checkpoint(); err != nil {
+		if err := b.checkpointAll(); err != nil {
 			return err
 		}
 	}
 	return b.deleteFromDB(min, max)
+}
+
+// syncJournal fsyncs the active journal file (for Sync with NoSync).
+func (b *BoltStore) syncJournal() error {
+	j := b.j
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	if jf := j.files[j.cur]; jf.f != nil {
+		if err := fdatasync(jf.f); err != nil {
+			return fmt.Errorf("raftbolt: sync journal: %w", err)
+		}
+	}
+	return nil
 }
 
 // writeZeros extends the file to size bytes of written zeros, for file

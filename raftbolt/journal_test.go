@@ -1,6 +1,7 @@
 package raftboltdb
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,16 +39,27 @@ func TestConformanceJournal(t *testing.T) {
 
 // crash drops the store the way a killed process would: file handles
 // closed, nothing checkpointed, the journal left as it is on disk.
+// A background checkpoint that is running is let finish first.
 func crash(t *testing.T, b *BoltStore) {
 	t.Helper()
-	if b.j != nil && b.j.f != nil {
-		b.j.f.Close()
-		b.j.f = nil
+	if b.j != nil {
+		settle(b)
+		b.j.closeFiles()
 	}
 	if err := b.conn.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// settle waits for a background checkpoint to end.
+func settle(b *BoltStore) {
+	b.j.wmu.Lock()
+	_ = b.j.waitCheckpoint()
+	b.j.wmu.Unlock()
+}
+
+// activeFile is the journal file being written.
+func activeFile(b *BoltStore) *jfile { return b.j.files[b.j.cur] }
 
 func logAt(idx, term uint64, data string) *raft.Log {
 	return &raft.Log{Index: idx, Term: term, Type: raft.LogCommand, Data: []byte(data)}
@@ -88,11 +100,16 @@ func wantBounds(t *testing.T, s *BoltStore, first, last uint64) {
 
 func journalExists(t *testing.T, dbPath string) bool {
 	t.Helper()
-	_, err := os.Stat(dbPath + journalSuffix)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
+	for _, suffix := range []string{journalSuffix, journalSuffix2} {
+		_, err := os.Stat(dbPath + suffix)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
 	}
-	return err == nil
+	return false
 }
 
 // TestJournalWritesSkipTheDatabase pins the point of journal mode: a
@@ -204,14 +221,15 @@ func TestJournalTornTailDropped(t *testing.T) {
 	}
 	mustStoreLogs(t, s, logAt(1, 1, "a"))
 	mustStoreLogs(t, s, logAt(2, 1, "b"))
-	tornAt := s.j.off
+	tornAt := activeFile(s).off
 	mustStoreLogs(t, s, logAt(3, 1, strings.Repeat("c", 100)))
-	end := s.j.off
+	end := activeFile(s).off
+	jpath := activeFile(s).path
 	crash(t, s)
 
 	// Keep the first half of the last record; zeros follow, as in the
 	// preallocated file.
-	f, err := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
+	f, err := os.OpenFile(jpath, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +264,8 @@ func TestJournalStaleRecordsIgnored(t *testing.T) {
 	if err := s.DeleteRange(2, 2); err != nil {
 		t.Fatal(err)
 	}
-	if s.j.off != journalHeaderSize {
-		t.Fatalf("journal at offset %d after the checkpoint", s.j.off)
+	if off := activeFile(s).off; off != journalHeaderSize {
+		t.Fatalf("journal at offset %d after the checkpoint", off)
 	}
 	// Same length as the first record, so the stale record of entry 2
 	// follows it exactly.
@@ -268,7 +286,7 @@ func TestJournalMalformedRecordIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen := s.j.gen
+	gen, jpath := activeFile(s).gen, activeFile(s).path
 	crash(t, s)
 	payload := []byte{0, 0, 0, 0, 9} // no flags, 9 entries, no bytes for them
 	rec := make([]byte, recordHeaderSize, recordHeaderSize+len(payload))
@@ -276,7 +294,7 @@ func TestJournalMalformedRecordIsAnError(t *testing.T) {
 	binary.BigEndian.PutUint32(rec[0:], uint32(len(payload)))
 	binary.BigEndian.PutUint32(rec[4:], recordCRC(gen, payload))
 	binary.BigEndian.PutUint64(rec[8:], gen)
-	f, err := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
+	f, err := os.OpenFile(jpath, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +339,7 @@ func TestJournalCheckpointsWhenFull(t *testing.T) {
 	for i := uint64(1); i <= 200; i++ {
 		mustStoreLogs(t, s, logAt(i, 1, fmt.Sprint(i)))
 	}
+	settle(s)
 	first, last := s.j.bounds()
 	if first <= 1 || last != 200 {
 		t.Fatalf("pending %d..%d: no checkpoint happened", first, last)
@@ -400,16 +419,16 @@ func TestJournalBrokenAfterFailedWrite(t *testing.T) {
 	}
 	mustStoreLogs(t, s, logAt(1, 1, "a"))
 	// Make the next write fail: a read-only handle in place of the file.
-	good := s.j.f
-	ro, err := os.Open(path + journalSuffix)
+	good := activeFile(s).f
+	ro, err := os.Open(activeFile(s).path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.j.f = ro
+	activeFile(s).f = ro
 	if err := s.StoreLogs([]*raft.Log{logAt(2, 1, "b")}); err == nil {
 		t.Fatal("write to a read-only journal handle succeeded")
 	}
-	s.j.f = good
+	activeFile(s).f = good
 	ro.Close()
 	if err := s.StoreLogs([]*raft.Log{logAt(2, 1, "b")}); !errors.Is(err, errJournalBroken) {
 		t.Fatalf("write after a failed one: %v", err)
@@ -443,8 +462,8 @@ func FuzzJournalLoad(f *testing.F) {
 	if err := s.StoreLogs([]*raft.Log{logAt(3, 2, "c")}); err != nil {
 		f.Fatal(err)
 	}
-	end := s.j.off
-	s.j.f.Close()
+	end := activeFile(s).off
+	s.j.closeFiles()
 	s.conn.Close()
 	data, err := os.ReadFile(seedPath + journalSuffix)
 	if err != nil {
@@ -459,8 +478,8 @@ func FuzzJournalLoad(f *testing.F) {
 		if err := os.WriteFile(path, journal, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		j := newJournal(path, 0, true)
-		if _, err := j.load(); err != nil {
+		j := newPendingSet()
+		if _, _, _, err := loadFile(path, func(uint64) *pendingSet { return j }); err != nil {
 			return
 		}
 		if (j.first == 0) != (len(j.ents) == 0) || j.first > j.last {
@@ -482,4 +501,88 @@ func FuzzJournalLoad(f *testing.F) {
 func decodeReference(v []byte, l *raft.Log) error {
 	h := codec.MsgpackHandle{}
 	return codec.NewDecoderBytes(v, &h).Decode(l)
+}
+
+// TestJournalBothFilesReplayOldestFirst: a crash while the full file's
+// background checkpoint has not finished leaves records in both files; the
+// replay must apply the sealed file's before the active file's, or an
+// entry rewritten after the switch would come back with its old value.
+func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true, JournalSize: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"))
+	mustStoreLogs(t, s, logAt(2, 1, "old"))
+	// Hold the database's writer lock so the background checkpoint cannot
+	// move the sealed file's entries into it.
+	tx, err := s.conn.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedPath := activeFile(s).path
+	for i := 0; activeFile(s).path == sealedPath; i++ {
+		if i > 50 {
+			t.Fatal("the journal never switched files")
+		}
+		mustStoreLogs(t, s, logAt(2, 1, strings.Repeat("o", 60)))
+	}
+	// Entry 2 rewritten in the new file (a store may replace an entry).
+	mustStoreLogs(t, s, logAt(2, 2, "new"))
+	mustStoreLogs(t, s, logAt(3, 2, "c"))
+	// The crash: the files as they are, then the checkpoint let go (its
+	// header rewrite fails on the closed file, as a crash would cut it).
+	s.j.closeFiles()
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	s.j.wmu.Lock()
+	_ = s.j.waitCheckpoint()
+	s.j.wmu.Unlock()
+	if err := s.conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(sealedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("old")) {
+		t.Fatal("the sealed file does not hold the old value: the test no longer sets up its case")
+	}
+
+	s = openTemp(t, Options{Path: path, Journal: true, JournalSize: 400})
+	wantBounds(t, s, 1, 3)
+	wantLog(t, s, 1, 1, "a")
+	wantLog(t, s, 2, 2, "new")
+	wantLog(t, s, 3, 2, "c")
+}
+
+// TestJournalWritesContinueDuringCheckpoint: while the database is busy
+// (its writer lock held), writes still complete until both files are
+// full; the full file's entries reach the database once it is free.
+func TestJournalWritesContinueDuringCheckpoint(t *testing.T) {
+	s := openTemp(t, Options{Journal: true, JournalSize: 1 << 10})
+	tx, err := s.conn.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedPath := activeFile(s).path
+	i := uint64(1)
+	for ; activeFile(s).path == sealedPath; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, "x"))
+	}
+	// The background checkpoint is blocked; the next writes go on.
+	for k := 0; k < 5; k++ {
+		mustStoreLogs(t, s, logAt(i, 1, "y"))
+		i++
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	settle(s)
+	if v := rawValue(t, s, dbLogs, key(1)); v == nil {
+		t.Fatal("the sealed file's entries did not reach the database")
+	}
+	wantBounds(t, s, 1, i-1)
 }
