@@ -116,17 +116,8 @@ func (p *pendingSet) add(payload []byte) {
 		idx := binary.BigEndian.Uint64(b)
 		n := int(binary.BigEndian.Uint32(b[8:]))
 		b = b[12:]
-		off := len(p.arena)
-		p.arena = append(p.arena, b[:n]...)
+		p.putEncoded(idx, b[:n])
 		b = b[n:]
-		p.latest[idx] = len(p.ents)
-		p.ents = append(p.ents, pendingEntry{index: idx, off: off, end: len(p.arena)})
-		if p.first == 0 || idx < p.first {
-			p.first = idx
-		}
-		if idx > p.last {
-			p.last = idx
-		}
 	}
 }
 
