@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -57,7 +58,8 @@ type Raft struct {
 
 	// mergeBuf holds the requests merged by processFollowerRPC (main loop
 	// only), reused from one batch to the next.
-	mergeBuf []RPC
+	mergeBuf  []RPC
+	mergeResp chan RPCResponse
 
 	conf         atomic.Pointer[Config]
 	confReloadMu sync.Mutex
@@ -80,6 +82,9 @@ type Raft struct {
 	leaderLock sync.RWMutex
 	leaderAddr ServerAddress
 	leaderID   ServerID
+	// leaderRaw is the encoded address leaderAddr was decoded from (by
+	// setLeaderFrom), so a request from the known leader decodes nothing.
+	leaderRaw []byte
 
 	lastContactLock sync.RWMutex
 	lastContact     time.Time
@@ -1280,6 +1285,32 @@ func (r *Raft) setLeader(addr ServerAddress, id ServerID) {
 	r.leaderLock.Lock()
 	oldAddr, oldID := r.leaderAddr, r.leaderID
 	r.leaderAddr, r.leaderID = addr, id
+	r.leaderRaw = r.leaderRaw[:0]
+	r.leaderLock.Unlock()
+	if oldAddr != addr || oldID != id {
+		r.observe(LeaderObservation{Leader: addr, LeaderAddr: addr, LeaderID: id})
+	}
+}
+
+// setLeaderFrom records the sender of a leader's request as the leader.
+// A request from the leader already known (the usual case) changes and
+// allocates nothing.
+func (r *Raft) setLeaderFrom(h *RPCHeader, deprecated []byte) {
+	raw := h.Addr
+	if len(raw) == 0 {
+		raw = deprecated
+	}
+	r.leaderLock.RLock()
+	same := len(r.leaderRaw) > 0 && bytes.Equal(r.leaderRaw, raw) && string(r.leaderID) == string(h.ID)
+	r.leaderLock.RUnlock()
+	if same {
+		return
+	}
+	addr, id := r.trans.DecodePeer(raw), ServerID(h.ID)
+	r.leaderLock.Lock()
+	oldAddr, oldID := r.leaderAddr, r.leaderID
+	r.leaderAddr, r.leaderID = addr, id
+	r.leaderRaw = append(r.leaderRaw[:0], raw...)
 	r.leaderLock.Unlock()
 	if oldAddr != addr || oldID != id {
 		r.observe(LeaderObservation{Leader: addr, LeaderAddr: addr, LeaderID: id})

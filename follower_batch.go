@@ -40,14 +40,15 @@ func (r *Raft) processFollowerRPC(rpc RPC, more <-chan RPC) {
 	batch := r.mergeBuf[:0]
 	batch = append(batch, rpc)
 	merged := first
-	var after *RPC
+	var after RPC
+	hasAfter := false
 collect:
 	for {
 		select {
 		case next := <-more:
 			req, ok := next.Command.(*AppendEntriesRequest)
 			if !ok || next.Reader != nil || !canMerge(merged, req) {
-				after = &next
+				after, hasAfter = next, true
 				break collect
 			}
 			if merged == first {
@@ -65,7 +66,10 @@ collect:
 	if len(batch) == 1 {
 		r.processRPC(rpc)
 	} else {
-		ch := make(chan RPCResponse, 1)
+		if r.mergeResp == nil {
+			r.mergeResp = make(chan RPCResponse, 1)
+		}
+		ch := r.mergeResp
 		r.processRPC(RPC{Command: merged, RespChan: ch})
 		resp := <-ch
 		for i := range batch {
@@ -74,7 +78,7 @@ collect:
 	}
 	clear(batch)
 	r.mergeBuf = batch[:0]
-	if after != nil {
-		r.processRPC(*after)
+	if hasAfter {
+		r.processRPC(after)
 	}
 }

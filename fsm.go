@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-metrics"
@@ -71,6 +72,25 @@ type ConfigurationStore interface {
 type commitTuple struct {
 	log    *Log
 	future *logFuture
+}
+
+// commitBatch is what applyCommitted hands the FSM goroutine: a pointer, so
+// that the channel send does not box a slice, recycled through
+// commitBatchPool once applied.
+type commitBatch struct {
+	tuples []commitTuple
+}
+
+var commitBatchPool = sync.Pool{New: func() any { return new(commitBatch) }}
+
+// release returns the batch to the pool without holding on to its entries.
+func (b *commitBatch) release() {
+	if cap(b.tuples) > 4096 {
+		return
+	}
+	clear(b.tuples)
+	b.tuples = b.tuples[:0]
+	commitBatchPool.Put(b)
 }
 
 // runFSM is the only goroutine that touches the FSM. It applies committed
@@ -184,8 +204,9 @@ func (r *Raft) runFSM() {
 		select {
 		case ptr := <-r.fsmMutateCh:
 			switch req := ptr.(type) {
-			case []commitTuple:
-				applyBatch(req)
+			case *commitBatch:
+				applyBatch(req.tuples)
+				req.release()
 			case *restoreFuture:
 				restore(req)
 			default:

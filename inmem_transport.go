@@ -239,15 +239,20 @@ type inmemPipeline struct {
 
 	doneCh       chan AppendFuture
 	inprogressCh chan *inmemPipelineInflight
+	// freeResp holds answer channels to reuse: a channel whose one answer
+	// has been read is empty and referenced by nobody else.
+	freeResp chan chan RPCResponse
 
 	shutdown     bool
 	shutdownCh   chan struct{}
 	shutdownLock sync.RWMutex
 }
 
+// inmemPipelineInflight is a request in flight; the future lives in the
+// same allocation.
 type inmemPipelineInflight struct {
-	future *appendFuture
-	respCh <-chan RPCResponse
+	future appendFuture
+	respCh chan RPCResponse
 }
 
 func newInmemPipeline(trans *InmemTransport, peer *InmemTransport, addr ServerAddress) *inmemPipeline {
@@ -257,6 +262,7 @@ func newInmemPipeline(trans *InmemTransport, peer *InmemTransport, addr ServerAd
 		peerAddr:     addr,
 		doneCh:       make(chan AppendFuture, inmemPipelineDepth),
 		inprogressCh: make(chan *inmemPipelineInflight, inmemPipelineDepth),
+		freeResp:     make(chan chan RPCResponse, inmemPipelineDepth),
 		shutdownCh:   make(chan struct{}),
 	}
 	go i.decodeResponses()
@@ -267,6 +273,9 @@ func newInmemPipeline(trans *InmemTransport, peer *InmemTransport, addr ServerAd
 // sent.
 func (i *inmemPipeline) decodeResponses() {
 	timeout := i.trans.timeout
+	// One timer for the pipeline's life, armed only while waiting.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		var inp *inmemPipelineInflight
 		select {
@@ -279,14 +288,14 @@ func (i *inmemPipeline) decodeResponses() {
 		case rpcResp = <-inp.respCh:
 		default:
 			// Not answered yet: wait, with a timer.
-			timer := time.NewTimer(timeout)
+			timer.Reset(timeout)
 			select {
 			case rpcResp = <-inp.respCh:
 				timer.Stop()
 			case <-timer.C:
 				inp.future.respond(fmt.Errorf("command timed out"))
 				select {
-				case i.doneCh <- inp.future:
+				case i.doneCh <- &inp.future:
 				case <-i.shutdownCh:
 				}
 				return
@@ -301,9 +310,14 @@ func (i *inmemPipeline) decodeResponses() {
 		if rpcResp.Error == nil {
 			*inp.future.resp = *rpcResp.Response.(*AppendEntriesResponse)
 		}
+		// The one answer has been read: the channel can carry another.
+		select {
+		case i.freeResp <- inp.respCh:
+		default:
+		}
 		inp.future.respond(rpcResp.Error)
 		select {
-		case i.doneCh <- inp.future:
+		case i.doneCh <- &inp.future:
 		case <-i.shutdownCh:
 			return
 		}
@@ -312,12 +326,17 @@ func (i *inmemPipeline) decodeResponses() {
 
 // AppendEntries sends one request down the pipeline.
 func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntriesResponse) (AppendFuture, error) {
-	future := &appendFuture{start: time.Now(), args: args, resp: resp}
+	inflight := &inmemPipelineInflight{future: appendFuture{start: time.Now(), args: args, resp: resp}}
+	future := &inflight.future
 	future.init()
 
 	// Send the RPC
-	respCh := make(chan RPCResponse, 1)
-	rpc := RPC{Command: args, RespChan: respCh}
+	select {
+	case inflight.respCh = <-i.freeResp:
+	default:
+		inflight.respCh = make(chan RPCResponse, 1)
+	}
+	rpc := RPC{Command: args, RespChan: inflight.respCh}
 
 	// A closed pipeline must refuse at once: the select below could
 	// otherwise pick the send even after the close.
@@ -349,7 +368,7 @@ func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 
 	// Send to be decoded
 	select {
-	case i.inprogressCh <- &inmemPipelineInflight{future, respCh}:
+	case i.inprogressCh <- inflight:
 		return future, nil
 	case <-i.shutdownCh:
 		return nil, ErrPipelineShutdown

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-metrics"
@@ -481,7 +482,7 @@ func (r *Raft) answerHeartbeat(rpc RPC, req *AppendEntriesRequest) bool {
 	if r.State() != Follower || req.Term != r.getCurrentTerm() || r.checkRPCHeader(rpc) != nil {
 		return false
 	}
-	r.setLeader(r.leaderAddrOf(&req.RPCHeader, req.Leader), ServerID(req.ID))
+	r.setLeaderFrom(&req.RPCHeader, req.Leader)
 	r.setLastContact()
 	lastIdx, _ := r.getLastLog()
 	rpc.Respond(&AppendEntriesResponse{
@@ -604,7 +605,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		}
 		resp.Term = a.Term
 	}
-	r.setLeader(r.leaderAddrOf(&a.RPCHeader, a.Leader), ServerID(a.ID))
+	r.setLeaderFrom(&a.RPCHeader, a.Leader)
 
 	if r.hole.active() && a.PrevLogEntry >= r.hole.from {
 		// Entries after the hole cannot be checked or applied yet: ask the
@@ -872,7 +873,7 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		}
 		resp.Term = req.Term
 	}
-	r.setLeader(r.leaderAddrOf(&req.RPCHeader, req.Leader), ServerID(req.ID))
+	r.setLeaderFrom(&req.RPCHeader, req.Leader)
 
 	var conf Configuration
 	var confIndex uint64
@@ -1021,7 +1022,8 @@ func (r *Raft) applyCommitted(index uint64, futures []*logFuture) {
 	batchMax := uint64(r.config().MaxAppendEntries)
 	for r.fsmDispatched < index {
 		n := min(index-r.fsmDispatched, batchMax)
-		batch := make([]commitTuple, 0, n)
+		cb := commitBatchPool.Get().(*commitBatch)
+		batch := slices.Grow(cb.tuples[:0], int(n))
 		for idx := r.fsmDispatched + 1; idx <= r.fsmDispatched+n; idx++ {
 			for len(futures) > 0 && futures[0].log.Index < idx {
 				futures = futures[1:]
@@ -1038,12 +1040,16 @@ func (r *Raft) applyCommitted(index uint64, futures []*logFuture) {
 			}
 			batch = append(batch, commitTuple{log: l})
 		}
+		cb.tuples = batch
 		if len(batch) == 0 {
+			cb.release()
 			return
 		}
+		// The FSM goroutine owns the batch once sent (and recycles it).
+		last, size := batch[len(batch)-1].log.Index, uint64(len(batch))
 		select {
-		case r.fsmMutateCh <- batch:
-			r.fsmDispatched = batch[len(batch)-1].log.Index
+		case r.fsmMutateCh <- cb:
+			r.fsmDispatched = last
 		case <-r.shutdownCh:
 			for _, t := range batch {
 				if t.future != nil {
@@ -1052,7 +1058,7 @@ func (r *Raft) applyCommitted(index uint64, futures []*logFuture) {
 			}
 			return
 		}
-		if uint64(len(batch)) < n {
+		if size < n {
 			return
 		}
 	}
