@@ -13,6 +13,13 @@ type InmemStore struct {
 	l         sync.RWMutex
 	lowIndex  uint64
 	highIndex uint64
+	// Entries stored one after another (raft's way) live in dense, entry i
+	// at dense[i-denseBase], nil where deleted; any other index goes to
+	// the sparse map. No index of the sparse map is ever inside dense's
+	// range: the range grows only by an append, which moves that index
+	// out of the map.
+	dense     []*Log
+	denseBase uint64
 	logs      map[uint64]*Log
 	kv        map[string][]byte
 	kvInt     map[string]uint64
@@ -46,12 +53,39 @@ func (i *InmemStore) LastIndex() (uint64, error) {
 func (i *InmemStore) GetLog(index uint64, log *Log) error {
 	i.l.RLock()
 	defer i.l.RUnlock()
-	l, ok := i.logs[index]
-	if !ok {
+	l := i.lookup(index)
+	if l == nil {
 		return ErrLogNotFound
 	}
 	*log = *l
 	return nil
+}
+
+// lookup returns the entry at index, or nil. The caller holds the lock.
+func (i *InmemStore) lookup(index uint64) *Log {
+	if index >= i.denseBase && index-i.denseBase < uint64(len(i.dense)) {
+		return i.dense[index-i.denseBase]
+	}
+	return i.logs[index]
+}
+
+// put stores one entry. The caller holds the lock.
+func (i *InmemStore) put(l *Log) {
+	idx := l.Index
+	switch {
+	case len(i.dense) == 0:
+		i.dense, i.denseBase = append(i.dense[:0], l), idx
+	case idx >= i.denseBase && idx-i.denseBase < uint64(len(i.dense)):
+		i.dense[idx-i.denseBase] = l
+	case len(i.dense) > 0 && idx == i.denseBase+uint64(len(i.dense)):
+		i.dense = append(i.dense, l)
+	default:
+		i.logs[idx] = l
+		return
+	}
+	if len(i.logs) > 0 {
+		delete(i.logs, idx)
+	}
 }
 
 // StoreLog is part of LogStore.
@@ -70,7 +104,7 @@ func (i *InmemStore) StoreLogs(logs []*Log) error {
 		}
 		// Keep the pointer, as hashicorp/raft does: the library never
 		// changes an entry once it is stored.
-		i.logs[l.Index] = l
+		i.put(l)
 		if i.lowIndex == 0 || l.Index < i.lowIndex {
 			i.lowIndex = l.Index
 		}
@@ -90,6 +124,26 @@ func (i *InmemStore) DeleteRange(min, max uint64) error {
 	}
 	if min > max {
 		return nil
+	}
+	if len(i.dense) > 0 {
+		end := i.denseBase + uint64(len(i.dense)) - 1
+		lo, hi := builtinMax(min, i.denseBase), builtinMin(max, end)
+		for j := lo; j <= hi && lo <= hi; j++ {
+			i.dense[j-i.denseBase] = nil
+		}
+		// Drop the deleted ends; the front's memory is given back when
+		// the slice next grows.
+		k := 0
+		for k < len(i.dense) && i.dense[k] == nil {
+			k++
+		}
+		i.dense, i.denseBase = i.dense[k:], i.denseBase+uint64(k)
+		for len(i.dense) > 0 && i.dense[len(i.dense)-1] == nil {
+			i.dense = i.dense[:len(i.dense)-1]
+		}
+		if len(i.dense) == 0 {
+			i.dense, i.denseBase = nil, 0
+		}
 	}
 	if max-min < uint64(len(i.logs)) {
 		for j := min; j <= max; j++ {
@@ -284,3 +338,8 @@ func (c *LogCache) DeleteRange(min, max uint64) error {
 	c.l.Unlock()
 	return c.store.DeleteRange(min, max)
 }
+
+// builtinMin and builtinMax reach the builtins where DeleteRange's
+// parameters shadow them.
+func builtinMin(a, b uint64) uint64 { return min(a, b) }
+func builtinMax(a, b uint64) uint64 { return max(a, b) }
