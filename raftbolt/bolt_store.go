@@ -32,6 +32,10 @@ import (
 // dbFileMode is the mode of a database file this package creates.
 const dbFileMode = 0o600
 
+// journalInitialMmap is the database mapping in journal mode when
+// BoltOptions does not set one (address space, not memory).
+const journalInitialMmap = 256 << 20
+
 var (
 	// Bucket names, as raft-boltdb has them.
 	dbLogs = []byte("logs")
@@ -124,6 +128,10 @@ type Options struct {
 	// the journal and would see a shorter log.
 	Journal bool
 
+	// In journal mode the database is mapped with 256 MiB of address space
+	// from the start (unless BoltOptions sets InitialMmapSize), so that
+	// checkpoints rarely remap it.
+	//
 	// JournalSize is the preallocated size in bytes of each journal file
 	// (default 2 MiB). Larger files move entries into the database less
 	// often, in larger transactions, and hold more entries in memory.
@@ -144,7 +152,20 @@ func NewBoltStore(path string) (*BoltStore, error) {
 // read-only, the two buckets are created when missing. The error names the
 // file.
 func New(options Options) (*BoltStore, error) {
-	handle, err := bbolt.Open(options.Path, dbFileMode, options.BoltOptions)
+	boltOptions := options.BoltOptions
+	if options.Journal && (boltOptions == nil || boltOptions.InitialMmapSize == 0) {
+		// A checkpoint is one large transaction; when it grows the file
+		// past the mapping, bbolt remaps and first copies every node the
+		// transaction touched to the heap. Map generously from the start.
+		o := bbolt.DefaultOptions
+		if boltOptions != nil {
+			o = boltOptions
+		}
+		copied := *o
+		copied.InitialMmapSize = journalInitialMmap
+		boltOptions = &copied
+	}
+	handle, err := bbolt.Open(options.Path, dbFileMode, boltOptions)
 	if err != nil {
 		return nil, fmt.Errorf("raftbolt: open %s: %w", options.Path, err)
 	}

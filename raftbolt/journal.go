@@ -255,15 +255,15 @@ func (j *journal) encodeRecord(gen uint64, logs []*raft.Log, commit uint64, hasC
 		return nil, fmt.Errorf("raftbolt: a batch of %d entries encodes to %d bytes, more than %d", len(logs), len(payload), maxRecordPayload)
 	}
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(buf[4:], recordCRC(gen, payload))
 	binary.BigEndian.PutUint64(buf[8:], gen)
+	binary.BigEndian.PutUint32(buf[4:], recordCRC(buf[8:16], payload))
 	return buf, nil
 }
 
-func recordCRC(gen uint64, payload []byte) uint32 {
-	var g [8]byte
-	binary.BigEndian.PutUint64(g[:], gen)
-	return crc32.Update(crc32.Update(0, crcTable, g[:]), crcTable, payload)
+// recordCRC is a record's checksum: crc32c of the 8 bytes of its
+// generation (as in its header), then of its payload.
+func recordCRC(genBytes, payload []byte) uint32 {
+	return crc32.Update(crc32.Update(0, crcTable, genBytes), crcTable, payload)
 }
 
 // parseRecord reads the record at the start of b. ok is false at the end
@@ -279,7 +279,7 @@ func parseRecord(b []byte, gen uint64) (payload []byte, n int, ok bool, err erro
 		return nil, 0, false, nil
 	}
 	payload = b[recordHeaderSize : recordHeaderSize+int(length)]
-	if recordCRC(gen, payload) != binary.BigEndian.Uint32(b[4:]) {
+	if recordCRC(b[8:16], payload) != binary.BigEndian.Uint32(b[4:]) {
 		return nil, 0, false, nil
 	}
 	if err := checkPayload(payload); err != nil {

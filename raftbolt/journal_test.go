@@ -292,8 +292,8 @@ func TestJournalMalformedRecordIsAnError(t *testing.T) {
 	rec := make([]byte, recordHeaderSize, recordHeaderSize+len(payload))
 	rec = append(rec, payload...)
 	binary.BigEndian.PutUint32(rec[0:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(rec[4:], recordCRC(gen, payload))
 	binary.BigEndian.PutUint64(rec[8:], gen)
+	binary.BigEndian.PutUint32(rec[4:], recordCRC(rec[8:16], payload))
 	f, err := os.OpenFile(jpath, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
