@@ -68,6 +68,10 @@ const (
 	maxRecordPayload = 1 << 30
 
 	flagCommitIndex = 1
+
+	// checkpointChunkBytes is about how many bytes of entries one
+	// checkpoint transaction writes.
+	checkpointChunkBytes = 256 << 10
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -587,43 +591,54 @@ func (b *BoltStore) checkpointAll() error {
 }
 
 // checkpointToDB writes a pending set's entries and commit index to the
-// database in one transaction. Nothing changes the set meanwhile.
+// database, in transactions of about checkpointChunkBytes of entries each
+// (the commit index with the last), so that no single commit writes and
+// syncs a burst of pages long enough to hold up other writers to the same
+// disk. Nothing changes the set meanwhile. Until the set's journal file
+// starts over, a crash between two transactions replays the whole set.
 func (b *BoltStore) checkpointToDB(p *pendingSet) error {
 	if p.empty() {
 		return nil
 	}
-	tx, bk, err := b.beginLogs()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if len(p.ents) > 0 {
-		// Entries come in index order; full pages suit an append-only
-		// key space.
-		bk.FillPercent = 0.9
-	}
 	keys := make([]byte, 0, 8*len(p.latest))
-	for pos, e := range p.ents {
-		if p.latest[e.index] != pos {
-			continue // replaced by a later record
+	pos := 0
+	for {
+		tx, bk, err := b.beginLogs()
+		if err != nil {
+			return err
 		}
-		at := len(keys)
-		keys = binary.BigEndian.AppendUint64(keys, e.index)
-		if err := bk.Put(keys[at:at+8:at+8], p.arena[e.off:e.end]); err != nil {
-			return fmt.Errorf("raftbolt: %s: checkpoint entry %d: %w", b.path, e.index, err)
+		// Entries come in index order; full pages suit an append-only key
+		// space.
+		bk.FillPercent = 0.9
+		bytes := 0
+		for ; pos < len(p.ents) && bytes < checkpointChunkBytes; pos++ {
+			e := p.ents[pos]
+			if p.latest[e.index] != pos {
+				continue // replaced by a later record
+			}
+			at := len(keys)
+			keys = binary.BigEndian.AppendUint64(keys, e.index)
+			if err := bk.Put(keys[at:at+8:at+8], p.arena[e.off:e.end]); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("raftbolt: %s: checkpoint entry %d: %w", b.path, e.index, err)
+			}
+			bytes += e.end - e.off + 8
+		}
+		if pos == len(p.ents) && p.hasCommit {
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], p.commit)
+			if err := tx.Bucket(dbConf).Put(keyCommitIndex, v[:]); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("raftbolt: %s: checkpoint commit index: %w", b.path, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("raftbolt: %s: checkpoint commit: %w", b.path, err)
+		}
+		if pos == len(p.ents) {
+			return nil
 		}
 	}
-	if p.hasCommit {
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], p.commit)
-		if err := tx.Bucket(dbConf).Put(keyCommitIndex, v[:]); err != nil {
-			return fmt.Errorf("raftbolt: %s: checkpoint commit index: %w", b.path, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("raftbolt: %s: checkpoint commit: %w", b.path, err)
-	}
-	return nil
 }
 
 // openJournal replays the journal files left beside the database and, in

@@ -586,3 +586,35 @@ func TestJournalWritesContinueDuringCheckpoint(t *testing.T) {
 	}
 	wantBounds(t, s, 1, i-1)
 }
+
+// TestJournalCheckpointInChunks: a pending set larger than one checkpoint
+// transaction reaches the database whole, with its commit index.
+func TestJournalCheckpointInChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true, JournalSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * checkpointChunkBytes / 1024
+	big := strings.Repeat("v", 1024)
+	for i := uint64(1); i <= n; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, big))
+	}
+	if err := s.StageCommitIndex(n - 1); err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(n+1, 1, big))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTemp(t, Options{Path: path})
+	wantBounds(t, s, 1, n+1)
+	for _, i := range []uint64{1, n / 3, n / 2, n, n + 1} {
+		if v := rawValue(t, s, dbLogs, key(i)); v == nil {
+			t.Fatalf("entry %d is not in the database", i)
+		}
+	}
+	if ci, err := s.GetCommitIndex(); err != nil || ci != n-1 {
+		t.Fatalf("commit index %d, %v; want %d", ci, err, n-1)
+	}
+}
