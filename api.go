@@ -117,6 +117,10 @@ type Raft struct {
 	heartbeatCh           chan RPC
 	leaderNotifyCh        chan struct{}
 	followerNotifyCh      chan struct{}
+	// fsmSpaceCh is notified by the FSM goroutine after each batch, so a
+	// follower that left committed entries undispatched (the FSM's queue
+	// was full) hands them over.
+	fsmSpaceCh chan struct{}
 
 	// Requests to the FSM and snapshot goroutines.
 	fsmMutateCh    chan interface{}
@@ -516,6 +520,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		heartbeatCh:           make(chan RPC, 16),
 		leaderNotifyCh:        make(chan struct{}, 1),
 		followerNotifyCh:      make(chan struct{}, 1),
+		fsmSpaceCh:            make(chan struct{}, 1),
 		fsmMutateCh:           make(chan interface{}, 128),
 		fsmSnapshotCh:         make(chan *reqSnapshotFuture),
 		userSnapshotCh:        make(chan *userSnapshotFuture),

@@ -1,7 +1,9 @@
 package raft
 
 import (
+	"fmt"
 	"testing"
+	"time"
 )
 
 // countingLogStore counts StoreLogs calls and the entries they carry.
@@ -133,4 +135,73 @@ func TestFollowerMergedAppendFailsTogether(t *testing.T) {
 	if last, _ := store.LastIndex(); last != 5 {
 		t.Fatalf("last index %d, want 5", last)
 	}
+}
+
+// TestFollowerKeepsAnsweringWhileFSMLags: with the FSM's queue full (no
+// FSM goroutine runs here), a follower still answers AppendEntries and
+// advances its commit index instead of blocking its main loop (which over
+// the in-memory transport also carries heartbeats); the entries it could
+// not hand over go to the FSM once there is room.
+func TestFollowerKeepsAnsweringWhileFSMLags(t *testing.T) {
+	r, _ := newStoppedRaft(t, 1)
+	const n = 400 // far more batches than the FSM queue holds
+	done := make(chan error, 1)
+	go func() {
+		for i := uint64(2); i <= n; i++ {
+			resp := call(r, appendReq("b", 2, i-1, termOf(i-1), entriesFrom(i, i, 2), i), nil)
+			if ae, ok := resp.Response.(*AppendEntriesResponse); !ok || !ae.Success {
+				done <- fmt.Errorf("append %d refused: %+v %v", i, resp.Response, resp.Error)
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the follower blocked on its full FSM queue")
+	}
+	if got := r.getCommitIndex(); got != n {
+		t.Fatalf("commit index %d, want %d", got, n)
+	}
+	if r.fsmDispatched >= n {
+		t.Fatalf("dispatched %d with a full FSM queue", r.fsmDispatched)
+	}
+	// The FSM catches up: drain its queue, then hand over the rest.
+	var applied []uint64
+	for r.fsmDispatched < n {
+		for len(r.fsmMutateCh) > 0 {
+			cb := (<-r.fsmMutateCh).(*commitBatch)
+			for _, tu := range cb.tuples {
+				applied = append(applied, tu.log.Index)
+			}
+		}
+		r.dispatchCommitted(r.getCommitIndex(), nil, false)
+	}
+	for len(r.fsmMutateCh) > 0 {
+		cb := (<-r.fsmMutateCh).(*commitBatch)
+		for _, tu := range cb.tuples {
+			applied = append(applied, tu.log.Index)
+		}
+	}
+	for k, idx := range applied {
+		if want := uint64(k) + applied[0]; idx != want {
+			t.Fatalf("FSM got index %d at position %d, want %d (a gap or a repeat)", idx, k, want)
+		}
+	}
+	if applied[len(applied)-1] != n {
+		t.Fatalf("FSM got up to %d, want %d", applied[len(applied)-1], n)
+	}
+}
+
+// termOf is the term of entry i in TestFollowerKeepsAnsweringWhileFSMLags:
+// the bootstrap entry is term 1, the rest term 2.
+func termOf(i uint64) uint64 {
+	if i <= 1 {
+		return 1
+	}
+	return 2
 }

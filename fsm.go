@@ -207,6 +207,7 @@ func (r *Raft) runFSM() {
 			case *commitBatch:
 				applyBatch(req.tuples)
 				req.release()
+				asyncNotify(r.fsmSpaceCh)
 			case *restoreFuture:
 				restore(req)
 			default:

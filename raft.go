@@ -93,6 +93,10 @@ func (r *Raft) runFollower() {
 		select {
 		case rpc := <-r.trans.Consumer():
 			r.processFollowerRPC(rpc, r.trans.Consumer())
+		case <-r.fsmSpaceCh:
+			if r.fsmDispatched < r.getCommitIndex() {
+				r.dispatchCommitted(r.getCommitIndex(), nil, false)
+			}
 		case rpc := <-r.heartbeatCh:
 			r.processRPC(rpc)
 		case <-r.applyQ.notify:
@@ -640,7 +644,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 			c.committed, c.committedIndex = c.latest, c.latestIndex
 			r.setConfigurations(c)
 		}
-		r.applyCommitted(next, nil)
+		r.dispatchCommitted(next, nil, false)
 	}
 
 	resp.Success = true
@@ -1016,6 +1020,14 @@ func (r *Raft) timeoutNow(rpc RPC, req *TimeoutNowRequest) {
 // some of those entries, in index order; the other entries are read from the
 // tail or the store.
 func (r *Raft) applyCommitted(index uint64, futures []*logFuture) {
+	r.dispatchCommitted(index, futures, true)
+}
+
+// dispatchCommitted is applyCommitted; with wait false it stops instead of
+// waiting when the FSM's queue is full, leaving the rest for a later call
+// (the follower's loop calls again when the FSM signals fsmSpaceCh), so a
+// follower whose FSM lags keeps answering its leader.
+func (r *Raft) dispatchCommitted(index uint64, futures []*logFuture, wait bool) {
 	if index <= r.fsmDispatched {
 		return
 	}
@@ -1047,6 +1059,21 @@ func (r *Raft) applyCommitted(index uint64, futures []*logFuture) {
 		}
 		// The FSM goroutine owns the batch once sent (and recycles it).
 		last, size := batch[len(batch)-1].log.Index, uint64(len(batch))
+		if !wait {
+			select {
+			case r.fsmMutateCh <- cb:
+				r.fsmDispatched = last
+				if size < n {
+					return
+				}
+				continue
+			default:
+				// Full: no future is in a follower's batch, so nothing
+				// waits on it; the entries are read again later.
+				cb.release()
+				return
+			}
+		}
 		select {
 		case r.fsmMutateCh <- cb:
 			r.fsmDispatched = last
