@@ -87,39 +87,48 @@ func TestBoltFilesBothWays(t *testing.T) {
 			}
 		})
 	}
-	t.Run("ours-to-hashicorp", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "raft.db")
-		s, err := raftbolt.NewBoltStore(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var logs []*ours.Log
-		for _, e := range hcEntries() {
-			logs = append(logs, &ours.Log{Index: e.Index, Term: e.Term, Type: ours.LogType(e.Type),
-				Data: e.Data, Extensions: e.Extensions, AppendedAt: e.AppendedAt})
-		}
-		if err := s.StoreLogs(logs); err != nil {
-			t.Fatal(err)
-		}
-		s.SetUint64([]byte("CurrentTerm"), 4)
-		s.Close()
+	for _, journal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ours-to-hashicorp-journal=%v", journal), func(t *testing.T) {
+			oursToHashicorp(t, journal)
+		})
+	}
+}
 
-		hs, err := boltdb.NewBoltStore(path)
-		if err != nil {
+// oursToHashicorp writes entries with raftbolt (in journal mode: into the
+// journal, moved into the database by Close) and reads them with
+// raft-boltdb v2.
+func oursToHashicorp(t *testing.T, journal bool) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := raftbolt.New(raftbolt.Options{Path: path, Journal: journal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*ours.Log
+	for _, e := range hcEntries() {
+		logs = append(logs, &ours.Log{Index: e.Index, Term: e.Term, Type: ours.LogType(e.Type),
+			Data: e.Data, Extensions: e.Extensions, AppendedAt: e.AppendedAt})
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	s.SetUint64([]byte("CurrentTerm"), 4)
+	s.Close()
+
+	hs, err := boltdb.NewBoltStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	for _, want := range hcEntries() {
+		var l hc.Log
+		if err := hs.GetLog(want.Index, &l); err != nil {
 			t.Fatal(err)
 		}
-		defer hs.Close()
-		for _, want := range hcEntries() {
-			var l hc.Log
-			if err := hs.GetLog(want.Index, &l); err != nil {
-				t.Fatal(err)
-			}
-			sameEntry(t, want.Index, l.Index, l.Term, uint8(l.Type), l.Data, l.Extensions, l.AppendedAt, want)
-		}
-		if v, err := hs.GetUint64([]byte("CurrentTerm")); err != nil || v != 4 {
-			t.Fatalf("CurrentTerm = %d, %v", v, err)
-		}
-	})
+		sameEntry(t, want.Index, l.Index, l.Term, uint8(l.Type), l.Data, l.Extensions, l.AppendedAt, want)
+	}
+	if v, err := hs.GetUint64([]byte("CurrentTerm")); err != nil || v != 4 {
+		t.Fatalf("CurrentTerm = %d, %v", v, err)
+	}
 }
 
 // singleNode runs a one-node cluster of either library on the files in dir
