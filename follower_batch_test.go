@@ -205,3 +205,58 @@ func termOf(i uint64) uint64 {
 	}
 	return 2
 }
+
+// TestVerifyRoundFollowsConfiguration: a VerifyLeader round that counted on
+// voters since removed is re-stated against the latest configuration
+// (fuzzy seed 1985: a round needing two acknowledgements out of four voters
+// waited for ever once two of them were removed and one voter remained).
+func TestVerifyRoundFollowsConfiguration(t *testing.T) {
+	conf := func(voters ...ServerID) Configuration {
+		var c Configuration
+		for _, id := range voters {
+			c.Servers = append(c.Servers, Server{Suffrage: Voter, ID: id, Address: ServerAddress(id)})
+		}
+		c.Servers = append(c.Servers, Server{Suffrage: Nonvoter, ID: "n1", Address: "n1"})
+		return c
+	}
+	newRound := func() *verifyState {
+		f := &verifyFuture{}
+		f.init()
+		return &verifyState{future: f, acks: map[ServerID]bool{}}
+	}
+	resolved := func(v *verifyState) bool {
+		select {
+		case <-v.future.done:
+			return v.future.err == nil
+		default:
+			return false
+		}
+	}
+
+	v := newRound()
+	if ask := v.reconfigure(conf("n0", "n2", "n3", "n4"), "n3"); v.needed != 2 || len(ask) != 3 {
+		t.Fatalf("four voters: needed %d, asking %v", v.needed, ask)
+	}
+	v.ack("n4", true)
+	if resolved(v) {
+		t.Fatal("resolved with one acknowledgement of the two needed")
+	}
+	// n0 and n2 removed: n4's acknowledgement is a quorum of {n3, n4}.
+	if ask := v.reconfigure(conf("n3", "n4"), "n3"); ask != nil || !resolved(v) {
+		t.Fatalf("after the removals: asking %v, resolved %v", ask, resolved(v))
+	}
+
+	// An acknowledgement from a server no longer a voter does not count.
+	v = newRound()
+	v.reconfigure(conf("n0", "n3", "n4"), "n3")
+	v.ack("n0", true)
+	if !resolved(v) {
+		t.Fatal("n0's acknowledgement is a quorum of {n0, n3, n4}")
+	}
+	v = newRound()
+	v.reconfigure(conf("n0", "n2", "n3", "n4"), "n3")
+	v.ack("n0", true)
+	if ask := v.reconfigure(conf("n2", "n3", "n4"), "n3"); resolved(v) || len(ask) != 2 {
+		t.Fatalf("n0 removed: resolved %v, asking %v (want n2 and n4)", resolved(v), ask)
+	}
+}

@@ -59,6 +59,37 @@ func (v *verifyState) ack(id ServerID, ok bool) {
 	}
 }
 
+// reconfigure re-states the round against a new latest configuration: the
+// acknowledgements still counted are those of its voters, and a quorum of
+// it is what is needed. It returns the voters whose acknowledgement is
+// still missing (to be asked again) and resolves the round when none is
+// needed any more. Without it, a round that counted on servers since
+// removed waited for acknowledgements that could never come.
+func (v *verifyState) reconfigure(latest Configuration, self ServerID) []ServerID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.needed = quorumSize(latest)
+	if hasVote(latest, self) {
+		v.needed--
+	}
+	for id := range v.acks {
+		if !hasVote(latest, id) {
+			delete(v.acks, id)
+		}
+	}
+	if len(v.acks) >= v.needed {
+		v.future.respond(nil)
+		return nil
+	}
+	var ask []ServerID
+	for _, s := range latest.Servers {
+		if s.ID != self && s.Suffrage == Voter && !v.acks[s.ID] {
+			ask = append(ask, s.ID)
+		}
+	}
+	return ask
+}
+
 // runLeader is the main loop of a leader for one term.
 func (r *Raft) runLeader() {
 	r.logger.Info("entering leader state", "leader", r)
@@ -458,6 +489,22 @@ func (r *Raft) startStopReplication() {
 	}
 	view := maps.Clone(ls.replState)
 	r.peerView.Store(&view)
+
+	// VerifyLeader rounds under way count against the new configuration.
+	deferred := make(map[*verifyState]bool, len(ls.deferredVerifies))
+	for _, v := range ls.deferredVerifies {
+		deferred[v] = true
+	}
+	for _, v := range ls.verifies {
+		if v.future.responded.Load() || deferred[v] {
+			continue
+		}
+		for _, id := range v.reconfigure(r.configurations.latest, r.localID) {
+			if repl, ok := ls.replState[id]; ok {
+				repl.addVerify(v)
+			}
+		}
+	}
 }
 
 // verifyLeader starts a VerifyLeader round: every voter gets a heartbeat now
@@ -489,13 +536,10 @@ func (r *Raft) verifyLeader(f *verifyFuture) {
 
 // startVerify asks every voter for a fresh heartbeat on behalf of v.
 func (r *Raft) startVerify(v *verifyState) {
-	if v.needed <= 0 {
-		v.future.respond(nil)
-		return
-	}
-	latest := r.configurations.latest
-	for id, repl := range r.leaderState.replState {
-		if hasVote(latest, id) {
+	// A deferred round may start under a newer configuration than the one
+	// it was created in.
+	for _, id := range v.reconfigure(r.configurations.latest, r.localID) {
+		if repl, ok := r.leaderState.replState[id]; ok {
 			repl.addVerify(v)
 		}
 	}
