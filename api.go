@@ -121,6 +121,12 @@ type Raft struct {
 	// follower that left committed entries undispatched (the FSM's queue
 	// was full) hands them over.
 	fsmSpaceCh chan struct{}
+	// mainLoopDone is closed when run returns: nothing sends to fsmMutateCh
+	// after that, so runFSM can answer what is left in it.
+	mainLoopDone chan struct{}
+	// stranded holds committed apply futures that dispatchCommitted could
+	// not hand to the FSM (a failed read before them); main loop only.
+	stranded []*logFuture
 
 	// Requests to the FSM and snapshot goroutines.
 	fsmMutateCh    chan interface{}
@@ -521,6 +527,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		leaderNotifyCh:        make(chan struct{}, 1),
 		followerNotifyCh:      make(chan struct{}, 1),
 		fsmSpaceCh:            make(chan struct{}, 1),
+		mainLoopDone:          make(chan struct{}),
 		fsmMutateCh:           make(chan interface{}, 128),
 		fsmSnapshotCh:         make(chan *reqSnapshotFuture),
 		userSnapshotCh:        make(chan *userSnapshotFuture),
@@ -820,8 +827,10 @@ func (r *Raft) ApplyLog(log Log, timeout time.Duration) ApplyFuture {
 
 // enqueue hands a log future to the main loop.
 func (r *Raft) enqueue(f *logFuture, timeout time.Duration) ApplyFuture {
+	// No shutdownCh on the future: every apply future is answered on
+	// shutdown (applyQueue.close, leaveLeader, applyCommitted, runFSM's
+	// drain), so Error waits on the future alone.
 	f.init()
-	f.shutdownCh = r.shutdownCh
 	select {
 	case <-r.shutdownCh:
 		return errorFuture{ErrRaftShutdown}

@@ -2,6 +2,7 @@ package raft_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -348,6 +349,60 @@ func TestShutdownAfterSelfRemovalWaitsForGoroutines(t *testing.T) {
 		}
 		if err := leader.Raft.Shutdown().Error(); err != nil {
 			t.Fatalf("a second shutdown: %v", err)
+		}
+	}, rafttest.WithFSM(func() raft.FSM { return &blockingFSM{FSM: rafttest.NewFSM(), gate: g} }))
+}
+
+// Apply futures do not watch the shutdown channel (so that many waiting
+// clients do not contend on it); those queued for the FSM when the node
+// shuts down are answered by the FSM goroutine on its way out. Here the FSM
+// is stuck in one Apply while later entries commit behind it; after
+// Shutdown and the FSM's release, every future resolves (a hang is a
+// deadlock of the bubble).
+func TestApplyFuturesQueuedForTheFSMResolveOnShutdown(t *testing.T) {
+	g := &gate{}
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		g.release = make(chan struct{})
+		leader := c.WaitLeader()
+		base := leader.Raft.LastIndex()
+		first := leader.Raft.Apply([]byte("block"), time.Second)
+		var futures []raft.ApplyFuture
+		for i := 0; i < 300; i++ {
+			futures = append(futures, leader.Raft.Apply([]byte(fmt.Sprint(i)), time.Second))
+		}
+		// Let the entries commit and queue up for the stuck FSM.
+		c.WaitFor(5*time.Second, "the entries to commit", func() bool {
+			return leader.Raft.CommitIndex() >= base+301
+		})
+		done := make(chan error, 1)
+		go func() { done <- leader.Raft.Shutdown().Error() }()
+		time.Sleep(time.Second)
+		close(g.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Error(); err != nil {
+			t.Fatalf("the entry being applied: %v", err)
+		}
+		shut := 0
+		for i, f := range futures {
+			resolved := make(chan error, 1)
+			go func() { resolved <- f.Error() }()
+			var err error
+			select {
+			case err = <-resolved:
+			case <-time.After(time.Minute): // virtual time: the cluster runs on
+				t.Fatalf("future %d never resolved after shutdown", i)
+			}
+			switch {
+			case errors.Is(err, raft.ErrRaftShutdown):
+				shut++
+			case err != nil:
+				t.Fatalf("future %d: %v", i, err)
+			}
+		}
+		if shut == 0 {
+			t.Fatal("every queued entry was applied: the test did not reach the shutdown drain")
 		}
 	}, rafttest.WithFSM(func() raft.FSM { return &blockingFSM{FSM: rafttest.NewFSM(), gate: g} }))
 }

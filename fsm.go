@@ -216,7 +216,27 @@ func (r *Raft) runFSM() {
 		case req := <-r.fsmSnapshotCh:
 			snapshot(req)
 		case <-r.shutdownCh:
-			return
+			// Once the main loop has ended nothing more is sent: answer
+			// what is still queued (apply futures wait on nothing else).
+			<-r.mainLoopDone
+			for {
+				select {
+				case ptr := <-r.fsmMutateCh:
+					switch req := ptr.(type) {
+					case *commitBatch:
+						for _, t := range req.tuples {
+							if t.future != nil {
+								t.future.respond(ErrRaftShutdown)
+							}
+						}
+						req.release()
+					case *restoreFuture:
+						req.respond(ErrRaftShutdown)
+					}
+				default:
+					return
+				}
+			}
 		}
 	}
 }

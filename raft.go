@@ -15,6 +15,17 @@ import (
 // node shuts down. Every change of term happens on this goroutine.
 func (r *Raft) run() {
 	defer r.setLeader("", "")
+	// Apply futures do not watch the shutdown channel (hundreds of waiting
+	// clients would contend on it): those still queued are answered here,
+	// those on their way to the FSM by runFSM once this loop has ended.
+	defer close(r.mainLoopDone)
+	defer r.applyQ.close(ErrRaftShutdown)
+	defer func() {
+		for _, f := range r.stranded {
+			f.respond(ErrRaftShutdown)
+		}
+		r.stranded = nil
+	}()
 	for {
 		select {
 		case <-r.shutdownCh:
@@ -1028,7 +1039,23 @@ func (r *Raft) applyCommitted(index uint64, futures []*logFuture) {
 // (the follower's loop calls again when the FSM signals fsmSpaceCh), so a
 // follower whose FSM lags keeps answering its leader.
 func (r *Raft) dispatchCommitted(index uint64, futures []*logFuture, wait bool) {
+	if len(r.stranded) > 0 {
+		// Futures a failed read left behind come first (lower indexes).
+		futures = append(r.stranded, futures...)
+		r.stranded = nil
+	}
+	// strand keeps the futures not handed over for the next call (or for
+	// shutdown): apply futures wait on nothing but their answer.
+	strand := func() {
+		for len(futures) > 0 && futures[0].log.Index <= r.fsmDispatched {
+			futures = futures[1:]
+		}
+		if len(futures) > 0 {
+			r.stranded = append([]*logFuture(nil), futures...)
+		}
+	}
 	if index <= r.fsmDispatched {
+		strand()
 		return
 	}
 	batchMax := uint64(r.config().MaxAppendEntries)
@@ -1055,6 +1082,7 @@ func (r *Raft) dispatchCommitted(index uint64, futures []*logFuture, wait bool) 
 		cb.tuples = batch
 		if len(batch) == 0 {
 			cb.release()
+			strand()
 			return
 		}
 		// The FSM goroutine owns the batch once sent (and recycles it).
@@ -1064,13 +1092,15 @@ func (r *Raft) dispatchCommitted(index uint64, futures []*logFuture, wait bool) 
 			case r.fsmMutateCh <- cb:
 				r.fsmDispatched = last
 				if size < n {
+					strand()
 					return
 				}
 				continue
 			default:
-				// Full: no future is in a follower's batch, so nothing
-				// waits on it; the entries are read again later.
+				// Full: the entries are read again later; their futures
+				// (if any) wait in stranded.
 				cb.release()
+				strand()
 				return
 			}
 		}
@@ -1083,9 +1113,13 @@ func (r *Raft) dispatchCommitted(index uint64, futures []*logFuture, wait bool) 
 					t.future.respond(ErrRaftShutdown)
 				}
 			}
+			for _, f := range futures {
+				f.respond(ErrRaftShutdown) // not reached by this call's batches
+			}
 			return
 		}
 		if size < n {
+			strand()
 			return
 		}
 	}

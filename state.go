@@ -199,6 +199,9 @@ type applyQueue struct {
 	limit   int
 	notify  chan struct{}
 	drained chan struct{}
+	// closed is set once the node's main loop has ended: queued futures
+	// were answered, and a push is refused.
+	closed bool
 }
 
 func newApplyQueue(limit int) *applyQueue {
@@ -214,6 +217,10 @@ func (q *applyQueue) push(f *logFuture, timeout time.Duration, shutdownCh <-chan
 	var timer *time.Timer
 	for {
 		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrRaftShutdown
+		}
 		if len(q.items) < q.limit {
 			q.items = append(q.items, f)
 			q.mu.Unlock()
@@ -246,6 +253,21 @@ func (q *applyQueue) push(f *logFuture, timeout time.Duration, shutdownCh <-chan
 		case <-shutdownCh:
 			return ErrRaftShutdown
 		}
+	}
+}
+
+// close answers every queued future with err and refuses later pushes.
+func (q *applyQueue) close(err error) {
+	q.mu.Lock()
+	items := q.items
+	q.items, q.closed = nil, true
+	if q.drained != nil {
+		close(q.drained)
+		q.drained = nil
+	}
+	q.mu.Unlock()
+	for _, f := range items {
+		f.respond(err)
 	}
 }
 
