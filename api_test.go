@@ -376,7 +376,11 @@ func TestApplyFuturesQueuedForTheFSMResolveOnShutdown(t *testing.T) {
 		})
 		done := make(chan error, 1)
 		go func() { done <- leader.Raft.Shutdown().Error() }()
-		time.Sleep(time.Second)
+		// Release the FSM only once the node is shutting down, so the
+		// entries behind the stuck one meet the shutdown drain.
+		c.WaitFor(5*time.Second, "the node to shut down", func() bool {
+			return leader.Raft.State() == raft.Shutdown
+		})
 		close(g.release)
 		if err := <-done; err != nil {
 			t.Fatal(err)

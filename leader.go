@@ -514,12 +514,9 @@ func (r *Raft) startStopReplication() {
 // when the future resolves (etcd #7331).
 func (r *Raft) verifyLeader(f *verifyFuture) {
 	ls := r.leaderState
-	latest := r.configurations.latest
-	needed := quorumSize(latest)
-	if hasVote(latest, r.localID) {
-		needed--
-	}
-	v := &verifyState{future: f, needed: needed, acks: make(map[ServerID]bool)}
+	// startVerify sets what the round needs, from the configuration of the
+	// moment it starts.
+	v := &verifyState{future: f, acks: make(map[ServerID]bool)}
 	kept := ls.verifies[:0]
 	for _, old := range ls.verifies {
 		if !old.future.responded.Load() {

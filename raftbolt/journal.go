@@ -259,9 +259,15 @@ func (j *journal) encodeRecord(gen uint64, logs []*raft.Log, commit uint64, hasC
 		return nil, fmt.Errorf("raftbolt: a batch of %d entries encodes to %d bytes, more than %d", len(logs), len(payload), maxRecordPayload)
 	}
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
-	binary.BigEndian.PutUint64(buf[8:], gen)
-	binary.BigEndian.PutUint32(buf[4:], recordCRC(buf[8:16], payload))
+	stampRecord(buf, gen)
 	return buf, nil
+}
+
+// stampRecord writes generation gen, and the checksum that goes with it,
+// into an encoded record's header.
+func stampRecord(rec []byte, gen uint64) {
+	binary.BigEndian.PutUint64(rec[8:], gen)
+	binary.BigEndian.PutUint32(rec[4:], recordCRC(rec[8:16], rec[recordHeaderSize:]))
 }
 
 // recordCRC is a record's checksum: crc32c of the 8 bytes of its
@@ -761,10 +767,8 @@ func (b *BoltStore) storeJournal(logs []*raft.Log, commit uint64, hasCommit bool
 			return err
 		}
 		jf = j.files[j.cur]
-		// Another file, another generation: encode again.
-		if rec, err = j.encodeRecord(jf.gen, logs, commit, hasCommit, b.newTime); err != nil {
-			return err
-		}
+		// Another file, another generation: the same record restamped.
+		stampRecord(rec, jf.gen)
 	}
 	if err := j.append(rec); err != nil {
 		return err
