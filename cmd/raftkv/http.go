@@ -251,9 +251,10 @@ func (n *node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "bad body: want {\"id\", \"raft_addr\", \"http_addr\"}: %v", err)
 		return
 	}
-	for name, v := range map[string]string{"id": req.ID, "raft_addr": req.RaftAddr, "http_addr": req.HTTPAddr} {
-		if why := validKey(v); why != "" {
-			httpError(w, http.StatusBadRequest, "bad %s: %s", name, why)
+	// In the body's order, so the first bad field is always the one named.
+	for _, f := range [...]struct{ name, v string }{{"id", req.ID}, {"raft_addr", req.RaftAddr}, {"http_addr", req.HTTPAddr}} {
+		if why := validKey(f.v); why != "" {
+			httpError(w, http.StatusBadRequest, "bad %s: %s", f.name, why)
 			return
 		}
 	}
