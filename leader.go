@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"sync"
 	"time"
 
@@ -278,6 +279,16 @@ func (r *Raft) dispatchQueued() {
 		r.rejectQueued(ErrLeadershipTransferInProgress)
 		return
 	}
+	// Yield first, so that clients already runnable (those a commit just
+	// answered) queue their next applies and join this batch. Without it
+	// the woken leader runs ahead of them and takes one apply at a time,
+	// each with a disk sync that holds the processor, while the clients
+	// wait behind it: under load batches collapse to single entries and,
+	// with every processor busy, the network poller goes unserved for
+	// milliseconds (followers' data sits unread). Measured: S2 with 256
+	// clients 1.6-1.9x the throughput, S3's p99 13 -> 2-3 ms; no change
+	// with one client.
+	runtime.Gosched()
 	futures := r.applyQ.take(groupCommitFactor * r.config().MaxAppendEntries)
 	if len(futures) == 0 {
 		return
