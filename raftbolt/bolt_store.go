@@ -133,8 +133,11 @@ type Options struct {
 	// checkpoints rarely remap it.
 	//
 	// JournalSize is the preallocated size in bytes of each journal file
-	// (default 2 MiB). Larger files move entries into the database less
-	// often, in larger transactions, and hold more entries in memory.
+	// (default 3 MiB). A file counts as full at a point picked at random
+	// between two thirds and all of it, so that the nodes of a cluster do
+	// not checkpoint at the same moment. Larger files move entries into
+	// the database less often, in larger transactions, and hold more
+	// entries in memory.
 	JournalSize int64
 }
 

@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -61,7 +62,7 @@ const (
 
 	// defaultJournalSize is the preallocated size of each journal file when
 	// Options.JournalSize is 0.
-	defaultJournalSize = 2 << 20
+	defaultJournalSize = 3 << 20
 
 	// maxRecordPayload bounds one record; a larger StoreLogs is refused
 	// (raft never sends batches near this).
@@ -154,6 +155,7 @@ type journal struct {
 	files  [2]*jfile
 	cur    int // the file being written
 	size   int64
+	fill   int64 // where the active file counts as full: see nextFill
 	noSync bool
 	buf    []byte
 	broken error
@@ -484,6 +486,16 @@ func (j *journal) sync(jf *jfile) error {
 	return fdatasync(jf.f)
 }
 
+// nextFill picks where the next active file counts as full: at random
+// between two thirds and all of it. Nodes of one cluster write the same records,
+// so with a fixed point they all switched files, and began the CPU-heavy
+// checkpoint, at the same moment; on machines shared by several nodes
+// (tests, benchmarks, small deployments) those checkpoints then took
+// every processor at once and stalled replication for 10-20 ms.
+func (j *journal) nextFill() int64 {
+	return j.size - rand.Int64N(j.size/3+1)
+}
+
 // maxGen is the highest generation of the two files.
 func (j *journal) maxGen() uint64 { return max(j.files[0].gen, j.files[1].gen) }
 
@@ -550,6 +562,7 @@ func (b *BoltStore) switchFiles() error {
 	j.sealed, j.active, j.spare = sealed, j.spare, nil
 	j.mu.Unlock()
 	j.cur = 1 - j.cur
+	j.fill = j.nextFill()
 	nextGen := to.gen + 1
 	done := make(chan struct{})
 	j.ckptDone = done
@@ -686,6 +699,7 @@ func (b *BoltStore) openJournal(o Options) error {
 		}
 	}
 	j.cur = 0
+	j.fill = j.nextFill()
 	if err := syncDir(filepath.Dir(o.Path)); err != nil {
 		j.closeFiles()
 		return err
@@ -762,7 +776,7 @@ func (b *BoltStore) storeJournal(logs []*raft.Log, commit uint64, hasCommit bool
 	if err != nil {
 		return err
 	}
-	if jf.off > journalHeaderSize && jf.off+int64(len(rec)) > j.size {
+	if jf.off > journalHeaderSize && jf.off+int64(len(rec)) > j.fill {
 		if err := b.switchFiles(); err != nil {
 			return err
 		}
