@@ -621,3 +621,49 @@ func TestJournalCheckpointInChunks(t *testing.T) {
 		t.Fatalf("commit index %d, %v; want %d", ci, err, n-1)
 	}
 }
+
+// TestJournalPageSize: a database created in journal mode gets larger pages
+// (fewer writes per checkpoint); one created earlier keeps its own page size
+// when opened in journal mode, with its entries, and either opens without
+// journal mode afterwards.
+func TestJournalPageSize(t *testing.T) {
+	dir := t.TempDir()
+	pageSize := func(s *BoltStore) int { return s.conn.Info().PageSize }
+
+	fresh := filepath.Join(dir, "fresh.db")
+	s := openTemp(t, Options{Path: fresh, Journal: true})
+	if got := pageSize(s); got != journalPageSize {
+		t.Fatalf("new journal-mode database: page size %d, want %d", got, journalPageSize)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTemp(t, Options{Path: fresh})
+	if got := pageSize(s); got != journalPageSize {
+		t.Fatalf("reopened without journal mode: page size %d, want %d", got, journalPageSize)
+	}
+	wantLog(t, s, 1, 1, "a")
+
+	old := filepath.Join(dir, "old.db")
+	s = openTemp(t, Options{Path: old})
+	defaultSize := pageSize(s)
+	if defaultSize == journalPageSize {
+		t.Fatalf("plain database already has the journal page size %d", defaultSize)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "b"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTemp(t, Options{Path: old, Journal: true})
+	if got := pageSize(s); got != defaultSize {
+		t.Fatalf("existing database in journal mode: page size %d, want its own %d", got, defaultSize)
+	}
+	wantLog(t, s, 1, 1, "b")
+	mustStoreLogs(t, s, logAt(2, 1, "c"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTemp(t, Options{Path: old})
+	wantLog(t, s, 2, 1, "c")
+}
