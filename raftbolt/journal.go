@@ -92,16 +92,41 @@ type pendingEntry struct {
 // pendingSet is the entries (and commit index) of one journal file that
 // are not in the database yet.
 type pendingSet struct {
-	arena     []byte
-	ents      []pendingEntry
-	latest    map[uint64]int // index -> position in ents of its newest value
-	first     uint64         // lowest and highest index, 0 when empty
+	arena []byte
+	ents  []pendingEntry
+	// While dense, ents holds indexes first..last in order, each once, and
+	// the position of index i is i-first; the first entry that breaks
+	// this (a gap, or an index written again) builds latest, which maps
+	// every index to the position of its newest value from then on.
+	dense     bool
+	latest    map[uint64]int
+	first     uint64 // lowest and highest index, 0 when empty
 	last      uint64
 	commit    uint64
 	hasCommit bool
 }
 
-func newPendingSet() *pendingSet { return &pendingSet{latest: map[uint64]int{}} }
+func newPendingSet() *pendingSet { return &pendingSet{latest: map[uint64]int{}, dense: true} }
+
+// lookup returns the position in ents of idx's newest value.
+func (p *pendingSet) lookup(idx uint64) (int, bool) {
+	if p.dense {
+		if len(p.ents) == 0 || idx < p.first || idx > p.last {
+			return 0, false
+		}
+		return int(idx - p.first), true
+	}
+	pos, ok := p.latest[idx]
+	return pos, ok
+}
+
+// newest reports whether position pos holds the newest value of its index.
+func (p *pendingSet) newest(pos int) bool {
+	if p.dense {
+		return true
+	}
+	return p.latest[p.ents[pos].index] == pos
+}
 
 func (p *pendingSet) empty() bool { return len(p.ents) == 0 && !p.hasCommit }
 
@@ -133,6 +158,7 @@ func (p *pendingSet) reset() {
 	}
 	p.arena, p.ents = p.arena[:0], p.ents[:0]
 	clear(p.latest)
+	p.dense = true
 	p.first, p.last = 0, 0
 	p.commit, p.hasCommit = 0, false
 }
@@ -193,7 +219,7 @@ func (j *journal) get(idx uint64) []byte {
 		if p == nil {
 			continue
 		}
-		if pos, ok := p.latest[idx]; ok {
+		if pos, ok := p.lookup(idx); ok {
 			e := p.ents[pos]
 			return append(make([]byte, 0, e.end-e.off), p.arena[e.off:e.end]...)
 		}
@@ -437,9 +463,17 @@ func (j *journal) load() (bool, error) {
 
 // putEncoded adds one encoded entry to the set.
 func (p *pendingSet) putEncoded(idx uint64, enc []byte) {
+	if p.dense && len(p.ents) > 0 && idx != p.last+1 {
+		p.dense = false
+		for i, e := range p.ents {
+			p.latest[e.index] = i
+		}
+	}
 	off := len(p.arena)
 	p.arena = append(p.arena, enc...)
-	p.latest[idx] = len(p.ents)
+	if !p.dense {
+		p.latest[idx] = len(p.ents)
+	}
 	p.ents = append(p.ents, pendingEntry{index: idx, off: off, end: len(p.arena)})
 	if p.first == 0 || idx < p.first {
 		p.first = idx
@@ -619,7 +653,7 @@ func (b *BoltStore) checkpointToDB(p *pendingSet) error {
 	if p.empty() {
 		return nil
 	}
-	keys := make([]byte, 0, 8*len(p.latest))
+	keys := make([]byte, 0, 8*len(p.ents))
 	pos := 0
 	for {
 		tx, bk, err := b.beginLogs()
@@ -632,7 +666,7 @@ func (b *BoltStore) checkpointToDB(p *pendingSet) error {
 		bytes := 0
 		for ; pos < len(p.ents) && bytes < checkpointChunkBytes; pos++ {
 			e := p.ents[pos]
-			if p.latest[e.index] != pos {
+			if !p.newest(pos) {
 				continue // replaced by a later record
 			}
 			at := len(keys)

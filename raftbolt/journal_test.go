@@ -667,3 +667,66 @@ func TestJournalPageSize(t *testing.T) {
 	s = openTemp(t, Options{Path: old})
 	wantLog(t, s, 2, 1, "c")
 }
+
+// TestPendingSetLookup: a set of consecutive entries finds them by offset
+// (no map); an index written again or a gap switches it to the map, after
+// which every index still finds its newest value and older values are
+// marked superseded for the checkpoint.
+func TestPendingSetLookup(t *testing.T) {
+	p := newPendingSet()
+	put := func(idx uint64, v string) { p.putEncoded(idx, []byte(v)) }
+	want := func(idx uint64, v string) {
+		t.Helper()
+		pos, ok := p.lookup(idx)
+		if v == "" {
+			if ok {
+				t.Fatalf("index %d found at %d, want absent", idx, pos)
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("index %d not found, want %q", idx, v)
+		}
+		e := p.ents[pos]
+		if got := string(p.arena[e.off:e.end]); got != v || !p.newest(pos) {
+			t.Fatalf("index %d: %q (newest %v), want %q", idx, got, p.newest(pos), v)
+		}
+	}
+	put(5, "a")
+	put(6, "b")
+	put(7, "c")
+	if !p.dense || len(p.latest) != 0 {
+		t.Fatal("consecutive entries built the map")
+	}
+	want(4, "")
+	want(5, "a")
+	want(7, "c")
+	want(8, "")
+
+	put(6, "B") // written again
+	if p.dense {
+		t.Fatal("a rewritten index left the set dense")
+	}
+	want(5, "a")
+	want(6, "B")
+	want(7, "c")
+	if p.newest(1) {
+		t.Fatal("the superseded value of index 6 still counts as newest")
+	}
+	put(10, "d") // a gap
+	want(10, "d")
+	want(9, "")
+	if p.first != 5 || p.last != 10 {
+		t.Fatalf("bounds %d-%d, want 5-10", p.first, p.last)
+	}
+
+	p.reset()
+	if !p.dense || len(p.latest) != 0 {
+		t.Fatal("reset did not make the set dense again")
+	}
+	put(3, "x")
+	want(3, "x")
+	put(5, "y") // a gap right away
+	want(5, "y")
+	want(4, "")
+}
