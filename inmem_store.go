@@ -13,12 +13,22 @@ type InmemStore struct {
 	l         sync.RWMutex
 	lowIndex  uint64
 	highIndex uint64
-	// Entries stored one after another (raft's way) live in dense, entry i
-	// at dense[i-denseBase], nil where deleted; any other index goes to
-	// the sparse map. No index of the sparse map is ever inside dense's
-	// range: the range grows only by an append, which moves that index
-	// out of the map.
-	dense     []*Log
+	// Entries stored one after another (raft's way) live in the dense
+	// range [denseBase, denseBase+denseLen), nil where deleted; any other
+	// index goes to the sparse map. No index of the sparse map is ever
+	// inside the dense range: the range grows only by an append, which
+	// moves that index out of the map.
+	//
+	// The range is kept in fixed-size chunks, entry i at slot
+	// denseOff+i-denseBase counted across them. One contiguous slice
+	// would be copied whole each time it grew: with a million entries
+	// that copy, under the garbage collector's write barriers and assist,
+	// held a node's main loop for 50 ms, and every node of a cluster grew
+	// at the same index (a leader lost its lease under load).
+	dense     [][]*Log
+	chunk     int // entries per chunk: inmemChunk (tests use small ones)
+	denseOff  int // slots of dense[0] before denseBase
+	denseLen  int
 	denseBase uint64
 	logs      map[uint64]*Log
 	kv        map[string][]byte
@@ -28,6 +38,7 @@ type InmemStore struct {
 // NewInmemStore returns an empty InmemStore (for tests).
 func NewInmemStore() *InmemStore {
 	return &InmemStore{
+		chunk: inmemChunk,
 		logs:  make(map[uint64]*Log),
 		kv:    make(map[string][]byte),
 		kvInt: make(map[string]uint64),
@@ -61,24 +72,51 @@ func (i *InmemStore) GetLog(index uint64, log *Log) error {
 	return nil
 }
 
+// inmemChunk is the number of entries in one chunk of the dense range.
+const inmemChunk = 4096
+
+// inDense reports whether index is inside the dense range.
+func (i *InmemStore) inDense(index uint64) bool {
+	return index >= i.denseBase && index-i.denseBase < uint64(i.denseLen)
+}
+
+// slot returns the dense range's cell of index, which must be inside the
+// range or the first index after it (with its chunk allocated).
+func (i *InmemStore) slot(index uint64) **Log {
+	p := i.denseOff + int(index-i.denseBase)
+	return &i.dense[p/i.chunk][p%i.chunk]
+}
+
 // lookup returns the entry at index, or nil. The caller holds the lock.
 func (i *InmemStore) lookup(index uint64) *Log {
-	if index >= i.denseBase && index-i.denseBase < uint64(len(i.dense)) {
-		return i.dense[index-i.denseBase]
+	if i.inDense(index) {
+		return *i.slot(index)
 	}
 	return i.logs[index]
+}
+
+// appendDense adds l after the dense range (starting one when empty).
+func (i *InmemStore) appendDense(l *Log) {
+	if i.denseLen == 0 {
+		i.dense, i.denseOff, i.denseBase = i.dense[:0], 0, l.Index
+	}
+	if p := i.denseOff + i.denseLen; p/i.chunk == len(i.dense) {
+		i.dense = append(i.dense, make([]*Log, i.chunk))
+	}
+	i.denseLen++
+	*i.slot(l.Index) = l
 }
 
 // put stores one entry. The caller holds the lock.
 func (i *InmemStore) put(l *Log) {
 	idx := l.Index
 	switch {
-	case len(i.dense) == 0:
-		i.dense, i.denseBase = append(i.dense[:0], l), idx
-	case idx >= i.denseBase && idx-i.denseBase < uint64(len(i.dense)):
-		i.dense[idx-i.denseBase] = l
-	case len(i.dense) > 0 && idx == i.denseBase+uint64(len(i.dense)):
-		i.dense = append(i.dense, l)
+	case i.denseLen == 0:
+		i.appendDense(l)
+	case i.inDense(idx):
+		*i.slot(idx) = l
+	case idx == i.denseBase+uint64(i.denseLen):
+		i.appendDense(l)
 	default:
 		i.logs[idx] = l
 		return
@@ -86,6 +124,33 @@ func (i *InmemStore) put(l *Log) {
 	if len(i.logs) > 0 {
 		delete(i.logs, idx)
 	}
+}
+
+// trimDense drops deleted (nil) entries from both ends of the dense range
+// and the chunks left empty.
+func (i *InmemStore) trimDense() {
+	for i.denseLen > 0 && *i.slot(i.denseBase) == nil {
+		i.denseBase++
+		i.denseLen--
+		i.denseOff++
+		if i.denseOff == i.chunk {
+			i.dense[0] = nil
+			i.dense = i.dense[1:]
+			i.denseOff = 0
+		}
+	}
+	for i.denseLen > 0 && *i.slot(i.denseBase + uint64(i.denseLen) - 1) == nil {
+		i.denseLen--
+	}
+	if i.denseLen == 0 {
+		clear(i.dense)
+		i.dense, i.denseOff, i.denseBase = nil, 0, 0
+		return
+	}
+	// Chunks past the last entry's.
+	keep := (i.denseOff+i.denseLen-1)/i.chunk + 1
+	clear(i.dense[keep:])
+	i.dense = i.dense[:keep]
 }
 
 // StoreLog is part of LogStore.
@@ -125,25 +190,13 @@ func (i *InmemStore) DeleteRange(min, max uint64) error {
 	if min > max {
 		return nil
 	}
-	if len(i.dense) > 0 {
-		end := i.denseBase + uint64(len(i.dense)) - 1
+	if i.denseLen > 0 {
+		end := i.denseBase + uint64(i.denseLen) - 1
 		lo, hi := builtinMax(min, i.denseBase), builtinMin(max, end)
 		for j := lo; j <= hi && lo <= hi; j++ {
-			i.dense[j-i.denseBase] = nil
+			*i.slot(j) = nil
 		}
-		// Drop the deleted ends; the front's memory is given back when
-		// the slice next grows.
-		k := 0
-		for k < len(i.dense) && i.dense[k] == nil {
-			k++
-		}
-		i.dense, i.denseBase = i.dense[k:], i.denseBase+uint64(k)
-		for len(i.dense) > 0 && i.dense[len(i.dense)-1] == nil {
-			i.dense = i.dense[:len(i.dense)-1]
-		}
-		if len(i.dense) == 0 {
-			i.dense, i.denseBase = nil, 0
-		}
+		i.trimDense()
 	}
 	if max-min < uint64(len(i.logs)) {
 		for j := min; j <= max; j++ {

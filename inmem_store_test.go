@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -10,8 +11,17 @@ import (
 // a seeded random mix of appends, overwrites, far indexes and deletions,
 // and compares every read with a plain map.
 func TestInmemStoreMatchesAMap(t *testing.T) {
+	// Small chunks put chunk boundaries everywhere; the default is what
+	// runs.
+	for _, chunk := range []int{1, 3, 64, inmemChunk} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) { testInmemStoreMatchesAMap(t, chunk) })
+	}
+}
+
+func testInmemStoreMatchesAMap(t *testing.T, chunk int) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	s := NewInmemStore()
+	s.chunk = chunk
 	model := map[uint64]uint64{} // index -> term
 	low, high := uint64(0), uint64(0)
 	next := uint64(1)
@@ -86,5 +96,55 @@ func TestInmemStoreMatchesAMap(t *testing.T) {
 				t.Fatalf("step %d: GetLog(%d) = %+v, %v; want not found", step, idx, l, err)
 			}
 		}
+	}
+}
+
+// TestInmemStoreGrowsWithoutCopying: appending to a long log allocates one
+// chunk now and then and never copies what is stored. A store that kept
+// one slice copied it all whenever it grew, a pause proportional to the
+// log (about 50 ms at a million entries under the garbage collector) that
+// hit every node at the same index.
+func TestInmemStoreGrowsWithoutCopying(t *testing.T) {
+	s := NewInmemStore()
+	const n = 5 * inmemChunk
+	for idx := uint64(1); idx <= n; idx++ {
+		if err := s.StoreLog(&Log{Index: idx}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.dense) != 5 || s.denseLen != n {
+		t.Fatalf("%d chunks holding %d entries, want 5 holding %d", len(s.dense), s.denseLen, n)
+	}
+	first := &s.dense[0][0]
+	logs := []*Log{{Index: n + 1}}
+	allocs := testing.AllocsPerRun(inmemChunk, func() {
+		logs[0] = &Log{Index: logs[0].Index}
+		if err := s.StoreLogs(logs); err != nil {
+			t.Fatal(err)
+		}
+		logs[0].Index++
+	})
+	// One Log per run, plus one chunk (and the chunk list now and then)
+	// per inmemChunk runs.
+	if allocs > 1.01 {
+		t.Fatalf("%.3f allocations per append, want about 1", allocs)
+	}
+	if &s.dense[0][0] != first {
+		t.Fatal("the first chunk moved: stored entries were copied")
+	}
+	// 6*inmemChunk+1 entries now (AllocsPerRun runs once more to warm up),
+	// in 7 chunks. Compaction from the front frees whole chunks.
+	if err := s.DeleteRange(1, 2*inmemChunk+10); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.FirstIndex(); got != 2*inmemChunk+11 {
+		t.Fatalf("first index %d after compaction, want %d", got, 2*inmemChunk+11)
+	}
+	if s.denseOff != 10 || len(s.dense) != 5 {
+		t.Fatalf("after compaction: offset %d in %d chunks, want 10 in 5", s.denseOff, len(s.dense))
+	}
+	var l Log
+	if err := s.GetLog(2*inmemChunk+11, &l); err != nil || l.Index != 2*inmemChunk+11 {
+		t.Fatalf("GetLog after compaction: %v, %d", err, l.Index)
 	}
 }
