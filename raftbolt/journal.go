@@ -764,7 +764,7 @@ func (j *journal) remove() error {
 
 // closeJournal checkpoints everything and removes the journal, leaving a
 // database that raft-boltdb reads completely. After an earlier failure the
-// files stay for the next open to replay.
+// files stay for the next open to replay, and the error says so.
 func (b *BoltStore) closeJournal() error {
 	j := b.j
 	j.wmu.Lock()
@@ -774,7 +774,7 @@ func (b *BoltStore) closeJournal() error {
 	}
 	if err := j.waitCheckpoint(); err != nil {
 		j.closeFiles()
-		return nil
+		return fmt.Errorf("raftbolt: %s: the journal failed earlier and stays for the next open to replay: %w", b.path, err)
 	}
 	if err := b.checkpointToDB(j.active); err != nil {
 		j.closeFiles()
