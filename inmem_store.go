@@ -97,6 +97,9 @@ func (i *InmemStore) lookup(index uint64) *Log {
 
 // appendDense adds l after the dense range (starting one when empty).
 func (i *InmemStore) appendDense(l *Log) {
+	if i.chunk == 0 {
+		i.chunk = inmemChunk // a store not made by NewInmemStore
+	}
 	if i.denseLen == 0 {
 		i.dense, i.denseOff, i.denseBase = i.dense[:0], 0, l.Index
 	}

@@ -148,3 +148,17 @@ func TestInmemStoreGrowsWithoutCopying(t *testing.T) {
 		t.Fatalf("GetLog after compaction: %v, %d", err, l.Index)
 	}
 }
+
+// TestInmemStoreZeroValueAppends: a store not made by NewInmemStore still
+// keeps consecutive entries (the chunk size falls back to the default
+// rather than dividing by zero).
+func TestInmemStoreZeroValueAppends(t *testing.T) {
+	var s InmemStore
+	if err := s.StoreLogs([]*Log{{Index: 1, Term: 1}, {Index: 2, Term: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	var l Log
+	if err := s.GetLog(2, &l); err != nil || l.Index != 2 {
+		t.Fatalf("GetLog(2): %v, %d", err, l.Index)
+	}
+}

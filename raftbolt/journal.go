@@ -521,10 +521,10 @@ func (j *journal) sync(jf *jfile) error {
 }
 
 // nextFill picks where the next active file counts as full: at random
-// between two thirds and all of it. Nodes of one cluster write the same records,
-// so with a fixed point they all switched files, and began the CPU-heavy
-// checkpoint, at the same moment; on machines shared by several nodes
-// (tests, benchmarks, small deployments) those checkpoints then took
+// between two thirds and all of it. Nodes of one cluster write the same
+// records, so with a fixed point they all switched files, and began the
+// CPU-heavy checkpoint, at the same moment; on machines shared by several
+// nodes (tests, benchmarks, small deployments) those checkpoints then took
 // every processor at once and stalled replication for 10-20 ms.
 func (j *journal) nextFill() int64 {
 	return j.size - rand.Int64N(j.size/3+1)

@@ -511,9 +511,9 @@ func decodeReference(v []byte, l *raft.Log) error {
 // entry rewritten after the switch would come back with its old value.
 func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	// A file counts as full somewhere past half its size: 800 bytes leave
-	// room for the three records after the switch, so no second switch
-	// waits for the blocked checkpoint.
+	// A file counts as full somewhere past two thirds of its size: 800
+	// bytes leave room for the three records after the switch, so no
+	// second switch waits for the blocked checkpoint.
 	s, err := New(Options{Path: path, Journal: true, JournalSize: 800})
 	if err != nil {
 		t.Fatal(err)
