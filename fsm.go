@@ -201,6 +201,16 @@ func (r *Raft) runFSM() {
 	lastTerm = r.startupAppliedTerm
 
 	for {
+		// Shutdown comes first: a select picks at random among ready
+		// cases, so without this check a node shutting down would go on
+		// applying queued batches for a while, as many or as few as chance
+		// has it.
+		select {
+		case <-r.shutdownCh:
+			r.drainFSMOnShutdown()
+			return
+		default:
+		}
 		select {
 		case ptr := <-r.fsmMutateCh:
 			switch req := ptr.(type) {
@@ -216,27 +226,33 @@ func (r *Raft) runFSM() {
 		case req := <-r.fsmSnapshotCh:
 			snapshot(req)
 		case <-r.shutdownCh:
-			// Once the main loop has ended nothing more is sent: answer
-			// what is still queued (apply futures wait on nothing else).
-			<-r.mainLoopDone
-			for {
-				select {
-				case ptr := <-r.fsmMutateCh:
-					switch req := ptr.(type) {
-					case *commitBatch:
-						for _, t := range req.tuples {
-							if t.future != nil {
-								t.future.respond(ErrRaftShutdown)
-							}
-						}
-						req.release()
-					case *restoreFuture:
-						req.respond(ErrRaftShutdown)
+			r.drainFSMOnShutdown()
+			return
+		}
+	}
+}
+
+// drainFSMOnShutdown answers, once the main loop has ended and nothing more
+// is sent, what is still queued for the FSM: apply futures wait on nothing
+// else.
+func (r *Raft) drainFSMOnShutdown() {
+	<-r.mainLoopDone
+	for {
+		select {
+		case ptr := <-r.fsmMutateCh:
+			switch req := ptr.(type) {
+			case *commitBatch:
+				for _, t := range req.tuples {
+					if t.future != nil {
+						t.future.respond(ErrRaftShutdown)
 					}
-				default:
-					return
 				}
+				req.release()
+			case *restoreFuture:
+				req.respond(ErrRaftShutdown)
 			}
+		default:
+			return
 		}
 	}
 }
