@@ -638,3 +638,63 @@ func isVoter(r *raft.Raft, id raft.ServerID) bool {
 	}
 	return false
 }
+
+// TestCluster_FailoverWithinTwoHeartbeatTimeouts kills the leader of a
+// three-node cluster with LAN-like timeouts and checks that a new leader is
+// in place at most two heartbeat timeouts (the top of the randomized
+// timeout) after the old one stopped. Two rules make that bound hold: a
+// follower stands for election at a random point between one and two
+// heartbeat timeouts after it last heard from the leader (checking again
+// with a fresh random timeout once a check finds the leader alive would
+// put it up to three timeouts away), and a voter counts a leader as live
+// only while it has heard from it within one heartbeat timeout (counting it
+// until its own timer fires makes the first candidate lose and wait out an
+// election timeout).
+func TestCluster_FailoverWithinTwoHeartbeatTimeouts(t *testing.T) {
+	const hb = time.Second
+	for seed := uint64(1); seed <= 12; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := rafttest.NewCluster(t, 3, rafttest.WithSeed(seed), rafttest.WithConfig(func(conf *raft.Config) {
+					conf.HeartbeatTimeout = hb
+					conf.ElectionTimeout = hb
+					conf.LeaderLeaseTimeout = hb / 2
+				}))
+				old := c.WaitLeader()
+				c.ApplyN(old, "a", 5)
+				// Let heartbeats run for a while so the followers' timers
+				// are at arbitrary phases when the leader goes.
+				time.Sleep(time.Duration(seed) * 137 * time.Millisecond)
+				var mu sync.Mutex
+				var firstCandidate time.Time
+				for _, n := range c.Others(old) {
+					n.Raft.RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
+						if st, ok := o.Data.(raft.RaftState); ok && st == raft.Candidate {
+							mu.Lock()
+							if firstCandidate.IsZero() {
+								firstCandidate = time.Now()
+							}
+							mu.Unlock()
+						}
+						return false
+					}))
+				}
+				stopped := time.Now()
+				c.Stop(old)
+				leader := c.WaitLeader()
+				took := time.Since(stopped)
+				if took > 2*hb+50*time.Millisecond {
+					t.Fatalf("new leader %s after %v, want at most %v", leader.ID, took, 2*hb+50*time.Millisecond)
+				}
+				mu.Lock()
+				campaign := time.Since(firstCandidate)
+				mu.Unlock()
+				if campaign > 50*time.Millisecond {
+					t.Fatalf("new leader %s %v after the first candidacy, want the first candidate's round to succeed", leader.ID, campaign)
+				}
+				c.ApplyN(leader, "b", 5)
+				c.WaitApplied(10, c.Running()...)
+			})
+		})
+	}
+}

@@ -45,7 +45,9 @@ type Config struct {
 	ProtocolVersion ProtocolVersion
 
 	// HeartbeatTimeout is how long a follower goes without hearing from a
-	// leader before it stands for election (randomized up to twice this).
+	// leader before it stands for election (randomized up to twice this),
+	// and how long a voter counts a leader it has heard from as live:
+	// within it, vote requests from other candidates are refused.
 	HeartbeatTimeout time.Duration
 
 	// ElectionTimeout is how long a candidate waits for an election's

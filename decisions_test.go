@@ -521,3 +521,29 @@ func TestElectionTallyCountsEachVoterOnce(t *testing.T) {
 		t.Fatal("two of three voters is a quorum")
 	}
 }
+
+func TestHeartbeatRecheck(t *testing.T) {
+	const hb = time.Second
+	cases := []struct {
+		since, timeout time.Duration
+		wait           time.Duration
+		expired        bool
+	}{
+		// Heard 300ms ago with a 1.5s timeout: check again 1.5s after that
+		// contact, not 1.5s from now.
+		{since: 300 * time.Millisecond, timeout: 1500 * time.Millisecond, wait: 1200 * time.Millisecond},
+		{since: 0, timeout: hb, wait: hb},
+		{since: hb - 1, timeout: hb, wait: 1},
+		{since: hb, timeout: 1700 * time.Millisecond, wait: 1700 * time.Millisecond, expired: true},
+		{since: 5 * hb, timeout: hb, wait: hb, expired: true},
+	}
+	for _, c := range cases {
+		wait, expired := heartbeatRecheck(c.since, hb, c.timeout)
+		if wait != c.wait || expired != c.expired {
+			t.Errorf("heartbeatRecheck(%v, %v, %v) = %v, %v; want %v, %v", c.since, hb, c.timeout, wait, expired, c.wait, c.expired)
+		}
+		if wait <= 0 {
+			t.Errorf("heartbeatRecheck(%v, %v, %v) waits %v", c.since, hb, c.timeout, wait)
+		}
+	}
+}

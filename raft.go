@@ -132,8 +132,9 @@ func (r *Raft) runFollower() {
 			timer = time.NewTimer(r.rng.jitter(r.config().HeartbeatTimeout))
 		case <-timer.C:
 			hb = r.config().HeartbeatTimeout
-			timer = time.NewTimer(r.rng.jitter(hb))
-			if time.Since(r.LastContact()) < hb {
+			wait, expired := heartbeatRecheck(time.Since(r.LastContact()), hb, r.rng.jitter(hb))
+			timer = time.NewTimer(wait)
+			if !expired {
 				continue
 			}
 			// Heartbeat failed: forget the leader and campaign if we may.
@@ -174,6 +175,20 @@ func (r *Raft) runFollower() {
 			return
 		}
 	}
+}
+
+// heartbeatRecheck decides what a follower does when its heartbeat timer
+// fires, having last heard from the leader since ago. timeout is a fresh
+// random timeout between hb and 2*hb. The leader has failed once it has
+// been silent for hb; otherwise the next check is timeout after the last
+// contact, not after now, so a follower stands for election between one
+// and two heartbeat timeouts after the leader's last message. (Counting
+// from now, as hashicorp/raft does, puts it up to three timeouts away.)
+func heartbeatRecheck(since, hb, timeout time.Duration) (wait time.Duration, expired bool) {
+	if since >= hb {
+		return timeout, true
+	}
+	return timeout - since, false
 }
 
 // rejectQueued fails every queued Apply and Barrier.
@@ -773,6 +788,14 @@ func (r *Raft) voteInputFor() (voteInput, error) {
 		latest:       r.configurations.latest,
 	}
 	in.knownLeaderAddr, _ = r.LeaderWithID()
+	// A leader is live while it has been heard from within a heartbeat
+	// timeout (Raft thesis §4.2.3). hashicorp/raft counts it until the
+	// follower's own timer fires, up to two timeouts later, which makes
+	// the first candidate after a leader failure lose to a voter that has
+	// not noticed yet and wait out an election timeout.
+	if in.knownLeaderAddr != "" && time.Since(r.LastContact()) >= r.config().HeartbeatTimeout {
+		in.knownLeaderAddr = ""
+	}
 	if r.State() == Leader {
 		in.knownLeaderAddr = r.localAddr
 	}

@@ -14,6 +14,10 @@
 // S3 (1 node, bolt with fsync), failover (3 nodes on TCP, default LAN
 // timeouts: time from killing the leader to the first commit of its
 // successor). Clients loop Apply(payload).Error() on the leader.
+//
+// BENCH_LOG=1 sends our nodes' logs (level Info) to stderr, to see what a
+// cell's nodes did, for example which node stood for election in a
+// failover: BENCH_LOG=1 go run . -child -lib ours -scenario failover.
 package main
 
 import (

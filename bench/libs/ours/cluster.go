@@ -160,6 +160,9 @@ func Start(opts harness.Options) (harness.Cluster, error) {
 		conf := raft.DefaultConfig()
 		conf.LocalID = raft.ServerID(fmt.Sprint(i))
 		conf.Logger = hclog.NewNullLogger()
+		if os.Getenv("BENCH_LOG") != "" {
+			conf.Logger = hclog.New(&hclog.LoggerOptions{Name: string(conf.LocalID), Output: os.Stderr, Level: hclog.Info})
+		}
 		if opts.Scenario == harness.S1 {
 			// In memory there is no network to wait for: short timeouts
 			// only make the start quick.
