@@ -103,20 +103,13 @@ type Raft struct {
 	diskWriteStart      atomic.Int64 // leader: unix nanos when its StoreLogs began, 0 when none is running
 	tail                *logTail
 	startupAppliedTerm  uint64
-	observedTerm        atomic.Uint64 // highest term seen by replication
-	observedTermCh      chan struct{}
+	observedTerm        atomic.Uint64 // highest term seen by replication (sigObservedTerm)
 
 	// Requests to the main loop.
 	applyQ                *applyQueue
 	configurationChangeCh chan *configurationChangeFuture
-	configurationsCh      chan *configurationsFuture
-	verifyCh              chan *verifyFuture
-	userRestoreCh         chan *userRestoreFuture
-	leadershipTransferCh  chan *leadershipTransferFuture
-	bootstrapCh           chan *bootstrapFuture
-	heartbeatCh           chan RPC
-	leaderNotifyCh        chan struct{}
-	followerNotifyCh      chan struct{}
+	// ctl carries the rarely used requests and signals (control.go).
+	ctl *controlQueue
 	// fsmSpaceCh is notified by the FSM goroutine after each batch, so a
 	// follower that left committed entries undispatched (the FSM's queue
 	// was full) hands them over.
@@ -515,17 +508,9 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		rng:                   newLockedRand(conf.RandomSeed),
 		tail:                  newLogTail(max(8*conf.MaxAppendEntries, 1024)),
 		appendBytesBudget:     appendBytesBudget(trans),
-		observedTermCh:        make(chan struct{}, 1),
 		applyQ:                newApplyQueue(applyQueueLimit),
 		configurationChangeCh: make(chan *configurationChangeFuture),
-		configurationsCh:      make(chan *configurationsFuture, 8),
-		verifyCh:              make(chan *verifyFuture, 64),
-		userRestoreCh:         make(chan *userRestoreFuture),
-		leadershipTransferCh:  make(chan *leadershipTransferFuture, 1),
-		bootstrapCh:           make(chan *bootstrapFuture),
-		heartbeatCh:           make(chan RPC, 16),
-		leaderNotifyCh:        make(chan struct{}, 1),
-		followerNotifyCh:      make(chan struct{}, 1),
+		ctl:                   newControlQueue(),
 		fsmSpaceCh:            make(chan struct{}, 1),
 		mainLoopDone:          make(chan struct{}),
 		fsmMutateCh:           make(chan interface{}, 128),
@@ -760,8 +745,7 @@ func (r *Raft) ReloadConfig(rc ReloadableConfig) error {
 	}
 	r.conf.Store(&newCfg)
 	if rc.HeartbeatTimeout < oldCfg.HeartbeatTimeout {
-		asyncNotify(r.followerNotifyCh)
-		asyncNotify(r.leaderNotifyCh)
+		r.ctl.signal(sigHeartbeatShortened)
 	}
 	return nil
 }
@@ -782,12 +766,10 @@ func (r *Raft) BootstrapCluster(configuration Configuration) Future {
 	f := &bootstrapFuture{configuration: configuration}
 	f.init()
 	f.shutdownCh = r.shutdownCh
-	select {
-	case <-r.shutdownCh:
+	if !r.ctl.push(f) {
 		return errorFuture{ErrRaftShutdown}
-	case r.bootstrapCh <- f:
-		return f
 	}
+	return f
 }
 
 // Leader returns the address of the leader this node knows of, "" when it
@@ -861,12 +843,10 @@ func (r *Raft) VerifyLeader() Future {
 	f := &verifyFuture{}
 	f.init()
 	f.shutdownCh = r.shutdownCh
-	select {
-	case <-r.shutdownCh:
+	if !r.ctl.push(f) {
 		return errorFuture{ErrRaftShutdown}
-	case r.verifyCh <- f:
-		return f
 	}
+	return f
 }
 
 // GetConfiguration returns the latest configuration this node has, which
@@ -1044,15 +1024,21 @@ func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Durati
 	restore := &userRestoreFuture{meta: meta, reader: reader}
 	restore.init()
 	restore.shutdownCh = r.shutdownCh
+	if !r.ctl.push(restore) {
+		return ErrRaftShutdown
+	}
+	// The timeout bounds the wait for the main loop to take the request,
+	// not the restore itself.
 	select {
 	case <-timer:
-		return ErrEnqueueTimeout
-	case <-r.shutdownCh:
-		return ErrRaftShutdown
-	case r.userRestoreCh <- restore:
-		if err := restore.Error(); err != nil {
-			return err
+		if r.ctl.withdraw(restore) {
+			return ErrEnqueueTimeout
 		}
+	case <-restore.done:
+	case <-r.shutdownCh:
+	}
+	if err := restore.Error(); err != nil {
+		return err
 	}
 
 	// Commit an empty entry after the restore: a quorum storing it must
@@ -1229,14 +1215,16 @@ func (r *Raft) initiateLeadershipTransfer(id *ServerID, address *ServerAddress) 
 		r.logger.Info(err.Error())
 		return errorFuture{err}
 	}
-	select {
-	case r.leadershipTransferCh <- f:
-		return f
-	case <-r.shutdownCh:
-		return errorFuture{ErrRaftShutdown}
-	default:
-		return errorFuture{ErrEnqueueTimeout}
+	// One transfer request may wait for the leader loop; another is
+	// refused with ErrEnqueueTimeout meanwhile, as hashicorp/raft does.
+	err := r.ctl.pushUnlessPending(f, func(it any) bool {
+		_, ok := it.(*leadershipTransferFuture)
+		return ok
+	})
+	if err != nil {
+		return errorFuture{err}
 	}
+	return f
 }
 
 // ---- published state helpers ----

@@ -7,8 +7,8 @@
 // # Goroutines and ownership
 //
 //	goroutine            owns                                        reads from
-//	main loop (run)      term, vote, log tail, commit index,         Transport.Consumer, heartbeatCh,
-//	                     configurations, leader state                apply queue, request channels
+//	main loop (run)      term, vote, log tail, commit index,         Transport.Consumer, apply queue,
+//	                     configurations, leader state                control queue, configurationChangeCh
 //	runFSM               the FSM, the applied index                  fsmMutateCh, fsmSnapshotCh
 //	runSnapshots         snapshot creation, log compaction           userSnapshotCh, a timer
 //	replicate (per peer) nextIndex, pipeline                         triggerCh, stopCh, a timer
@@ -30,6 +30,7 @@
 //	fsm.go             FSM interfaces and the FSM goroutine
 //	snapshot.go        snapshot goroutine and compaction
 //	state.go           RaftState, the log tail, the apply queue, the commitment
+//	control.go         the control queue: rare requests and signals to the main loop
 //
 // The rafttest package builds clusters on the in-memory transport for tests,
 // inside testing/synctest or not.

@@ -91,12 +91,12 @@ func TestKnownBug01_HeartbeatOffTheLoopNeverChangesTerm(t *testing.T) {
 	default:
 	}
 	// ...it is queued for the main loop, which adopts the term.
-	select {
-	case rpc := <-r.heartbeatCh:
-		r.processRPC(rpc)
-	default:
-		t.Fatal("heartbeat was not forwarded to the main loop")
+	item, _, ok := r.ctl.next()
+	rpc, isRPC := item.(RPC)
+	if !ok || !isRPC {
+		t.Fatalf("heartbeat was not forwarded to the main loop: %v %T", ok, item)
 	}
+	r.processRPC(rpc)
 	resp := <-ch
 	if !resp.Response.(*AppendEntriesResponse).Success || r.getCurrentTerm() != 5 {
 		t.Fatalf("main loop: %+v, term %d", resp, r.getCurrentTerm())

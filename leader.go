@@ -122,6 +122,41 @@ func (r *Raft) runLeader() {
 	r.leaderLoop()
 }
 
+// leaderControl handles a control input on the leader.
+func (r *Raft) leaderControl(item any, sig controlSignal) {
+	switch sig {
+	case sigObservedTerm:
+		if t := r.observedTerm.Load(); t > r.getCurrentTerm() {
+			r.logger.Info("a follower has a newer term, stepping down", "term", t)
+			r.stepDownTo(t)
+			r.setLeader("", "")
+		}
+		return
+	case sigHeartbeatShortened:
+		for _, repl := range r.leaderState.replState {
+			asyncNotify(repl.notifyCh)
+		}
+		return
+	}
+	switch v := item.(type) {
+	case RPC:
+		r.processRPC(v)
+	case *verifyFuture:
+		r.verifyLeader(v)
+	case *leadershipTransferFuture:
+		r.startLeadershipTransfer(v)
+	case *userRestoreFuture:
+		v.respond(r.restoreUserSnapshot(v.meta, v.reader))
+	case *configurationsFuture:
+		v.configurations = r.configurations.Clone()
+		v.respond(nil)
+	case *bootstrapFuture:
+		v.respond(ErrCantBootstrap)
+	default:
+		r.logger.Error("unexpected control input", "type", fmt.Sprintf("%T", item))
+	}
+}
+
 // leaderLoop is the leader's select loop; each arm is one call.
 func (r *Raft) leaderLoop() {
 	ls := r.leaderState
@@ -156,42 +191,22 @@ func (r *Raft) leaderLoop() {
 		select {
 		case rpc := <-r.trans.Consumer():
 			r.processRPC(rpc)
-		case rpc := <-r.heartbeatCh:
-			r.processRPC(rpc)
 		case <-ls.commitCh:
 			r.leaderCommit()
-		case <-r.observedTermCh:
-			if t := r.observedTerm.Load(); t > r.getCurrentTerm() {
-				r.logger.Info("a follower has a newer term, stepping down", "term", t)
-				r.stepDownTo(t)
-				r.setLeader("", "")
-			}
 		case <-r.applyQ.notify:
 			r.dispatchQueued()
 		case f := <-r.configurationChangeChIfStable():
 			r.appendConfigurationEntry(f)
-		case f := <-r.verifyCh:
-			r.verifyLeader(f)
 		case <-lease.C:
 			lease.Reset(r.checkLeaderLease())
-		case f := <-r.leadershipTransferCh:
-			r.startLeadershipTransfer(f)
 		case err := <-transferDone:
 			r.finishLeadershipTransfer(err)
 		case <-transferTimeout:
 			r.finishLeadershipTransfer(fmt.Errorf("leadership transfer timeout"))
-		case f := <-r.userRestoreCh:
-			f.respond(r.restoreUserSnapshot(f.meta, f.reader))
-		case f := <-r.configurationsCh:
-			f.configurations = r.configurations.Clone()
-			f.respond(nil)
-		case f := <-r.bootstrapCh:
-			f.respond(ErrCantBootstrap)
-		case <-r.leaderNotifyCh:
-			for _, repl := range ls.replState {
-				asyncNotify(repl.notifyCh)
+		case <-r.ctl.notify:
+			if item, sig, ok := r.ctl.next(); ok {
+				r.leaderControl(item, sig)
 			}
-		case <-r.followerNotifyCh:
 		case <-r.shutdownCh:
 			return
 		}

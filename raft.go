@@ -21,6 +21,11 @@ func (r *Raft) run() {
 	defer close(r.mainLoopDone)
 	defer r.applyQ.close(ErrRaftShutdown)
 	defer func() {
+		for _, item := range r.ctl.close() {
+			answerShutdown(item)
+		}
+	}()
+	defer func() {
 		for _, f := range r.stranded {
 			f.respond(ErrRaftShutdown)
 		}
@@ -108,28 +113,20 @@ func (r *Raft) runFollower() {
 			if r.fsmDispatched < r.getCommitIndex() {
 				r.dispatchCommitted(r.getCommitIndex(), nil, false)
 			}
-		case rpc := <-r.heartbeatCh:
-			r.processRPC(rpc)
 		case <-r.applyQ.notify:
 			r.rejectQueued(ErrNotLeader)
 		case f := <-r.configurationChangeCh:
 			f.respond(ErrNotLeader)
-		case f := <-r.verifyCh:
-			f.respond(ErrNotLeader)
-		case f := <-r.userRestoreCh:
-			f.respond(ErrNotLeader)
-		case f := <-r.leadershipTransferCh:
-			f.respond(ErrNotLeader)
-		case f := <-r.configurationsCh:
-			f.configurations = r.configurations.Clone()
-			f.respond(nil)
-		case f := <-r.bootstrapCh:
-			f.respond(r.liveBootstrap(f.configuration))
-		case <-r.observedTermCh:
-		case <-r.followerNotifyCh:
-			// The heartbeat timeout was shortened.
-			timer.Stop()
-			timer = time.NewTimer(r.rng.jitter(r.config().HeartbeatTimeout))
+		case <-r.ctl.notify:
+			item, sig, ok := r.ctl.next()
+			switch {
+			case !ok:
+			case sig == sigHeartbeatShortened:
+				timer.Stop()
+				timer = time.NewTimer(r.rng.jitter(r.config().HeartbeatTimeout))
+			case sig == 0:
+				r.controlNotLeader(item, true)
+			}
 		case <-timer.C:
 			hb = r.config().HeartbeatTimeout
 			wait, expired := heartbeatRecheck(time.Since(r.LastContact()), hb, r.rng.jitter(hb))
@@ -189,6 +186,33 @@ func heartbeatRecheck(since, hb, timeout time.Duration) (wait time.Duration, exp
 		return timeout, true
 	}
 	return timeout - since, false
+}
+
+// controlNotLeader handles a control input on a follower (follower true)
+// or a candidate: requests only a leader serves are refused with
+// ErrNotLeader, and a running node can be bootstrapped only as a follower.
+func (r *Raft) controlNotLeader(item any, follower bool) {
+	switch v := item.(type) {
+	case RPC:
+		r.processRPC(v)
+	case *verifyFuture:
+		v.respond(ErrNotLeader)
+	case *userRestoreFuture:
+		v.respond(ErrNotLeader)
+	case *leadershipTransferFuture:
+		v.respond(ErrNotLeader)
+	case *configurationsFuture:
+		v.configurations = r.configurations.Clone()
+		v.respond(nil)
+	case *bootstrapFuture:
+		if follower {
+			v.respond(r.liveBootstrap(v.configuration))
+		} else {
+			v.respond(ErrCantBootstrap)
+		}
+	default:
+		r.logger.Error("unexpected control input", "type", fmt.Sprintf("%T", item))
+	}
 }
 
 // rejectQueued fails every queued Apply and Barrier.
@@ -267,8 +291,6 @@ func (r *Raft) runCandidate() {
 		select {
 		case rpc := <-r.trans.Consumer():
 			r.processRPC(rpc)
-		case rpc := <-r.heartbeatCh:
-			r.processRPC(rpc)
 		case v := <-el.respCh:
 			r.countVote(el, v)
 		case <-timer.C:
@@ -279,19 +301,10 @@ func (r *Raft) runCandidate() {
 			r.rejectQueued(ErrNotLeader)
 		case f := <-r.configurationChangeCh:
 			f.respond(ErrNotLeader)
-		case f := <-r.verifyCh:
-			f.respond(ErrNotLeader)
-		case f := <-r.userRestoreCh:
-			f.respond(ErrNotLeader)
-		case f := <-r.leadershipTransferCh:
-			f.respond(ErrNotLeader)
-		case f := <-r.configurationsCh:
-			f.configurations = r.configurations.Clone()
-			f.respond(nil)
-		case f := <-r.bootstrapCh:
-			f.respond(ErrCantBootstrap)
-		case <-r.observedTermCh:
-		case <-r.followerNotifyCh:
+		case <-r.ctl.notify:
+			if item, sig, ok := r.ctl.next(); ok && sig == 0 {
+				r.controlNotLeader(item, false)
+			}
 		case <-r.shutdownCh:
 			return
 		}
@@ -493,9 +506,7 @@ func (r *Raft) processHeartbeat(rpc RPC) {
 	if r.answerHeartbeat(rpc, req) {
 		return
 	}
-	select {
-	case r.heartbeatCh <- rpc:
-	case <-r.shutdownCh:
+	if !r.ctl.push(rpc) {
 		rpc.Respond(nil, ErrRaftShutdown)
 	}
 }

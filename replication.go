@@ -169,7 +169,7 @@ func (s *followerReplication) reportTerm(term uint64) {
 			break
 		}
 	}
-	asyncNotify(r.observedTermCh)
+	r.ctl.signal(sigObservedTerm)
 }
 
 // leaderLastIndex is the last index the leader has appended, durable or not.

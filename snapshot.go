@@ -83,9 +83,7 @@ func (r *Raft) takeSnapshot() (string, error) {
 	configReq := &configurationsFuture{}
 	configReq.init()
 	configReq.shutdownCh = r.shutdownCh
-	select {
-	case r.configurationsCh <- configReq:
-	case <-r.shutdownCh:
+	if !r.ctl.push(configReq) {
 		return "", ErrRaftShutdown
 	}
 	if err := configReq.Error(); err != nil {
