@@ -1,8 +1,10 @@
 package raft_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -642,14 +644,13 @@ func isVoter(r *raft.Raft, id raft.ServerID) bool {
 // TestCluster_FailoverWithinTwoHeartbeatTimeouts kills the leader of a
 // three-node cluster with LAN-like timeouts and checks that a new leader is
 // in place at most two heartbeat timeouts (the top of the randomized
-// timeout) after the old one stopped. Two rules make that bound hold: a
-// follower stands for election at a random point between one and two
-// heartbeat timeouts after it last heard from the leader (checking again
-// with a fresh random timeout once a check finds the leader alive would
-// put it up to three timeouts away), and a voter counts a leader as live
-// only while it has heard from it within one heartbeat timeout (counting it
-// until its own timer fires makes the first candidate lose and wait out an
-// election timeout).
+// timeout) after the old one stopped: a follower stands for election at a
+// random point between one and two heartbeat timeouts after it last heard
+// from the leader. Checking again a fresh random timeout after a check that
+// found the leader alive, as hashicorp/raft does, puts it up to three
+// timeouts away (seeds 4-9 and 11 fail that way). The voter's side, a
+// leader counted as live only within a heartbeat timeout of the last
+// contact, is TestVoteCountsLeaderLiveOnlyWithinHeartbeatTimeout.
 func TestCluster_FailoverWithinTwoHeartbeatTimeouts(t *testing.T) {
 	const hb = time.Second
 	for seed := uint64(1); seed <= 12; seed++ {
@@ -665,20 +666,6 @@ func TestCluster_FailoverWithinTwoHeartbeatTimeouts(t *testing.T) {
 				// Let heartbeats run for a while so the followers' timers
 				// are at arbitrary phases when the leader goes.
 				time.Sleep(time.Duration(seed) * 137 * time.Millisecond)
-				var mu sync.Mutex
-				var firstCandidate time.Time
-				for _, n := range c.Others(old) {
-					n.Raft.RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
-						if st, ok := o.Data.(raft.RaftState); ok && st == raft.Candidate {
-							mu.Lock()
-							if firstCandidate.IsZero() {
-								firstCandidate = time.Now()
-							}
-							mu.Unlock()
-						}
-						return false
-					}))
-				}
 				stopped := time.Now()
 				c.Stop(old)
 				leader := c.WaitLeader()
@@ -686,15 +673,67 @@ func TestCluster_FailoverWithinTwoHeartbeatTimeouts(t *testing.T) {
 				if took > 2*hb+50*time.Millisecond {
 					t.Fatalf("new leader %s after %v, want at most %v", leader.ID, took, 2*hb+50*time.Millisecond)
 				}
-				mu.Lock()
-				campaign := time.Since(firstCandidate)
-				mu.Unlock()
-				if campaign > 50*time.Millisecond {
-					t.Fatalf("new leader %s %v after the first candidacy, want the first candidate's round to succeed", leader.ID, campaign)
-				}
 				c.ApplyN(leader, "b", 5)
 				c.WaitApplied(10, c.Running()...)
 			})
 		})
 	}
+}
+
+// TestCluster_StaleInstallSnapshotDoesNotRollBackTheFSM delivers an
+// InstallSnapshot a second time, after the follower has applied entries
+// past the snapshot (a duplicated or delayed message; found by fuzzy, seed
+// 1931). Restoring it rolled the follower's FSM back to the snapshot while
+// the entries after it still counted as applied, so they were never applied
+// again and the follower's state diverged from the leader's.
+func TestCluster_StaleInstallSnapshotDoesNotRollBackTheFSM(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 10)
+		if err := leader.Raft.Snapshot().Error(); err != nil {
+			t.Fatal(err)
+		}
+		snaps, err := leader.Snapshots.List()
+		if err != nil || len(snaps) == 0 {
+			t.Fatalf("leader snapshots: %v, %v", snaps, err)
+		}
+		meta, rc, err := leader.Snapshots.Open(snaps[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyN(leader, "b", 10)
+		c.WaitApplied(20)
+		follower := c.Followers()[0]
+
+		// The leader's InstallSnapshot for index meta.Index, delivered late.
+		_, trans := raft.NewInmemTransport("late-copy")
+		trans.Connect(follower.Addr, follower.Trans)
+		req := &raft.InstallSnapshotRequest{
+			RPCHeader:          raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(leader.ID), Addr: []byte(leader.Addr)},
+			SnapshotVersion:    meta.Version,
+			Term:               leader.Raft.CurrentTerm(),
+			Leader:             []byte(leader.Addr),
+			LastLogIndex:       meta.Index,
+			LastLogTerm:        meta.Term,
+			Configuration:      raft.EncodeConfiguration(meta.Configuration),
+			ConfigurationIndex: meta.ConfigurationIndex,
+			Size:               int64(len(data)),
+		}
+		var resp raft.InstallSnapshotResponse
+		if err := trans.InstallSnapshot(follower.ID, follower.Addr, req, &resp, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyN(leader, "c", 5)
+		c.WaitApplied(25)
+		want := leader.Recorder().Logs()
+		got := follower.Recorder().Logs()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("follower's FSM diverged after a stale snapshot:\n got %d entries %q\nwant %d entries %q", len(got), got, len(want), want)
+		}
+	})
 }

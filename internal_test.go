@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -306,5 +307,37 @@ func TestPreVoteGrantChangesNothing(t *testing.T) {
 	}
 	if _, err := store.Get(keyLastVoteCand); err == nil {
 		t.Fatal("a pre-vote was recorded as a vote")
+	}
+}
+
+// A voter refuses other candidates while it has heard from its leader within
+// a heartbeat timeout, and no longer: the first candidate after a leader
+// failure must not be refused by a voter whose own timer has not fired yet
+// (it would wait out an election timeout; Raft thesis §4.2.3).
+func TestVoteCountsLeaderLiveOnlyWithinHeartbeatTimeout(t *testing.T) {
+	r, _ := newStoppedRaft(t, 3)
+	r.setLeader("addr-b", "b")
+	r.setLastContact()
+	req := voteRequest{term: 2, candidateID: "c", candidateAddr: "addr-c", lastLogIndex: 3, lastLogTerm: 1}
+	in, err := r.voteInputFor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.knownLeaderAddr != "addr-b" || decidePreVote(in, req).grant {
+		t.Fatalf("leader heard from just now: known leader %q, pre-vote %+v", in.knownLeaderAddr, decidePreVote(in, req))
+	}
+	r.lastContactLock.Lock()
+	r.lastContact = time.Now().Add(-r.config().HeartbeatTimeout)
+	r.lastContactLock.Unlock()
+	if in, err = r.voteInputFor(); err != nil {
+		t.Fatal(err)
+	}
+	if in.knownLeaderAddr != "" || !decidePreVote(in, req).grant {
+		t.Fatalf("leader silent for a heartbeat timeout: known leader %q, pre-vote %+v", in.knownLeaderAddr, decidePreVote(in, req))
+	}
+	// A leader never counts another as live.
+	r.transition(Leader)
+	if in, _ = r.voteInputFor(); in.knownLeaderAddr != "addr-a" {
+		t.Fatalf("leader's known leader = %q, want itself", in.knownLeaderAddr)
 	}
 }

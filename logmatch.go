@@ -173,3 +173,13 @@ func backoff(base uint64, failures, maxRound uint64, limit uint64) uint64 {
 	}
 	return d
 }
+
+// snapshotAlreadyApplied reports whether an InstallSnapshot ending at index
+// brings nothing to a follower that has handed its FSM every committed entry
+// up to dispatched. Committed prefixes are the same on every server, so the
+// FSM already holds the snapshot's state; the follower answers success
+// (it does hold everything up to index) and changes nothing. Restoring
+// would lose the entries between index and dispatched from the FSM.
+func snapshotAlreadyApplied(index, dispatched uint64) bool {
+	return index <= dispatched
+}

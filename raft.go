@@ -943,6 +943,17 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		rpcErr = fmt.Errorf("snapshot has no data (size %d)", req.Size)
 		return
 	}
+	if snapshotAlreadyApplied(req.LastLogIndex, r.fsmDispatched) {
+		// A delayed or duplicated request: the FSM has been handed every
+		// entry the snapshot holds, and more. Restoring it would roll the
+		// FSM back to the snapshot while the entries after it stay counted
+		// as handed over, so they would never be applied again.
+		r.logger.Info("ignoring a snapshot the FSM is already past",
+			"snapshot-index", req.LastLogIndex, "dispatched-index", r.fsmDispatched)
+		resp.Success = true
+		r.setLastContact()
+		return
+	}
 
 	sink, err := r.snapshots.Create(SnapshotVersionMax, req.LastLogIndex, req.LastLogTerm, conf, confIndex, r.trans)
 	if err != nil {

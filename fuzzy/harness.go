@@ -726,7 +726,8 @@ func (c *cluster) converge() {
 		ref := l.fsm.dump()
 		for _, n := range c.nodes {
 			if got := n.fsm.dump(); got != ref {
-				c.violation("convergence: %s's state differs from the leader %s's", n.id, l.id)
+				c.violation("convergence: %s's state differs from the leader %s's (leader applied %d): %s vs %s:%s",
+					n.id, l.id, want, n.fsm.summary(), l.fsm.summary(), c.describe()+"\n    "+stateDiff(got, ref))
 			}
 		}
 		return

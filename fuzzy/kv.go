@@ -245,3 +245,38 @@ func describeOps(ops []porcupine.Operation) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// summary describes what the FSM applied since its last restore, for a
+// violation's report.
+func (k *kv) summary() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.applied) == 0 {
+		return fmt.Sprintf("%d restores, nothing applied since", k.restores)
+	}
+	return fmt.Sprintf("%d restores, applied %d entries since (%d-%d)", k.restores, len(k.applied),
+		k.applied[0].Index, k.applied[len(k.applied)-1].Index)
+}
+
+// stateDiff lists the keys whose values differ between two dumps.
+func stateDiff(a, b string) string {
+	var ma, mb map[string]string
+	_ = json.Unmarshal([]byte(a), &ma)
+	_ = json.Unmarshal([]byte(b), &mb)
+	var out []string
+	for key, v := range ma {
+		if mb[key] != v {
+			out = append(out, fmt.Sprintf("%s: %q vs %q", key, v, mb[key]))
+		}
+	}
+	for key, v := range mb {
+		if _, ok := ma[key]; !ok {
+			out = append(out, fmt.Sprintf("%s: missing vs %q", key, v))
+		}
+	}
+	sort.Strings(out)
+	if len(out) > 6 {
+		out = append(out[:6], fmt.Sprintf("... %d more", len(out)-6))
+	}
+	return strings.Join(out, "; ")
+}
