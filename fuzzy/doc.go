@@ -9,10 +9,11 @@
 // duplication and reordering, slow disks, crashes that keep only completed
 // disk writes, restarts, leadership transfers and snapshots. Runs happen in
 // process on the in-memory transport inside testing/synctest, so a seed
-// replays exactly.
+// fixes the schedule and every random choice (goroutine interleavings can
+// still differ between runs).
 //
 // go test ./fuzzy runs a few schedules; FUZZY_SCHEDULES=N runs N,
-// FUZZY_DURATION=30m runs schedules until the time is up, and FUZZY_SEED=S
-// replays one. A schedule that fails prints its events, and writes
+// FUZZY_DURATION=30m runs schedules until the time is up, FUZZY_FROM=S
+// starts either at seed S instead of 1, and FUZZY_SEED=S replays one. A schedule that fails prints its events, and writes
 // porcupine's visualization when the history is not linearizable.
 package fuzzy

@@ -50,6 +50,7 @@ var (
 	flagNodes     = flag.Int("nodes", 0, "cluster size for -seed (same as FUZZY_NODES)")
 	flagSchedules = flag.Int("schedules", 0, "how many schedules (same as FUZZY_SCHEDULES)")
 	flagDuration  = flag.Duration("duration", 0, "run schedules until this much time has passed (same as FUZZY_DURATION)")
+	flagFrom      = flag.Uint64("from", 0, "first seed of a run of schedules (same as FUZZY_FROM; default 1)")
 )
 
 func envInt(name string, def int) int {
@@ -74,6 +75,12 @@ func TestSchedules(t *testing.T) {
 		until = time.Now().Add(d)
 	}
 	first := uint64(1)
+	if v, err := strconv.ParseUint(os.Getenv("FUZZY_FROM"), 10, 64); err == nil && v > 0 {
+		first = v
+	}
+	if *flagFrom > 0 {
+		first = *flagFrom
+	}
 	if v, err := strconv.ParseUint(os.Getenv("FUZZY_SEED"), 10, 64); err == nil || *flagSeed > 0 {
 		if *flagSeed > 0 {
 			v = *flagSeed
