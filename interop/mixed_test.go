@@ -228,6 +228,17 @@ func TestMixedRollingReplacement(t *testing.T) {
 		mu.Unlock()
 		victim.stop()
 		t.Logf("step %d: replaced %s with %s", step, victim, newcomer)
+		// Writes go on through the replacement: wait for some to be
+		// acknowledged by the new membership before the next step (a count
+		// at the end would measure only how fast the steps ran).
+		mu.Lock()
+		before := len(acked)
+		mu.Unlock()
+		eventually(t, fmt.Sprintf("writes acknowledged after step %d", step), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(acked) >= before+10
+		})
 	}
 
 	time.Sleep(100 * time.Millisecond)
@@ -248,9 +259,6 @@ func TestMixedRollingReplacement(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(acked) < 50 {
-		t.Fatalf("only %d writes acknowledged during the replacement", len(acked))
-	}
 	for _, c := range acked {
 		if !have[c] {
 			t.Fatalf("acknowledged write %s lost", c)
