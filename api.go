@@ -1009,6 +1009,9 @@ func (r *Raft) Snapshot() SnapshotFuture {
 // followers have it, and writes made since the backup are lost. If the FSM
 // fails to restore the snapshot, its state is unknown: hashicorp/raft
 // panics there; this library shuts the node down and returns the error.
+// timeout (0 for none) bounds only the wait for the node to take the
+// request, which then fails with ErrEnqueueTimeout; once taken, the restore
+// runs to its end.
 func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Duration) error {
 	metrics.IncrCounter([]string{"raft", "restore"}, 1)
 	if meta == nil || reader == nil {
@@ -1190,7 +1193,8 @@ func (r *Raft) PeerStatus() map[ServerID]PeerStatus {
 // (ErrLeadershipTransferInProgress); it brings the target's log up to date,
 // then tells it to start an election at once (TimeoutNow), which it is
 // then almost sure to win. The future resolves when the leadership has
-// moved or the attempt failed.
+// moved or the attempt failed. While one transfer request waits for the
+// node to take it, another fails at once with ErrEnqueueTimeout.
 func (r *Raft) LeadershipTransfer() Future {
 	if r.protocolVersion < 3 {
 		return errorFuture{ErrUnsupportedProtocol}
