@@ -86,13 +86,12 @@ func (q *controlQueue) signal(s controlSignal) {
 func (q *controlQueue) withdraw(item any) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for i, it := range q.items {
-		if it == item {
-			q.items = append(q.items[:i], q.items[i+1:]...)
-			return true
-		}
+	i := slices.Index(q.items, item)
+	if i < 0 {
+		return false
 	}
-	return false
+	q.items = slices.Delete(q.items, i, i+1) // clears the vacated slot
+	return true
 }
 
 // next takes one input: a signal (sig non-zero) before any item, else the

@@ -122,7 +122,8 @@ func (r *Raft) runLeader() {
 	r.leaderLoop()
 }
 
-// leaderControl handles a control input on the leader.
+// leaderControl handles a control input on the leader: the signals here,
+// requests in controlRequest.
 func (r *Raft) leaderControl(item any, sig controlSignal) {
 	switch sig {
 	case sigObservedTerm:
@@ -131,29 +132,12 @@ func (r *Raft) leaderControl(item any, sig controlSignal) {
 			r.stepDownTo(t)
 			r.setLeader("", "")
 		}
-		return
 	case sigHeartbeatShortened:
 		for _, repl := range r.leaderState.replState {
 			asyncNotify(repl.notifyCh)
 		}
-		return
-	}
-	switch v := item.(type) {
-	case RPC:
-		r.processRPC(v)
-	case *verifyFuture:
-		r.verifyLeader(v)
-	case *leadershipTransferFuture:
-		r.startLeadershipTransfer(v)
-	case *userRestoreFuture:
-		v.respond(r.restoreUserSnapshot(v.meta, v.reader))
-	case *configurationsFuture:
-		v.configurations = r.configurations.Clone()
-		v.respond(nil)
-	case *bootstrapFuture:
-		v.respond(ErrCantBootstrap)
 	default:
-		r.logger.Error("unexpected control input", "type", fmt.Sprintf("%T", item))
+		r.controlRequest(item)
 	}
 }
 

@@ -125,7 +125,7 @@ func (r *Raft) runFollower() {
 				timer.Stop()
 				timer = time.NewTimer(r.rng.jitter(r.config().HeartbeatTimeout))
 			case sig == 0:
-				r.controlNotLeader(item, true)
+				r.controlRequest(item)
 			}
 		case <-timer.C:
 			hb = r.config().HeartbeatTimeout
@@ -188,24 +188,37 @@ func heartbeatRecheck(since, hb, timeout time.Duration) (wait time.Duration, exp
 	return timeout - since, false
 }
 
-// controlNotLeader handles a control input on a follower (follower true)
-// or a candidate: requests only a leader serves are refused with
-// ErrNotLeader, and a running node can be bootstrapped only as a follower.
-func (r *Raft) controlNotLeader(item any, follower bool) {
+// controlRequest handles a request taken from the control queue in the
+// current role: requests only a leader serves are refused with ErrNotLeader
+// elsewhere, and a running node can be bootstrapped only as a follower.
+func (r *Raft) controlRequest(item any) {
+	leader := r.State() == Leader
 	switch v := item.(type) {
 	case RPC:
 		r.processRPC(v)
-	case *verifyFuture:
-		v.respond(ErrNotLeader)
-	case *userRestoreFuture:
-		v.respond(ErrNotLeader)
-	case *leadershipTransferFuture:
-		v.respond(ErrNotLeader)
 	case *configurationsFuture:
 		v.configurations = r.configurations.Clone()
 		v.respond(nil)
+	case *verifyFuture:
+		if leader {
+			r.verifyLeader(v)
+		} else {
+			v.respond(ErrNotLeader)
+		}
+	case *leadershipTransferFuture:
+		if leader {
+			r.startLeadershipTransfer(v)
+		} else {
+			v.respond(ErrNotLeader)
+		}
+	case *userRestoreFuture:
+		if leader {
+			v.respond(r.restoreUserSnapshot(v.meta, v.reader))
+		} else {
+			v.respond(ErrNotLeader)
+		}
 	case *bootstrapFuture:
-		if follower {
+		if r.State() == Follower {
 			v.respond(r.liveBootstrap(v.configuration))
 		} else {
 			v.respond(ErrCantBootstrap)
@@ -303,7 +316,7 @@ func (r *Raft) runCandidate() {
 			f.respond(ErrNotLeader)
 		case <-r.ctl.notify:
 			if item, sig, ok := r.ctl.next(); ok && sig == 0 {
-				r.controlNotLeader(item, false)
+				r.controlRequest(item)
 			}
 		case <-r.shutdownCh:
 			return
