@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -118,21 +119,25 @@ type Options struct {
 	MsgpackUseNewTimeFormat bool
 
 	// Journal makes StoreLogs append its entries to a journal beside the
-	// database (two files, Path + ".journal" and Path + ".journal2", used
-	// in turn) with one fdatasync, instead of committing a bbolt
-	// transaction (two fdatasyncs and the page writes). When a journal file
-	// fills, writing moves on to the other file and a background goroutine
-	// moves the full file's entries into the database in one transaction;
-	// a DeleteRange that reaches journaled entries, and Close, move them
-	// first. The durability contract is unchanged: entries are durable when
-	// StoreLogs returns.
+	// database with one fdatasync, instead of committing a bbolt
+	// transaction (two fdatasyncs and the page writes). The journal is a
+	// ring of files, Path + ".journal", Path + ".journal2" and so on, and
+	// the log lives there while the store is open: GetLog reads entries
+	// back from the files (memory holds only where each one is), and
+	// compaction (DeleteRange of a prefix) frees whole files for reuse.
+	// Only when all JournalFiles are in use does a background goroutine
+	// move the oldest file's entries into the database. The durability
+	// contract is unchanged: entries are durable when StoreLogs returns.
 	//
-	// After Close the database is a complete raft-boltdb file and the
-	// journal is gone. After a crash the newest entries may be only in the
+	// Close moves every journaled entry into the database and removes the
+	// journal, so that afterwards the database is a complete raft-boltdb
+	// file; with a long log that takes a while (about a second per few
+	// hundred MiB). After a crash the newest entries may be only in the
 	// journal: open the database with this package (with or without
-	// Journal; any open replays a journal it finds) before handing the file
-	// to a program that uses hashicorp's raft-boltdb, which does not know
-	// the journal and would see a shorter log.
+	// Journal; any open replays a journal it finds, and moves it into the
+	// database) before handing the file to a program that uses
+	// hashicorp's raft-boltdb, which does not know the journal and would
+	// see a shorter log.
 	Journal bool
 
 	// In journal mode the database is mapped with 256 MiB of address space
@@ -140,12 +145,17 @@ type Options struct {
 	// checkpoints rarely remap it.
 	//
 	// JournalSize is the preallocated size in bytes of each journal file
-	// (default 3 MiB). A file counts as full at a point picked at random
+	// (default 8 MiB). A file counts as full at a point picked at random
 	// between two thirds and all of it, so that the nodes of a cluster do
-	// not checkpoint at the same moment. Larger files move entries into
-	// the database less often, in larger transactions, and hold more
-	// entries in memory.
+	// not move entries into their databases at the same moment.
 	JournalSize int64
+
+	// JournalFiles is the most journal files (default 32, at least 2): with
+	// the default size, up to 256 MiB of log stays in the journal before
+	// its oldest entries move into the database. Size it to hold the log
+	// that snapshots leave (raft's TrailingLogs plus SnapshotThreshold
+	// entries), and nothing is written twice. Files are created as needed.
+	JournalFiles int
 }
 
 func (o *Options) readOnly() bool {
@@ -257,7 +267,7 @@ func (b *BoltStore) FirstIndex() (uint64, error) {
 	if b.j != nil {
 		pending, _ = b.j.bounds()
 	}
-	idx, err := b.boundIndex((*bbolt.Cursor).First)
+	idx, err := b.boundIndex(true)
 	if err != nil || pending == 0 {
 		return idx, err
 	}
@@ -273,22 +283,49 @@ func (b *BoltStore) LastIndex() (uint64, error) {
 	if b.j != nil {
 		_, pending = b.j.bounds()
 	}
-	idx, err := b.boundIndex((*bbolt.Cursor).Last)
+	idx, err := b.boundIndex(false)
 	if err != nil {
 		return 0, err
 	}
 	return max(idx, pending), nil
 }
 
-// boundIndex returns the index at one end of the log (move is the cursor's
-// First or Last), 0 when the log is empty.
-func (b *BoltStore) boundIndex(move func(*bbolt.Cursor) ([]byte, []byte)) (uint64, error) {
+// boundIndex returns the database's lowest (first) or highest index, 0
+// when it holds none. Ranges that a replayed journal deleted from a
+// read-only store are skipped.
+func (b *BoltStore) boundIndex(first bool) (uint64, error) {
 	var idx uint64
 	err := b.view(dbLogs, func(bk *bbolt.Bucket) error {
-		if bk != nil {
-			if k, _ := move(bk.Cursor()); k != nil {
-				idx = keyToIndex(k)
+		if bk == nil {
+			return nil
+		}
+		c := bk.Cursor()
+		var k []byte
+		if first {
+			k, _ = c.First()
+		} else {
+			k, _ = c.Last()
+		}
+		for k != nil && b.j != nil {
+			s, hidden := b.j.isHidden(keyToIndex(k))
+			if !hidden {
+				break
 			}
+			var at [8]byte
+			switch {
+			case first && s.max == math.MaxUint64:
+				k = nil
+			case first:
+				binary.BigEndian.PutUint64(at[:], s.max+1)
+				k, _ = c.Seek(at[:])
+			default:
+				binary.BigEndian.PutUint64(at[:], s.min)
+				c.Seek(at[:])
+				k, _ = c.Prev()
+			}
+		}
+		if k != nil {
+			idx = keyToIndex(k)
 		}
 		return nil
 	})
@@ -307,22 +344,29 @@ func (b *BoltStore) GetLog(idx uint64, log *raft.Log) error {
 	if b.j != nil {
 		// Pending entries first: a checkpoint commits them to the
 		// database before it forgets them.
-		val = b.j.get(idx)
-	}
-	err := b.view(dbLogs, func(bk *bbolt.Bucket) error {
-		if val != nil {
-			return nil
+		var err error
+		if val, err = b.j.get(idx); err != nil {
+			return err
 		}
-		if bk != nil {
-			if v := bk.Get(key[:]); v != nil {
-				// bbolt's memory is valid only inside the transaction.
-				val = append(make([]byte, 0, len(v)), v...)
+		if val == nil {
+			if _, hidden := b.j.isHidden(idx); hidden {
+				return raft.ErrLogNotFound
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+	}
+	if val == nil {
+		err := b.view(dbLogs, func(bk *bbolt.Bucket) error {
+			if bk != nil {
+				if v := bk.Get(key[:]); v != nil {
+					// bbolt's memory is valid only inside the transaction.
+					val = append(make([]byte, 0, len(v)), v...)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if val == nil {
 		return raft.ErrLogNotFound

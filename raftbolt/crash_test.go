@@ -122,7 +122,14 @@ func crashConfig(out io.Writer) *raft.Config {
 
 // openSolo opens (bootstrapping if new) the single-node cluster in dir.
 func openSolo(dir string, fsm raft.FSM, logOut io.Writer) (*raft.Raft, *BoltStore, error) {
-	store, err := New(Options{Path: filepath.Join(dir, "raft.db"), Journal: os.Getenv(envCrashJournal) == "1"})
+	opts := Options{Path: filepath.Join(dir, "raft.db")}
+	if os.Getenv(envCrashJournal) == "1" {
+		// Small files, few of them: the kills land amid rotations, reuse
+		// of files freed by compaction, deletion records and checkpoints
+		// of a full ring.
+		opts.Journal, opts.JournalSize, opts.JournalFiles = true, 8<<10, 3
+	}
+	store, err := New(opts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,14 +1,22 @@
 package raftboltdb
 
-// The journal (Options.Journal): two files beside the database, path +
-// ".journal" and path + ".journal2", used in turn. Every StoreLogs is one
-// record appended to the active file with one fdatasync, where a bbolt
-// commit costs two fdatasyncs plus page writes. Entries live in memory and
-// in their file until a checkpoint moves them into the database in one
-// bbolt transaction. When the active file is full the writer switches to
-// the other file and a background goroutine checkpoints the full one, so
-// writers do not wait for the database unless both files fill before the
-// checkpoint ends.
+// The journal (Options.Journal) is where the log lives while the store is
+// open: a ring of files beside the database, path + ".journal", path +
+// ".journal2", path + ".journal3" and so on, used oldest first. Every
+// StoreLogs is one record appended to the newest file with one fdatasync,
+// where a bbolt commit costs two fdatasyncs plus page writes. Memory holds
+// only where each entry's encoding sits in its file; GetLog reads it from
+// there (the page cache, in practice).
+//
+// When the newest file is full the writer moves on to the oldest file if
+// nothing in it is alive any more (its entries deleted by compaction, or
+// already in the database), else to a new file while there are fewer than
+// Options.JournalFiles. Only when every file is in use does a background
+// goroutine move the oldest file's live entries into the database, one
+// file ahead of the writer. A log that snapshots keep shorter than the ring
+// therefore never reaches the database before Close, which moves
+// everything there and removes the files, so that raft.db is again a
+// complete raft-boltdb file.
 //
 // Layout of a file, all integers big-endian:
 //
@@ -16,28 +24,38 @@ package raftboltdb
 //	                   first 16 bytes u32, zero padding
 //	record:            payload length u32, crc32c(generation, payload) u32,
 //	                   generation u64, payload
-//	payload:           flags u8 (bit 0: a commit index follows),
-//	                   [commit index u64], count u32,
+//	payload:           flags u8, then
+//	  entries:         [commit index u64 if flags bit 0], count u32,
 //	                   count × (index u64, length u32, msgpack raft.Log)
+//	  deletion:        (flags bit 1) first index u64, last index u64
 //
 // Files are preallocated and written in place, so an fdatasync has no file
 // size to record. A file starts over by getting a header with a new
-// generation: records of earlier generations that remain in it then fail
-// their generation check and end its replay. The first record that does
-// not check (a torn final write, a stale generation, zeros) ends a file; a
-// write is acknowledged only after its fdatasync, so only an
-// unacknowledged write can be torn. Generations grow across both files,
-// and the file being written always has the higher one: replay reads the
-// lower generation first.
+// generation, higher than any other file's: records of earlier generations
+// that remain in it then fail their generation check and end its replay.
+// The first record that does not check (a torn final write, a stale
+// generation, zeros) ends a file; a write is acknowledged only after its
+// fdatasync, so only an unacknowledged write can be torn. Replay reads the
+// files in the order of their generations.
 //
-// Crash safety of the steps: a checkpoint commits a file's entries to the
-// database (fsynced) before that file's header changes, so a crash in
-// between replays records whose entries are already there, writing the
-// same values again, and then the newer file's records over them. A close
-// checkpoints, removes the files and fsyncs the directory, so a removed
-// journal cannot come back and replay over newer state.
+// Crash safety of the steps:
+//   - A DeleteRange that could touch anything a journal file still holds
+//     first appends a deletion record, so that a replay deletes those
+//     entries again (a suffix of the log removed for a conflict must not
+//     come back), and then deletes the range from the database.
+//   - Files start over strictly oldest first, so a file's records stay on
+//     disk as long as any older file's do: a replay always sees every
+//     change after the oldest record it finds, in order, and the database
+//     holds the effect of everything before it.
+//   - A checkpoint commits a file's live entries to the database (fsynced)
+//     before the file may start over; a crash in between replays records
+//     whose entries are already there, writing the same values again.
+//   - A close checkpoints, removes the files and fsyncs the directory, so
+//     a removed journal cannot come back and replay over newer state; a new
+//     file is made durable in its directory before a record goes into it.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +64,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -55,20 +76,24 @@ import (
 
 const (
 	journalSuffix     = ".journal"
-	journalSuffix2    = ".journal2"
 	journalMagic      = "raftjnl\x01"
 	journalHeaderSize = 32
 	recordHeaderSize  = 16
 
 	// defaultJournalSize is the preallocated size of each journal file when
 	// Options.JournalSize is 0.
-	defaultJournalSize = 3 << 20
+	defaultJournalSize = 8 << 20
+
+	// defaultJournalFiles is the most journal files when
+	// Options.JournalFiles is 0: with the default size, 256 MiB of log.
+	defaultJournalFiles = 32
 
 	// maxRecordPayload bounds one record; a larger StoreLogs is refused
 	// (raft never sends batches near this).
 	maxRecordPayload = 1 << 30
 
 	flagCommitIndex = 1
+	flagDelete      = 2
 
 	// checkpointChunkBytes is about how many bytes of entries one
 	// checkpoint transaction writes.
@@ -83,30 +108,41 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // store must be closed and opened again (which replays what is durable).
 var errJournalBroken = errors.New("raftbolt: journal failed earlier; reopen the store")
 
-// pendingEntry locates one journaled entry's encoding in pendingSet.arena.
+// span is an inclusive range of log indexes.
+type span struct{ min, max uint64 }
+
+// pendingEntry locates one journaled entry's encoding in its file.
 type pendingEntry struct {
 	index    uint64
-	off, end int
+	off, end int64
 }
 
-// pendingSet is the entries (and commit index) of one journal file that
-// are not in the database yet.
+// pendingSet is the live entries (and the newest commit index) of one
+// journal file: entries not deleted since and not yet in the database.
 type pendingSet struct {
-	arena []byte
-	ents  []pendingEntry
+	ents []pendingEntry
 	// While dense, ents holds indexes first..last in order, each once, and
 	// the position of index i is i-first; the first entry that breaks
-	// this (a gap, or an index written again) builds latest, which maps
-	// every index to the position of its newest value from then on.
+	// this (a gap, an index written again, a deletion inside the range)
+	// builds latest, which maps every live index to the position of its
+	// newest value from then on.
 	dense     bool
 	latest    map[uint64]int
-	first     uint64 // lowest and highest index, 0 when empty
+	first     uint64 // lowest and highest live index, 0 when none
 	last      uint64
 	commit    uint64
 	hasCommit bool
 }
 
 func newPendingSet() *pendingSet { return &pendingSet{latest: map[uint64]int{}, dense: true} }
+
+// live is the number of live entries.
+func (p *pendingSet) live() int {
+	if p.dense {
+		return len(p.ents)
+	}
+	return len(p.latest)
+}
 
 // lookup returns the position in ents of idx's newest value.
 func (p *pendingSet) lookup(idx uint64) (int, bool) {
@@ -120,19 +156,18 @@ func (p *pendingSet) lookup(idx uint64) (int, bool) {
 	return pos, ok
 }
 
-// newest reports whether position pos holds the newest value of its index.
+// newest reports whether position pos holds a live index's newest value.
 func (p *pendingSet) newest(pos int) bool {
 	if p.dense {
 		return true
 	}
-	return p.latest[p.ents[pos].index] == pos
+	q, ok := p.latest[p.ents[pos].index]
+	return ok && q == pos
 }
 
-func (p *pendingSet) empty() bool { return len(p.ents) == 0 && !p.hasCommit }
-
-// add records the entries of one record's payload, checked by
-// parseRecord or built by encodeRecord.
-func (p *pendingSet) add(payload []byte) {
+// add records one entries payload (checked by parseRecord, or built by
+// encodeRecord) found at file offset base.
+func (p *pendingSet) add(payload []byte, base int64) {
 	b := payload
 	flags := b[0]
 	b = b[1:]
@@ -146,97 +181,221 @@ func (p *pendingSet) add(payload []byte) {
 		idx := binary.BigEndian.Uint64(b)
 		n := int(binary.BigEndian.Uint32(b[8:]))
 		b = b[12:]
-		p.putEncoded(idx, b[:n])
+		off := base + int64(len(payload)-len(b))
+		p.put(idx, off, off+int64(n))
 		b = b[n:]
+	}
+}
+
+// put adds one entry whose encoding is at off..end in the file.
+func (p *pendingSet) put(idx uint64, off, end int64) {
+	if p.dense && len(p.ents) > 0 && idx != p.last+1 {
+		p.undense()
+	}
+	if !p.dense {
+		p.latest[idx] = len(p.ents)
+	}
+	p.ents = append(p.ents, pendingEntry{index: idx, off: off, end: end})
+	if p.first == 0 || idx < p.first {
+		p.first = idx
+	}
+	if idx > p.last {
+		p.last = idx
+	}
+}
+
+func (p *pendingSet) undense() {
+	p.dense = false
+	for i, e := range p.ents {
+		p.latest[e.index] = i
+	}
+}
+
+// deleteRange drops the live entries from lo to hi.
+func (p *pendingSet) deleteRange(lo, hi uint64) {
+	if p.live() == 0 || hi < p.first || lo > p.last {
+		return
+	}
+	if lo <= p.first && hi >= p.last {
+		p.ents = p.ents[:0]
+		clear(p.latest)
+		p.dense = true
+		p.first, p.last = 0, 0
+		return
+	}
+	if p.dense {
+		switch {
+		case lo <= p.first: // a prefix: compaction
+			p.ents = p.ents[hi-p.first+1:]
+			p.first = hi + 1
+			return
+		case hi >= p.last: // a suffix: a conflict
+			p.ents = p.ents[:lo-p.first]
+			p.last = lo - 1
+			return
+		}
+		p.undense()
+	}
+	lo, hi = max(lo, p.first), min(hi, p.last)
+	if hi-lo < uint64(len(p.latest)) {
+		for i := lo; ; i++ {
+			delete(p.latest, i)
+			if i == hi {
+				break
+			}
+		}
+	} else {
+		for k := range p.latest {
+			if k >= lo && k <= hi {
+				delete(p.latest, k)
+			}
+		}
+	}
+	p.first, p.last = 0, 0
+	for k := range p.latest {
+		if p.first == 0 || k < p.first {
+			p.first = k
+		}
+		p.last = max(p.last, k)
+	}
+	if len(p.latest) == 0 {
+		p.ents = p.ents[:0]
+		p.dense = true
 	}
 }
 
 // reset empties the set, keeping its memory for the next entries.
 func (p *pendingSet) reset() {
-	if cap(p.arena) > 64<<20 {
-		p.arena = nil
+	if cap(p.ents) > 1<<20 {
+		p.ents = nil
 	}
-	p.arena, p.ents = p.arena[:0], p.ents[:0]
+	p.ents = p.ents[:0]
 	clear(p.latest)
 	p.dense = true
 	p.first, p.last = 0, 0
 	p.commit, p.hasCommit = 0, false
 }
 
-// jfile is one of the two journal files.
+// jfile is one journal file.
 type jfile struct {
+	num  int // 1 for path.journal, n for path.journaln
 	path string
-	f    *os.File // nil when read-only or closed
+	f    *os.File // nil when closed
 	gen  uint64
-	off  int64 // where the next record goes
+	off  int64 // end of its valid records: where the next record goes
+	set  *pendingSet
 }
 
-// journal is the state of Options.Journal. The files, the write buffer and
-// the checkpoint handle belong to whoever holds wmu. The pending sets are
-// swapped and changed under mu (exclusive) and read under mu (shared); the
-// background checkpoint reads the sealed set without mu, since nothing
-// changes it until the checkpoint ends.
-type journal struct {
-	wmu    sync.Mutex
-	files  [2]*jfile
-	cur    int // the file being written
-	size   int64
-	fill   int64 // where the active file counts as full: see nextFill
-	noSync bool
-	buf    []byte
-	broken error
+// used reports whether the file holds records of its current generation.
+func (jf *jfile) used() bool { return jf.off > journalHeaderSize }
 
-	// ckptDone is closed when the background checkpoint started at the
-	// last switch ends, with its error in ckptErr; nil when none runs.
+// journal is the state of Options.Journal. The files' contents, the write
+// buffer and the checkpoint handle belong to whoever holds wmu. The ring
+// and the pending sets are changed under mu (exclusive) by the holder of
+// wmu, and read under mu (shared); the background checkpoint reads its
+// file's set without mu, since nothing changes it until the checkpoint
+// ends (a deletion waits for it).
+type journal struct {
+	wmu      sync.Mutex
+	dbPath   string
+	size     int64
+	maxFiles int
+	fill     int64 // where the newest file counts as full: see nextFill
+	noSync   bool
+	readOnly bool
+	buf      []byte
+	rbuf     []byte // a checkpoint's copy of its file
+	broken   error
+	closed   bool
+	nextGen  uint64
+
+	// ckptDone is closed when the background checkpoint of ckptFile ends,
+	// with its error in ckptErr; nil when none runs.
 	ckptDone chan struct{}
+	ckptFile *jfile
 	ckptErr  error
 
-	mu     sync.RWMutex
-	active *pendingSet // entries of files[cur]
-	sealed *pendingSet // entries of the other file, being checkpointed; nil when none
-	spare  *pendingSet
+	mu   sync.RWMutex
+	ring []*jfile // oldest first; the last is written
+	// hidden is, for a read-only store, the ranges that replayed deletion
+	// records removed and that the database may still hold.
+	hidden []span
 }
 
-func newJournal(dbPath string, size int64, noSync bool) *journal {
+func newJournal(o Options) *journal {
+	size := o.JournalSize
 	if size <= 0 {
 		size = defaultJournalSize
 	}
+	files := o.JournalFiles
+	if files <= 0 {
+		files = defaultJournalFiles
+	}
 	return &journal{
-		files:  [2]*jfile{{path: dbPath + journalSuffix}, {path: dbPath + journalSuffix2}},
-		size:   size,
-		noSync: noSync,
-		active: newPendingSet(),
-		spare:  newPendingSet(),
+		dbPath:   o.Path,
+		size:     size,
+		maxFiles: max(files, 2),
+		noSync:   o.NoSync,
+		readOnly: o.readOnly(),
+		nextGen:  1,
 	}
 }
 
-// get returns a copy of the pending encoding of idx, or nil. The active
-// set is newer than the sealed one.
-func (j *journal) get(idx uint64) []byte {
+// filePath is the name of journal file num.
+func (j *journal) filePath(num int) string {
+	if num == 1 {
+		return j.dbPath + journalSuffix
+	}
+	return j.dbPath + journalSuffix + strconv.Itoa(num)
+}
+
+// active is the file being written. The caller holds wmu or mu.
+func (j *journal) active() *jfile { return j.ring[len(j.ring)-1] }
+
+// get returns a copy of the pending encoding of idx, or nil when no file
+// holds it. Newer files win.
+func (j *journal) get(idx uint64) ([]byte, error) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	for _, p := range []*pendingSet{j.active, j.sealed} {
-		if p == nil {
-			continue
-		}
-		if pos, ok := p.lookup(idx); ok {
-			e := p.ents[pos]
-			return append(make([]byte, 0, e.end-e.off), p.arena[e.off:e.end]...)
+	for i := len(j.ring) - 1; i >= 0; i-- {
+		jf := j.ring[i]
+		if pos, ok := jf.set.lookup(idx); ok {
+			e := jf.set.ents[pos]
+			val := make([]byte, e.end-e.off)
+			if _, err := jf.f.ReadAt(val, e.off); err != nil {
+				return nil, fmt.Errorf("raftbolt: read entry %d from journal %s: %w", idx, jf.path, err)
+			}
+			return val, nil
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// isHidden reports whether idx lies in a range that a replayed deletion
+// removed from a read-only store, and that range.
+func (j *journal) isHidden(idx uint64) (span, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	for _, s := range j.hidden {
+		if idx >= s.min && idx <= s.max {
+			return s, true
+		}
+	}
+	return span{}, false
 }
 
 // bounds returns the lowest and highest pending index (0, 0 when none).
 func (j *journal) bounds() (uint64, uint64) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	first, last := j.active.first, j.active.last
-	if s := j.sealed; s != nil && s.first != 0 {
-		if first == 0 || s.first < first {
-			first = s.first
+	var first, last uint64
+	for _, jf := range j.ring {
+		if s := jf.set; s.first != 0 {
+			if first == 0 || s.first < first {
+				first = s.first
+			}
+			last = max(last, s.last)
 		}
-		last = max(last, s.last)
 	}
 	return first, last
 }
@@ -245,20 +404,40 @@ func (j *journal) bounds() (uint64, uint64) {
 func (j *journal) pendingCommit() (uint64, bool) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	if j.active.hasCommit {
-		return j.active.commit, true
-	}
-	if j.sealed != nil && j.sealed.hasCommit {
-		return j.sealed.commit, true
+	for i := len(j.ring) - 1; i >= 0; i-- {
+		if s := j.ring[i].set; s.hasCommit {
+			return s.commit, true
+		}
 	}
 	return 0, false
 }
 
-// addActive makes one record's entries pending in the active set.
-func (j *journal) addActive(payload []byte) {
+// deleteAll drops min..max from every file's live entries. The caller
+// holds wmu and no checkpoint runs.
+func (j *journal) deleteAll(min, max uint64) {
 	j.mu.Lock()
-	j.active.add(payload)
+	for _, jf := range j.ring {
+		jf.set.deleteRange(min, max)
+	}
 	j.mu.Unlock()
+}
+
+// dead reports whether nothing in jf is needed any more: no live entries,
+// and no commit index that a newer file does not supersede. The caller
+// holds wmu.
+func (j *journal) dead(jf *jfile) bool {
+	if jf.set.live() > 0 {
+		return false
+	}
+	if !jf.set.hasCommit {
+		return true
+	}
+	for i := len(j.ring) - 1; i >= 0 && j.ring[i] != jf; i-- {
+		if j.ring[i].set.hasCommit {
+			return true
+		}
+	}
+	return false
 }
 
 // encodeRecord builds the record of logs (and a staged commit index) in
@@ -289,6 +468,19 @@ func (j *journal) encodeRecord(gen uint64, logs []*raft.Log, commit uint64, hasC
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
 	stampRecord(buf, gen)
 	return buf, nil
+}
+
+// encodeDelete builds the record of a deletion of lo..hi in j.buf for
+// generation gen.
+func (j *journal) encodeDelete(gen, lo, hi uint64) []byte {
+	buf := append(j.buf[:0], make([]byte, recordHeaderSize)...)
+	buf = append(buf, flagDelete)
+	buf = binary.BigEndian.AppendUint64(buf, lo)
+	buf = binary.BigEndian.AppendUint64(buf, hi)
+	j.buf = buf
+	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-recordHeaderSize))
+	stampRecord(buf, gen)
+	return buf
 }
 
 // stampRecord writes generation gen, and the checksum that goes with it,
@@ -331,6 +523,16 @@ func parseRecord(b []byte, gen uint64) (payload []byte, n int, ok bool, err erro
 func checkPayload(p []byte) error {
 	flags := p[0]
 	p = p[1:]
+	if flags == flagDelete {
+		if len(p) != 16 {
+			return fmt.Errorf("deletion record of %d bytes, want 16", len(p))
+		}
+		lo, hi := binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])
+		if lo == 0 || lo > hi {
+			return fmt.Errorf("deletion of %d..%d", lo, hi)
+		}
+		return nil
+	}
 	if flags&^flagCommitIndex != 0 {
 		return fmt.Errorf("unknown record flags %#x", flags)
 	}
@@ -385,130 +587,174 @@ func encodeHeader(gen uint64) []byte {
 	return h
 }
 
-// loadFile reads one journal file, if it exists, into p. It reports
-// whether the file was there and its generation. A header that does not
-// check means the file holds nothing: a header is rewritten only after a
-// checkpoint, so its records were already in the database.
-func loadFile(path string, into func(gen uint64) *pendingSet) (found bool, gen uint64, end int64, err error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, 0, 0, nil
+// journalNum returns the number of a journal file's name (the database's
+// base name, ".journal", then nothing for 1 or a number from 2 up), or 0
+// for any other name.
+func journalNum(name, dbBase string) int {
+	rest, ok := strings.CutPrefix(name, dbBase+journalSuffix)
+	if !ok {
+		return 0
 	}
+	if rest == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 2 || strconv.Itoa(n) != rest {
+		return 0
+	}
+	return n
+}
+
+// readJournalFile reads file jf, opened in f, and replays its records of
+// its generation into its set; deletion records drop entries from every
+// set in done (the older files, already replayed) and from jf's, and are
+// appended to dels. A header that does not check means the file holds
+// nothing: a header is rewritten only when nothing in the file is needed.
+func readJournalFile(jf *jfile, done []*jfile, dels []span) ([]span, error) {
+	st, err := jf.f.Stat()
 	if err != nil {
-		return false, 0, 0, fmt.Errorf("raftbolt: read journal: %w", err)
+		return nil, fmt.Errorf("raftbolt: stat journal %s: %w", jf.path, err)
 	}
+	data := make([]byte, st.Size())
+	if _, err := jf.f.ReadAt(data, 0); err != nil {
+		return nil, fmt.Errorf("raftbolt: read journal %s: %w", jf.path, err)
+	}
+	jf.off = journalHeaderSize
 	if len(data) < journalHeaderSize || string(data[:8]) != journalMagic ||
 		crc32.Checksum(data[:16], crcTable) != binary.BigEndian.Uint32(data[16:]) {
-		return true, 0, journalHeaderSize, nil
+		return dels, nil
 	}
-	gen = binary.BigEndian.Uint64(data[8:])
-	var p *pendingSet
+	jf.gen = binary.BigEndian.Uint64(data[8:])
 	off := journalHeaderSize
 	for {
-		payload, n, ok, err := parseRecord(data[off:], gen)
+		payload, n, ok, err := parseRecord(data[off:], jf.gen)
 		if err != nil {
-			return true, gen, 0, fmt.Errorf("raftbolt: journal %s: record at offset %d: %w", path, off, err)
+			return nil, fmt.Errorf("raftbolt: journal %s: record at offset %d: %w", jf.path, off, err)
 		}
 		if !ok {
 			break
 		}
-		if p == nil {
-			p = into(gen)
+		if payload[0] == flagDelete {
+			lo, hi := binary.BigEndian.Uint64(payload[1:]), binary.BigEndian.Uint64(payload[9:])
+			for _, older := range done {
+				older.set.deleteRange(lo, hi)
+			}
+			jf.set.deleteRange(lo, hi)
+			dels = append(dels, span{lo, hi})
+		} else {
+			jf.set.add(payload, int64(off+recordHeaderSize))
 		}
-		p.add(payload)
 		off += n
 	}
-	return true, gen, int64(off), nil
+	jf.off = int64(off)
+	return dels, nil
 }
 
-// load reads both journal files into the active set, the older generation
-// first so that the newer one's entries win. It reports whether any file
-// was there.
-func (j *journal) load() (bool, error) {
-	type loaded struct {
-		gen uint64
-		set *pendingSet
+// load opens and replays every journal file beside the database, oldest
+// generation first, into j.ring. It returns the ranges that deletion
+// records removed, in order.
+func (j *journal) load() ([]span, error) {
+	dir, base := filepath.Split(j.dbPath)
+	if dir == "" {
+		dir = "."
 	}
-	var sets []loaded
-	anyFound := false
-	for _, jf := range j.files {
-		found, gen, end, err := loadFile(jf.path, func(gen uint64) *pendingSet {
-			sets = append(sets, loaded{gen: gen, set: newPendingSet()})
-			return sets[len(sets)-1].set
-		})
-		if err != nil {
-			return false, err
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("raftbolt: list journal files in %s: %w", dir, err)
+	}
+	flag := os.O_RDWR
+	if j.readOnly {
+		flag = os.O_RDONLY
+	}
+	var files []*jfile
+	for _, de := range names {
+		num := journalNum(de.Name(), base)
+		if num == 0 || de.IsDir() {
+			continue
 		}
-		anyFound = anyFound || found
-		jf.gen, jf.off = gen, max(end, journalHeaderSize)
-	}
-	if len(sets) == 2 && sets[1].gen < sets[0].gen {
-		sets[0], sets[1] = sets[1], sets[0]
-	}
-	if len(sets) == 2 && sets[0].gen == sets[1].gen {
-		return false, fmt.Errorf("raftbolt: journal files %s and %s both hold records of generation %d", j.files[0].path, j.files[1].path, sets[0].gen)
-	}
-	for _, l := range sets {
-		// Entries in file order: a later value of an index replaces an
-		// earlier one.
-		for _, e := range l.set.ents {
-			j.active.putEncoded(e.index, l.set.arena[e.off:e.end])
+		jf := &jfile{num: num, path: j.filePath(num), set: newPendingSet()}
+		if jf.f, err = os.OpenFile(jf.path, flag, 0); err != nil {
+			closeAll(files)
+			return nil, fmt.Errorf("raftbolt: open journal: %w", err)
 		}
-		if l.set.hasCommit {
-			j.active.commit, j.active.hasCommit = l.set.commit, true
+		files = append(files, jf)
+	}
+	// Read every header first: the order of replay is the generations'.
+	for _, jf := range files {
+		var h [journalHeaderSize]byte
+		if n, _ := jf.f.ReadAt(h[:], 0); n == journalHeaderSize && string(h[:8]) == journalMagic &&
+			crc32.Checksum(h[:16], crcTable) == binary.BigEndian.Uint32(h[16:]) {
+			jf.gen = binary.BigEndian.Uint64(h[8:])
 		}
 	}
-	return anyFound, nil
+	slices.SortFunc(files, func(a, b *jfile) int { return cmp.Compare(a.gen, b.gen) })
+	var dels []span
+	for i, jf := range files {
+		if dels, err = readJournalFile(jf, files[:i], dels); err != nil {
+			closeAll(files)
+			return nil, err
+		}
+		if i > 0 && jf.used() && files[i-1].used() && files[i-1].gen == jf.gen {
+			closeAll(files)
+			return nil, fmt.Errorf("raftbolt: journal files %s and %s both hold records of generation %d", files[i-1].path, jf.path, jf.gen)
+		}
+		j.nextGen = max(j.nextGen, jf.gen+1)
+	}
+	j.ring = files
+	return dels, nil
 }
 
-// putEncoded adds one encoded entry to the set.
-func (p *pendingSet) putEncoded(idx uint64, enc []byte) {
-	if p.dense && len(p.ents) > 0 && idx != p.last+1 {
-		p.dense = false
-		for i, e := range p.ents {
-			p.latest[e.index] = i
+func closeAll(files []*jfile) {
+	for _, jf := range files {
+		if jf.f != nil {
+			jf.f.Close()
+			jf.f = nil
 		}
-	}
-	off := len(p.arena)
-	p.arena = append(p.arena, enc...)
-	if !p.dense {
-		p.latest[idx] = len(p.ents)
-	}
-	p.ents = append(p.ents, pendingEntry{index: idx, off: off, end: len(p.arena)})
-	if p.first == 0 || idx < p.first {
-		p.first = idx
-	}
-	if idx > p.last {
-		p.last = idx
 	}
 }
 
-// open opens (creating and preallocating if needed) a journal file for
-// writing.
-func (j *journal) open(jf *jfile) error {
+// createFile makes a new journal file under the lowest free number,
+// preallocated, with a header of the next generation, durable in its
+// directory. The caller holds wmu and adds it to the ring.
+func (j *journal) createFile() (*jfile, error) {
+	num := 1
+	for slices.ContainsFunc(j.ring, func(jf *jfile) bool { return jf.num == num }) {
+		num++
+	}
+	jf := &jfile{num: num, path: j.filePath(num), set: newPendingSet()}
 	f, err := os.OpenFile(jf.path, os.O_RDWR|os.O_CREATE, dbFileMode)
 	if err != nil {
-		return fmt.Errorf("raftbolt: open journal: %w", err)
+		return nil, fmt.Errorf("raftbolt: create journal: %w", err)
 	}
+	jf.f = f
 	if st, err := f.Stat(); err != nil || st.Size() < j.size {
 		if err := preallocate(f, j.size); err != nil {
 			f.Close()
-			return fmt.Errorf("raftbolt: preallocate journal %s: %w", jf.path, err)
+			return nil, fmt.Errorf("raftbolt: preallocate journal %s: %w", jf.path, err)
 		}
 	}
-	jf.f = f
-	return nil
+	if err := j.writeHeader(jf); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := syncDir(filepath.Dir(jf.path)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return jf, nil
 }
 
-// writeHeader gives jf generation gen, written and synced; the file is
-// then empty.
-func (j *journal) writeHeader(jf *jfile, gen uint64) error {
+// writeHeader gives jf the next generation, written and synced; the file
+// is then empty.
+func (j *journal) writeHeader(jf *jfile) error {
+	gen := j.nextGen
 	if _, err := jf.f.WriteAt(encodeHeader(gen), 0); err != nil {
 		return fmt.Errorf("raftbolt: write journal header %s: %w", jf.path, err)
 	}
 	if err := j.sync(jf); err != nil {
 		return fmt.Errorf("raftbolt: sync journal header %s: %w", jf.path, err)
 	}
+	j.nextGen++
 	jf.gen, jf.off = gen, journalHeaderSize
 	return nil
 }
@@ -530,23 +776,21 @@ func (j *journal) nextFill() int64 {
 	return j.size - rand.Int64N(j.size/3+1)
 }
 
-// maxGen is the highest generation of the two files.
-func (j *journal) maxGen() uint64 { return max(j.files[0].gen, j.files[1].gen) }
-
 // append writes one encoded record at the end of the active file and syncs
-// it. The caller holds wmu and has made room.
-func (j *journal) append(rec []byte) error {
-	jf := j.files[j.cur]
-	if _, err := jf.f.WriteAt(rec, jf.off); err != nil {
+// it, returning where it starts. The caller holds wmu and has made room.
+func (j *journal) append(rec []byte) (int64, error) {
+	jf := j.active()
+	at := jf.off
+	if _, err := jf.f.WriteAt(rec, at); err != nil {
 		j.broken = fmt.Errorf("raftbolt: write journal %s: %w", jf.path, err)
-		return j.broken
+		return 0, j.broken
 	}
 	if err := j.sync(jf); err != nil {
 		j.broken = fmt.Errorf("raftbolt: sync journal %s: %w", jf.path, err)
-		return j.broken
+		return 0, j.broken
 	}
 	jf.off += int64(len(rec))
-	return nil
+	return at, nil
 }
 
 // waitCheckpoint waits for a background checkpoint to end. The caller
@@ -554,7 +798,7 @@ func (j *journal) append(rec []byte) error {
 func (j *journal) waitCheckpoint() error {
 	if j.ckptDone != nil {
 		<-j.ckptDone
-		j.ckptDone = nil
+		j.ckptDone, j.ckptFile = nil, nil
 		if j.ckptErr != nil && j.broken == nil {
 			j.broken = j.ckptErr
 		}
@@ -575,83 +819,109 @@ func (j *journal) pollCheckpoint() {
 	}
 }
 
-// switchFiles seals the active file and makes the other one active, then
-// checkpoints the sealed file's entries in the background. It first waits
-// for the previous background checkpoint. The caller holds wmu.
-func (b *BoltStore) switchFiles() error {
+// rotate makes a new file the one written: the oldest file when nothing
+// in it is needed, else a new file while the ring has room, else the
+// oldest once its live entries are in the database. When that leaves the
+// ring full it starts moving the (new) oldest file's entries into the
+// database in the background, so the next rotation need not wait. The
+// caller holds wmu.
+func (b *BoltStore) rotate() error {
 	j := b.j
-	if err := j.waitCheckpoint(); err != nil {
-		return err
+	j.pollCheckpoint()
+	if j.broken != nil {
+		return j.broken
 	}
-	from, to := j.files[j.cur], j.files[1-j.cur]
-	if to.gen <= from.gen || to.off != journalHeaderSize {
-		// Records in the next file must replay after the sealed ones.
-		if err := j.writeHeader(to, j.maxGen()+1); err != nil {
+	oldest := j.ring[0]
+	switch {
+	case len(j.ring) > 1 && j.ckptFile != oldest && j.dead(oldest):
+		if err := j.reuse(oldest); err != nil {
+			return err
+		}
+	case len(j.ring) < j.maxFiles:
+		jf, err := j.createFile()
+		if err != nil {
 			j.broken = err
 			return err
 		}
+		j.mu.Lock()
+		j.ring = append(j.ring, jf)
+		j.mu.Unlock()
+	default:
+		if j.ckptFile != oldest {
+			if err := j.waitCheckpoint(); err != nil {
+				return err
+			}
+			if err := b.checkpointFile(oldest); err != nil {
+				j.broken = err
+				return err
+			}
+			j.mu.Lock()
+			oldest.set.reset()
+			j.mu.Unlock()
+		}
+		if err := j.waitCheckpoint(); err != nil {
+			return err
+		}
+		if err := j.reuse(oldest); err != nil {
+			return err
+		}
+	}
+	j.fill = j.nextFill()
+	if next := j.ring[0]; len(j.ring) >= j.maxFiles && j.ckptDone == nil && !j.dead(next) {
+		b.startCheckpoint(next)
+	}
+	return nil
+}
+
+// reuse starts the oldest file over as the newest. The caller holds wmu.
+func (j *journal) reuse(jf *jfile) error {
+	if err := j.writeHeader(jf); err != nil {
+		j.broken = err
+		return err
 	}
 	j.mu.Lock()
-	sealed := j.active
-	j.sealed, j.active, j.spare = sealed, j.spare, nil
+	jf.set.reset()
+	j.ring = append(slices.Delete(j.ring, 0, 1), jf)
 	j.mu.Unlock()
-	j.cur = 1 - j.cur
-	j.fill = j.nextFill()
-	nextGen := to.gen + 1
+	return nil
+}
+
+// startCheckpoint moves jf's live entries into the database in the
+// background. The caller holds wmu.
+func (b *BoltStore) startCheckpoint(jf *jfile) {
+	j := b.j
 	done := make(chan struct{})
-	j.ckptDone = done
+	j.ckptDone, j.ckptFile = done, jf
 	go func() {
-		err := b.checkpointToDB(sealed)
-		if err == nil {
-			err = j.writeHeader(from, nextGen)
-		}
+		err := b.checkpointFile(jf)
 		if err == nil {
 			j.mu.Lock()
-			j.sealed = nil
-			sealed.reset()
-			j.spare = sealed
+			jf.set.reset()
 			j.mu.Unlock()
 		}
 		j.ckptErr = err
 		close(done)
 	}()
-	return nil
 }
 
-// checkpointAll moves every pending entry into the database and empties
-// the active file, waiting for a background checkpoint first. The caller
-// holds wmu.
-func (b *BoltStore) checkpointAll() error {
-	j := b.j
-	if err := j.waitCheckpoint(); err != nil {
-		return err
-	}
-	if j.files[j.cur].f == nil {
-		return nil
-	}
-	if err := b.checkpointToDB(j.active); err != nil {
-		j.broken = err
-		return err
-	}
-	if err := j.writeHeader(j.files[j.cur], j.maxGen()+1); err != nil {
-		j.broken = err
-		return err
-	}
-	j.mu.Lock()
-	j.active.reset()
-	j.mu.Unlock()
-	return nil
-}
-
-// checkpointToDB writes a pending set's entries and commit index to the
+// checkpointFile writes a file's live entries and commit index to the
 // database, in transactions of about checkpointChunkBytes of entries each
 // (the commit index with the last), so that no single commit writes and
 // syncs a burst of pages long enough to hold up other writers to the same
-// disk. Nothing changes the set meanwhile. Until the set's journal file
-// starts over, a crash between two transactions replays the whole set.
-func (b *BoltStore) checkpointToDB(p *pendingSet) error {
-	if p.empty() {
+// disk. Nothing changes the set or the file's records meanwhile. Until the
+// file starts over, a crash between two transactions replays it.
+func (b *BoltStore) checkpointFile(jf *jfile) error {
+	p := jf.set
+	if p.live() == 0 && !p.hasCommit {
 		return nil
+	}
+	j := b.j
+	if int64(cap(j.rbuf)) < jf.off || cap(j.rbuf) > 4*int(j.size) {
+		j.rbuf = make([]byte, jf.off)
+	}
+	data := j.rbuf[:jf.off]
+	if _, err := jf.f.ReadAt(data, 0); err != nil {
+		return fmt.Errorf("raftbolt: %s: read journal %s for a checkpoint: %w", b.path, jf.path, err)
 	}
 	keys := make([]byte, 0, 8*len(p.ents))
 	pos := 0
@@ -667,15 +937,15 @@ func (b *BoltStore) checkpointToDB(p *pendingSet) error {
 		for ; pos < len(p.ents) && bytes < checkpointChunkBytes; pos++ {
 			e := p.ents[pos]
 			if !p.newest(pos) {
-				continue // replaced by a later record
+				continue // replaced by a later record, or deleted
 			}
 			at := len(keys)
 			keys = binary.BigEndian.AppendUint64(keys, e.index)
-			if err := bk.Put(keys[at:at+8:at+8], p.arena[e.off:e.end]); err != nil {
+			if err := bk.Put(keys[at:at+8:at+8], data[e.off:e.end]); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("raftbolt: %s: checkpoint entry %d: %w", b.path, e.index, err)
 			}
-			bytes += e.end - e.off + 8
+			bytes += int(e.end-e.off) + 8
 		}
 		if pos == len(p.ents) && p.hasCommit {
 			var v [8]byte
@@ -694,72 +964,109 @@ func (b *BoltStore) checkpointToDB(p *pendingSet) error {
 	}
 }
 
-// openJournal replays the journal files left beside the database and, in
-// journal mode, opens them for writing. Without journal mode a replayed
-// journal is moved into the database and its files removed. A read-only
-// store keeps replayed entries in memory and writes nothing.
-func (b *BoltStore) openJournal(o Options) error {
-	j := newJournal(o.Path, o.JournalSize, o.NoSync)
-	found, err := j.load()
-	if err != nil {
-		return err
-	}
-	if !found && !o.Journal {
-		return nil
-	}
-	b.j = j
-	if o.readOnly() {
-		return nil
-	}
-	if err := b.checkpointToDB(j.active); err != nil {
-		return err
-	}
-	j.active.reset()
-	if !o.Journal {
-		b.j = nil
-		return j.remove()
-	}
-	// Both files empty, the second with the higher generation so that the
-	// first switch needs no header write.
-	base := j.maxGen()
-	for i, jf := range j.files {
-		if err := j.open(jf); err != nil {
-			j.closeFiles()
+// checkpointAll moves every file's live entries into the database, oldest
+// file first. The caller holds wmu and no checkpoint runs.
+func (b *BoltStore) checkpointAll() error {
+	for _, jf := range b.j.ring {
+		if err := b.checkpointFile(jf); err != nil {
 			return err
 		}
-		if err := j.writeHeader(jf, base+1+uint64(i)); err != nil {
-			j.closeFiles()
-			return err
-		}
-	}
-	j.cur = 0
-	j.fill = j.nextFill()
-	if err := syncDir(filepath.Dir(o.Path)); err != nil {
-		j.closeFiles()
-		return err
 	}
 	return nil
 }
 
-func (j *journal) closeFiles() {
-	for _, jf := range j.files {
-		if jf.f != nil {
-			jf.f.Close()
-			jf.f = nil
+// deleteSpans deletes the ranges from the database in one transaction.
+func (b *BoltStore) deleteSpans(spans []span) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	tx, bk, err := b.beginLogs()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	c := bk.Cursor()
+	for _, s := range spans {
+		var from [8]byte
+		binary.BigEndian.PutUint64(from[:], s.min)
+		for k, _ := c.Seek(from[:]); k != nil && keyToIndex(k) <= s.max; k, _ = c.Seek(from[:]) {
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("raftbolt: %s: delete entry %d: %w", b.path, keyToIndex(k), err)
+			}
 		}
 	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("raftbolt: %s: commit: %w", b.path, err)
+	}
+	return nil
+}
+
+// openJournal replays the journal files left beside the database and, in
+// journal mode, starts a new journal. A replayed journal is moved into
+// the database and its files removed. A read-only store keeps the replayed
+// files open for reading and writes nothing.
+func (b *BoltStore) openJournal(o Options) error {
+	j := newJournal(o)
+	dels, err := j.load()
+	if err != nil {
+		return err
+	}
+	if len(j.ring) == 0 && !o.Journal {
+		return nil
+	}
+	b.j = j
+	if j.readOnly {
+		j.hidden = dels
+		if len(j.ring) == 0 {
+			j.closed = true
+		}
+		return nil
+	}
+	if err := b.deleteSpans(dels); err != nil {
+		closeAll(j.ring)
+		return err
+	}
+	if err := b.checkpointAll(); err != nil {
+		closeAll(j.ring)
+		return err
+	}
+	if err := j.remove(); err != nil {
+		return err
+	}
+	if !o.Journal {
+		b.j = nil
+		return nil
+	}
+	jf, err := j.createFile()
+	if err != nil {
+		return err
+	}
+	j.ring = []*jfile{jf}
+	j.fill = j.nextFill()
+	return nil
+}
+
+// closeFiles closes every journal file, leaving them on disk.
+func (j *journal) closeFiles() {
+	j.mu.Lock()
+	closeAll(j.ring)
+	j.mu.Unlock()
 }
 
 // remove closes the journal files, deletes them and syncs the directory so
-// the deletion is durable.
+// the deletion is durable. The ring is then empty.
 func (j *journal) remove() error {
-	j.closeFiles()
-	for _, jf := range j.files {
+	j.mu.Lock()
+	ring := j.ring
+	j.ring = nil
+	j.mu.Unlock()
+	closeAll(ring)
+	for _, jf := range ring {
 		if err := os.Remove(jf.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("raftbolt: remove journal: %w", err)
 		}
 	}
-	return syncDir(filepath.Dir(j.files[0].path))
+	return syncDir(filepath.Dir(j.dbPath))
 }
 
 // closeJournal checkpoints everything and removes the journal, leaving a
@@ -769,18 +1076,39 @@ func (b *BoltStore) closeJournal() error {
 	j := b.j
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	if j.files[j.cur].f == nil {
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	if j.readOnly {
+		j.closeFiles()
 		return nil
 	}
 	if err := j.waitCheckpoint(); err != nil {
 		j.closeFiles()
 		return fmt.Errorf("raftbolt: %s: the journal failed earlier and stays for the next open to replay: %w", b.path, err)
 	}
-	if err := b.checkpointToDB(j.active); err != nil {
+	if err := b.checkpointAll(); err != nil {
 		j.closeFiles()
 		return err
 	}
 	return j.remove()
+}
+
+// journalWritable reports why the journal cannot be written, if it cannot. The
+// caller holds wmu.
+func (b *BoltStore) journalWritable() error {
+	j := b.j
+	j.pollCheckpoint()
+	switch {
+	case j.readOnly:
+		return fmt.Errorf("raftbolt: %s: store is read-only", b.path)
+	case j.closed:
+		return errClosed
+	case j.broken != nil:
+		return errJournalBroken
+	}
+	return nil
 }
 
 // storeJournal is StoreLogs in journal mode.
@@ -788,16 +1116,8 @@ func (b *BoltStore) storeJournal(logs []*raft.Log, commit uint64, hasCommit bool
 	j := b.j
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	j.pollCheckpoint()
-	if j.broken != nil {
-		return errJournalBroken
-	}
-	jf := j.files[j.cur]
-	if jf.f == nil {
-		if b.readOnly {
-			return fmt.Errorf("raftbolt: %s: store is read-only", b.path)
-		}
-		return errClosed
+	if err := b.journalWritable(); err != nil {
+		return err
 	}
 	for _, l := range logs {
 		if l.Index == 0 {
@@ -806,44 +1126,76 @@ func (b *BoltStore) storeJournal(logs []*raft.Log, commit uint64, hasCommit bool
 			return fmt.Errorf("raftbolt: %s: entry with index 0", b.path)
 		}
 	}
+	jf := j.active()
 	rec, err := j.encodeRecord(jf.gen, logs, commit, hasCommit, b.newTime)
 	if err != nil {
 		return err
 	}
-	if jf.off > journalHeaderSize && jf.off+int64(len(rec)) > j.fill {
-		if err := b.switchFiles(); err != nil {
-			return err
-		}
-		jf = j.files[j.cur]
-		// Another file, another generation: the same record restamped.
-		stampRecord(rec, jf.gen)
-	}
-	if err := j.append(rec); err != nil {
+	if err := b.makeRoom(rec); err != nil {
 		return err
 	}
-	j.addActive(rec[recordHeaderSize:])
+	at, err := j.append(rec)
+	if err != nil {
+		return err
+	}
+	jf = j.active()
+	j.mu.Lock()
+	jf.set.add(rec[recordHeaderSize:], at+recordHeaderSize)
+	j.mu.Unlock()
 	if len(j.buf) > 64<<20 {
 		j.buf = nil
 	}
 	return nil
 }
 
-// deleteJournal is DeleteRange in journal mode: a range that reaches
-// pending entries first moves them all into the database.
-func (b *BoltStore) deleteJournal(min, max uint64) error {
+// makeRoom moves to the next file when rec does not fit in the active
+// one's fill, and stamps rec with the generation of the file it goes to.
+// The caller holds wmu.
+func (b *BoltStore) makeRoom(rec []byte) error {
+	j := b.j
+	jf := j.active()
+	if jf.used() && jf.off+int64(len(rec)) > j.fill {
+		if err := b.rotate(); err != nil {
+			return err
+		}
+		// Another file, another generation: the same record restamped.
+		stampRecord(rec, j.active().gen)
+	}
+	return nil
+}
+
+// deleteJournal is DeleteRange in journal mode. While any journal file
+// holds records, a deletion record goes first, so that a replay cannot
+// bring the deleted entries back; then the range leaves the live entries
+// and the database.
+func (b *BoltStore) deleteJournal(lo, hi uint64) error {
 	j := b.j
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	j.pollCheckpoint()
-	if j.broken != nil {
-		return errJournalBroken
+	if err := b.journalWritable(); err != nil {
+		return err
 	}
-	if first, last := j.bounds(); first != 0 && min <= last && max >= first {
-		if err := b.checkpointAll(); err != nil {
+	if slices.ContainsFunc(j.ring, (*jfile).used) {
+		rec := j.encodeDelete(j.active().gen, lo, hi)
+		if err := b.makeRoom(rec); err != nil {
 			return err
 		}
+		// A running checkpoint would write entries this deletion removes.
+		if err := j.waitCheckpoint(); err != nil {
+			return err
+		}
+		if _, err := j.append(rec); err != nil {
+			return err
+		}
+		j.deleteAll(lo, hi)
 	}
-	return b.deleteFromDB(min, max)
+	if err := b.deleteFromDB(lo, hi); err != nil {
+		// The deletion record stands: the database must not serve what
+		// it deleted until a reopen replays it.
+		j.broken = err
+		return err
+	}
+	return nil
 }
 
 // syncJournal fsyncs the active journal file (for Sync with NoSync).
@@ -851,10 +1203,11 @@ func (b *BoltStore) syncJournal() error {
 	j := b.j
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	if jf := j.files[j.cur]; jf.f != nil {
-		if err := fdatasync(jf.f); err != nil {
-			return fmt.Errorf("raftbolt: sync journal: %w", err)
-		}
+	if j.closed || j.readOnly || len(j.ring) == 0 {
+		return nil
+	}
+	if err := fdatasync(j.active().f); err != nil {
+		return fmt.Errorf("raftbolt: sync journal: %w", err)
 	}
 	return nil
 }

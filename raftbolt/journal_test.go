@@ -2,10 +2,12 @@ package raftboltdb
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,11 +23,14 @@ import (
 )
 
 func TestConformanceJournal(t *testing.T) {
-	for _, size := range []int64{0, 300} {
-		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
+	for _, c := range []struct {
+		size  int64
+		files int
+	}{{0, 0}, {300, 0}, {300, 2}} {
+		t.Run(fmt.Sprintf("size=%d,files=%d", c.size, c.files), func(t *testing.T) {
 			storetest.Run(t, storetest.Factory{
 				Open: func(t *testing.T, dir string) storetest.Store {
-					s, err := New(Options{Path: filepath.Join(dir, "raft.db"), Journal: true, JournalSize: size})
+					s, err := New(Options{Path: filepath.Join(dir, "raft.db"), Journal: true, JournalSize: c.size, JournalFiles: c.files})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -59,7 +64,7 @@ func settle(b *BoltStore) {
 }
 
 // activeFile is the journal file being written.
-func activeFile(b *BoltStore) *jfile { return b.j.files[b.j.cur] }
+func activeFile(b *BoltStore) *jfile { return b.j.active() }
 
 func logAt(idx, term uint64, data string) *raft.Log {
 	return &raft.Log{Index: idx, Term: term, Type: raft.LogCommand, Data: []byte(data)}
@@ -100,16 +105,7 @@ func wantBounds(t *testing.T, s *BoltStore, first, last uint64) {
 
 func journalExists(t *testing.T, dbPath string) bool {
 	t.Helper()
-	for _, suffix := range []string{journalSuffix, journalSuffix2} {
-		_, err := os.Stat(dbPath + suffix)
-		if err == nil {
-			return true
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
-		}
-	}
-	return false
+	return journalFiles(t, dbPath) > 0
 }
 
 // TestJournalWritesSkipTheDatabase pins the point of journal mode: a
@@ -246,35 +242,71 @@ func TestJournalTornTailDropped(t *testing.T) {
 	wantLog(t, s, 3, 2, "new")
 }
 
-// TestJournalStaleRecordsIgnored: after a checkpoint the journal starts
-// over from its beginning, and records of the previous generation remain
-// further on in the file. One of them sits exactly where the next record
-// of the new generation would start; replaying it would bring back an
-// entry that was deleted and replaced.
+// TestJournalStaleRecordsIgnored: a journal file that starts over keeps
+// the records of its previous generation further on; a replay must stop at
+// the first of them. Entries are written again after a conflict so that
+// stale records hold other values for the same indexes.
 func TestJournalStaleRecordsIgnored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	opts := Options{Path: path, Journal: true, JournalSize: 300, JournalFiles: 3}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 40; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, fmt.Sprintf("old%02d", i)))
+	}
+	// A follower replacing a conflicting suffix with entries of the same
+	// size, so that records of both terms line up in the reused files.
+	if err := s.DeleteRange(21, 40); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(21); i <= 30; i++ {
+		mustStoreLogs(t, s, logAt(i, 2, fmt.Sprintf("new%02d", i)))
+	}
+	if s.j.nextGen < 8 {
+		t.Fatalf("only %d generations: no file was reused, the test no longer sets up its case", s.j.nextGen-1)
+	}
+	crash(t, s)
+
+	s = openTemp(t, opts)
+	wantBounds(t, s, 1, 30)
+	wantLog(t, s, 20, 1, "old20")
+	wantLog(t, s, 21, 2, "new21")
+	wantLog(t, s, 30, 2, "new30")
+	var l raft.Log
+	if err := s.GetLog(31, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(31) after the replay: %v, want not found", err)
+	}
+}
+
+// TestJournalDeletedSuffixStaysDeleted: a conflicting suffix that a
+// follower deletes and only partly writes again must not come back after a
+// crash; a replay that brought entries 6..8 back would hand the FSM
+// entries of a deposed leader. The deletion is a record in the journal.
+func TestJournalDeletedSuffixStaysDeleted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
 	s, err := New(Options{Path: path, Journal: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustStoreLogs(t, s, logAt(1, 1, "a"))
-	mustStoreLogs(t, s, logAt(2, 1, "b")) // the record that must stay dead
-	// A follower truncating a conflicting suffix: the range reaches the
-	// pending entries, so they are checkpointed and the journal restarts.
-	if err := s.DeleteRange(2, 2); err != nil {
+	for i := uint64(1); i <= 8; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, "x"))
+	}
+	if err := s.DeleteRange(5, 8); err != nil {
 		t.Fatal(err)
 	}
-	if off := activeFile(s).off; off != journalHeaderSize {
-		t.Fatalf("journal at offset %d after the checkpoint", off)
-	}
-	// Same length as the first record, so the stale record of entry 2
-	// follows it exactly.
-	mustStoreLogs(t, s, logAt(2, 2, "c"))
+	mustStoreLogs(t, s, logAt(5, 2, "y"))
+	wantBounds(t, s, 1, 5)
 	crash(t, s)
 
 	s = openTemp(t, Options{Path: path, Journal: true})
-	wantBounds(t, s, 1, 2)
-	wantLog(t, s, 2, 2, "c")
+	wantBounds(t, s, 1, 5)
+	wantLog(t, s, 5, 2, "y")
+	var l raft.Log
+	if err := s.GetLog(6, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(6): %v, want not found", err)
+	}
 }
 
 // TestJournalMalformedRecordIsAnError: a record whose checksum holds but
@@ -332,7 +364,7 @@ func TestJournalReadOnlyOpenSeesJournal(t *testing.T) {
 // the database as it fills, and the store reads the same throughout.
 func TestJournalCheckpointsWhenFull(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true, JournalSize: 1024})
+	s, err := New(Options{Path: path, Journal: true, JournalSize: 1024, JournalFiles: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +392,7 @@ func TestJournalCheckpointsWhenFull(t *testing.T) {
 	}
 	wantBounds(t, s, first, 200)
 	crash(t, s)
-	s = openTemp(t, Options{Path: path, Journal: true, JournalSize: 1024})
+	s = openTemp(t, Options{Path: path, Journal: true, JournalSize: 1024, JournalFiles: 2})
 	wantBounds(t, s, first, 200)
 	wantLog(t, s, 200, 1, "200")
 }
@@ -370,7 +402,7 @@ func TestJournalCheckpointsWhenFull(t *testing.T) {
 // A reader that looked in the database before the pending entries could
 // miss an entry moving from one to the other.
 func TestJournalNoGapDuringCheckpoint(t *testing.T) {
-	s := openTemp(t, Options{Journal: true, JournalSize: 600, NoSync: true})
+	s := openTemp(t, Options{Journal: true, JournalSize: 600, JournalFiles: 2, NoSync: true})
 	const n = 3000
 	var done atomic.Bool
 	var wg sync.WaitGroup
@@ -464,6 +496,13 @@ func FuzzJournalLoad(f *testing.F) {
 	if err := s.StoreLogs([]*raft.Log{logAt(3, 2, "c")}); err != nil {
 		f.Fatal(err)
 	}
+	// A deletion record, and an entry written again after it.
+	if err := s.DeleteRange(3, 3); err != nil {
+		f.Fatal(err)
+	}
+	if err := s.StoreLogs([]*raft.Log{logAt(3, 3, "d")}); err != nil {
+		f.Fatal(err)
+	}
 	end := activeFile(s).off
 	s.j.closeFiles()
 	s.conn.Close()
@@ -480,20 +519,32 @@ func FuzzJournalLoad(f *testing.F) {
 		if err := os.WriteFile(path, journal, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		j := newPendingSet()
-		if _, _, _, err := loadFile(path, func(uint64) *pendingSet { return j }); err != nil {
+		jf := &jfile{path: path, set: newPendingSet()}
+		var err error
+		if jf.f, err = os.Open(path); err != nil {
+			t.Fatal(err)
+		}
+		defer jf.f.Close()
+		if _, err := readJournalFile(jf, nil, nil); err != nil {
 			return
 		}
-		if (j.first == 0) != (len(j.ents) == 0) || j.first > j.last {
-			t.Fatalf("pending bounds %d..%d with %d entries", j.first, j.last, len(j.ents))
+		j := jf.set
+		if (j.first == 0) != (j.live() == 0) || j.first > j.last {
+			t.Fatalf("pending bounds %d..%d with %d entries", j.first, j.last, j.live())
 		}
-		for idx, pos := range j.latest {
-			var l raft.Log
-			if err := logcodec.Decode(j.arena[j.ents[pos].off:j.ents[pos].end], &l); err != nil {
-				t.Fatalf("pending entry %d does not decode: %v", idx, err)
+		if jf.off < journalHeaderSize || jf.off > int64(len(journal)) && jf.off != journalHeaderSize {
+			t.Fatalf("replay ended at offset %d of %d bytes", jf.off, len(journal))
+		}
+		for pos, e := range j.ents {
+			if !j.newest(pos) {
+				continue
 			}
-			if l.Index != idx || idx < j.first || idx > j.last {
-				t.Fatalf("pending entry filed as %d holds %d (bounds %d..%d)", idx, l.Index, j.first, j.last)
+			var l raft.Log
+			if err := logcodec.Decode(journal[e.off:e.end], &l); err != nil {
+				t.Fatalf("pending entry %d does not decode: %v", e.index, err)
+			}
+			if l.Index != e.index || e.index < j.first || e.index > j.last {
+				t.Fatalf("pending entry filed as %d holds %d (bounds %d..%d)", e.index, l.Index, j.first, j.last)
 			}
 		}
 	})
@@ -514,7 +565,7 @@ func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
 	// A file counts as full somewhere past two thirds of its size: 800
 	// bytes leave room for the three records after the switch, so no
 	// second switch waits for the blocked checkpoint.
-	s, err := New(Options{Path: path, Journal: true, JournalSize: 800})
+	s, err := New(Options{Path: path, Journal: true, JournalSize: 800, JournalFiles: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +618,7 @@ func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
 // (its writer lock held), writes still complete until both files are
 // full; the full file's entries reach the database once it is free.
 func TestJournalWritesContinueDuringCheckpoint(t *testing.T) {
-	s := openTemp(t, Options{Journal: true, JournalSize: 1 << 10})
+	s := openTemp(t, Options{Journal: true, JournalSize: 1 << 10, JournalFiles: 2})
 	tx, err := s.conn.Begin(true)
 	if err != nil {
 		t.Fatal(err)
@@ -676,7 +727,12 @@ func TestJournalPageSize(t *testing.T) {
 // marked superseded for the checkpoint.
 func TestPendingSetLookup(t *testing.T) {
 	p := newPendingSet()
-	put := func(idx uint64, v string) { p.putEncoded(idx, []byte(v)) }
+	var file []byte // what the entries' offsets point into
+	put := func(idx uint64, v string) {
+		off := int64(len(file))
+		file = append(file, v...)
+		p.put(idx, off, int64(len(file)))
+	}
 	want := func(idx uint64, v string) {
 		t.Helper()
 		pos, ok := p.lookup(idx)
@@ -690,7 +746,7 @@ func TestPendingSetLookup(t *testing.T) {
 			t.Fatalf("index %d not found, want %q", idx, v)
 		}
 		e := p.ents[pos]
-		if got := string(p.arena[e.off:e.end]); got != v || !p.newest(pos) {
+		if got := string(file[e.off:e.end]); got != v || !p.newest(pos) {
 			t.Fatalf("index %d: %q (newest %v), want %q", idx, got, p.newest(pos), v)
 		}
 	}
@@ -731,4 +787,359 @@ func TestPendingSetLookup(t *testing.T) {
 	put(5, "y") // a gap right away
 	want(5, "y")
 	want(4, "")
+}
+
+// journalFiles counts the journal files beside the database.
+func journalFiles(t *testing.T, dbPath string) int {
+	t.Helper()
+	names, err := os.ReadDir(filepath.Dir(dbPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, de := range names {
+		if journalNum(de.Name(), filepath.Base(dbPath)) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// TestJournalCompactionReusesFiles pins the journal as the log's home: a
+// log that compaction keeps shorter than the ring lives in the journal
+// files only, which compaction frees for reuse. Nothing reaches the
+// database, and the number of files stays bounded.
+func TestJournalCompactionReusesFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	opts := Options{Path: path, Journal: true, JournalSize: 2 << 10, JournalFiles: 4}
+	s := openTemp(t, opts)
+	const trailing = 20
+	for i := uint64(1); i <= 2000; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, fmt.Sprintf("v%d", i)))
+		if i%50 == 0 {
+			// A snapshot at i, then compaction up to i-trailing.
+			if err := s.DeleteRange(1, i-trailing); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := journalFiles(t, path); n > 4 {
+		t.Fatalf("%d journal files, want at most 4", n)
+	}
+	if s.j.nextGen < 20 {
+		t.Fatalf("only %d generations: the files were not reused", s.j.nextGen-1)
+	}
+	if v := rawValue(t, s, dbLogs, key(2000-trailing-10)); v != nil {
+		t.Fatal("a live entry reached the database: it was written twice")
+	}
+	if first, _ := s.j.bounds(); first != 2000-trailing+1 {
+		t.Fatalf("journal holds entries from %d, want %d", first, 2000-trailing+1)
+	}
+	wantBounds(t, s, 2000-trailing+1, 2000)
+	wantLog(t, s, 1990, 1, "v1990")
+	crash(t, s)
+	s = openTemp(t, opts)
+	wantBounds(t, s, 2000-trailing+1, 2000)
+	wantLog(t, s, 1990, 1, "v1990")
+}
+
+// TestJournalFullRingCheckpointsOldest: without compaction the ring fills;
+// then the oldest file's entries move into the database, one file ahead of
+// the writer, and the number of files stays at the limit.
+func TestJournalFullRingCheckpointsOldest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	opts := Options{Path: path, Journal: true, JournalSize: 1 << 10, JournalFiles: 3}
+	s := openTemp(t, opts)
+	for i := uint64(1); i <= 500; i++ {
+		mustStoreLogs(t, s, logAt(i, 1, fmt.Sprint(i)))
+	}
+	settle(s)
+	if n := journalFiles(t, path); n != 3 {
+		t.Fatalf("%d journal files, want 3", n)
+	}
+	first, _ := s.j.bounds()
+	if first <= 1 || rawValue(t, s, dbLogs, key(first-1)) == nil {
+		t.Fatalf("journal from %d, and entry %d not in the database", first, first-1)
+	}
+	wantBounds(t, s, 1, 500)
+	for i := uint64(1); i <= 500; i += 7 {
+		wantLog(t, s, i, 1, fmt.Sprint(i))
+	}
+	crash(t, s)
+	s = openTemp(t, opts)
+	wantBounds(t, s, 1, 500)
+	wantLog(t, s, 499, 1, "499")
+}
+
+// TestJournalReadOnlyHidesReplayedDeletion: a crash between a deletion's
+// record and its transaction leaves the database holding the deleted
+// entries; a read-only open, which cannot write, must still not show them
+// (nor count them in FirstIndex and LastIndex), and the next writable open
+// deletes them.
+func TestJournalReadOnlyHidesReplayedDeletion(t *testing.T) {
+	// j is the first entry in the journal, n the last written; the
+	// database holds 1..j-1 (j is 25 to 40).
+	cases := []struct {
+		name   string
+		lo, hi func(j, n uint64) uint64
+	}{
+		{"middle", func(j, n uint64) uint64 { return 6 }, func(j, n uint64) uint64 { return n - 3 }},
+		{"prefix", func(j, n uint64) uint64 { return 1 }, func(j, n uint64) uint64 { return n - 3 }},
+		{"suffix", func(j, n uint64) uint64 { return j - 5 }, func(j, n uint64) uint64 { return n }},
+		{"all", func(j, n uint64) uint64 { return 1 }, func(j, n uint64) uint64 { return n }},
+		{"database only", func(j, n uint64) uint64 { return 2 }, func(j, n uint64) uint64 { return j - 3 }},
+		{"journal only", func(j, n uint64) uint64 { return n - 1 }, func(j, n uint64) uint64 { return n }},
+		{"past the end", func(j, n uint64) uint64 { return n - 5 }, func(j, n uint64) uint64 { return n + 50 }},
+		{"one entry", func(j, n uint64) uint64 { return 2 }, func(j, n uint64) uint64 { return 2 }},
+		{"unbounded", func(j, n uint64) uint64 { return 1 }, func(j, n uint64) uint64 { return math.MaxUint64 }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "raft.db")
+			opts := Options{Path: path, Journal: true, JournalSize: 4 << 10, JournalFiles: 2}
+			s, err := New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := uint64(0)
+			for first := activeFile(s); activeFile(s) == first; {
+				n++
+				mustStoreLogs(t, s, logAt(n, 1, fmt.Sprint(n)))
+			}
+			j := n
+			for range 20 {
+				n++
+				mustStoreLogs(t, s, logAt(n, 1, fmt.Sprint(n)))
+			}
+			settle(s)
+			if first, last := s.j.bounds(); first != j || last != n || rawValue(t, s, dbLogs, key(j-1)) == nil || j < 12 {
+				t.Fatalf("journal %d..%d, database up to %d: the test no longer sets up its case", first, last, j-1)
+			}
+			lo, hi := c.lo(j, n), c.hi(j, n)
+			// The deletion's record, then the crash before its transaction.
+			s.j.wmu.Lock()
+			rec := s.j.encodeDelete(s.j.active().gen, lo, hi)
+			if err := s.makeRoom(rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.j.waitCheckpoint(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.j.append(rec); err != nil {
+				t.Fatal(err)
+			}
+			s.j.wmu.Unlock()
+			crash(t, s)
+
+			var first, last uint64
+			for i := uint64(1); i <= n; i++ {
+				if i < lo || i > hi {
+					first, last = cmp.Or(first, i), i
+				}
+			}
+			check := func(s *BoltStore) {
+				t.Helper()
+				wantBounds(t, s, first, last)
+				var l raft.Log
+				for i := uint64(1); i <= n; i++ {
+					err := s.GetLog(i, &l)
+					if i >= lo && i <= hi {
+						if !errors.Is(err, raft.ErrLogNotFound) {
+							t.Fatalf("GetLog(%d) = %v, want not found", i, err)
+						}
+					} else if err != nil || string(l.Data) != fmt.Sprint(i) {
+						t.Fatalf("GetLog(%d) = %q, %v", i, l.Data, err)
+					}
+				}
+			}
+			ro := openTemp(t, Options{Path: path, BoltOptions: &bbolt.Options{ReadOnly: true}})
+			check(ro)
+			ro.Close()
+			s = openTemp(t, opts)
+			check(s)
+			if lo <= 2 && hi >= 2 && rawValue(t, s, dbLogs, key(2)) != nil {
+				t.Fatal("the writable open did not delete entry 2 from the database")
+			}
+		})
+	}
+}
+
+// TestPendingSetDeleteRange checks deletions against a map, over random
+// writes, rewrites and deletions of prefixes, suffixes and middles.
+func TestPendingSetDeleteRange(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for round := 0; round < 200; round++ {
+		p := newPendingSet()
+		model := map[uint64]int64{}
+		next := uint64(1 + rng.IntN(5))
+		var off int64
+		for op := 0; op < 60; op++ {
+			switch r := rng.IntN(10); {
+			case r < 6: // append, sometimes rewriting back a bit
+				if rng.IntN(8) == 0 && next > 3 {
+					next -= uint64(1 + rng.IntN(3))
+				}
+				off += 10
+				p.put(next, off, off+5)
+				model[next] = off
+				next++
+			default:
+				lo := uint64(rng.IntN(int(next) + 2))
+				hi := lo + uint64(rng.IntN(8))
+				if rng.IntN(4) == 0 {
+					hi = math.MaxUint64
+				}
+				lo = max(lo, 1)
+				p.deleteRange(lo, hi)
+				for k := range model {
+					if k >= lo && k <= hi {
+						delete(model, k)
+					}
+				}
+			}
+			if p.live() != len(model) {
+				t.Fatalf("round %d op %d: %d live, model has %d", round, op, p.live(), len(model))
+			}
+			var first, last uint64
+			for k := range model {
+				if first == 0 || k < first {
+					first = k
+				}
+				last = max(last, k)
+			}
+			if p.first != first || p.last != last {
+				t.Fatalf("round %d op %d: bounds %d..%d, model %d..%d", round, op, p.first, p.last, first, last)
+			}
+			for k := uint64(0); k <= next+1; k++ {
+				pos, ok := p.lookup(k)
+				want, in := model[k]
+				if ok != in || ok && (p.ents[pos].off != want || !p.newest(pos)) {
+					t.Fatalf("round %d op %d: lookup(%d) = %v at %d, model %v at %d", round, op, k, ok, pos, in, want)
+				}
+			}
+			n := 0
+			for pos := range p.ents {
+				if p.newest(pos) {
+					n++
+				}
+			}
+			if n != len(model) {
+				t.Fatalf("round %d op %d: %d entries count as newest, want %d", round, op, n, len(model))
+			}
+		}
+	}
+}
+
+// TestJournalMatchesAModel runs random writes, rewrites, deletions of
+// prefixes, suffixes and middles, and crashes, on small journals of a few
+// files (so that files rotate, are reused, fill the ring and are
+// checkpointed), and after every step compares the store, and every
+// reopened store, with a map.
+func TestJournalMatchesAModel(t *testing.T) {
+	for seed := uint64(1); seed <= 12; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 99))
+			path := filepath.Join(t.TempDir(), "raft.db")
+			opts := Options{Path: path, Journal: true, JournalSize: int64(600 + rng.IntN(3000)), JournalFiles: 2 + rng.IntN(4), NoSync: true}
+			s := openTemp(t, opts)
+			model := map[uint64]string{}
+			next := uint64(1)
+			verify := func(s *BoltStore, step int) {
+				t.Helper()
+				var first, last uint64
+				for k := range model {
+					if first == 0 || k < first {
+						first = k
+					}
+					last = max(last, k)
+				}
+				f, err1 := s.FirstIndex()
+				l, err2 := s.LastIndex()
+				if err1 != nil || err2 != nil || f != first || l != last {
+					t.Fatalf("step %d: bounds %d..%d (%v, %v), model %d..%d", step, f, l, err1, err2, first, last)
+				}
+				var lg raft.Log
+				for i := max(first, 1) - 1; i <= last+1; i++ {
+					err := s.GetLog(i, &lg)
+					want, ok := model[i]
+					if !ok {
+						if !errors.Is(err, raft.ErrLogNotFound) {
+							t.Fatalf("step %d: GetLog(%d) = %v, want not found", step, i, err)
+						}
+						continue
+					}
+					if err != nil || string(lg.Data) != want {
+						t.Fatalf("step %d: GetLog(%d) = %q, %v; want %q", step, i, lg.Data, err, want)
+					}
+				}
+			}
+			gens := 0 // journal files started, over every open
+			for step := 0; step < 1500; step++ {
+				switch r := rng.IntN(100); {
+				case r < 75: // a batch at the end, sometimes over a few old ones
+					if rng.IntN(6) == 0 && next > 4 {
+						next -= uint64(1 + rng.IntN(3))
+					}
+					var batch []*raft.Log
+					for range 1 + rng.IntN(4) {
+						v := fmt.Sprintf("%d-%d-%s", next, step, strings.Repeat("p", rng.IntN(60)))
+						batch = append(batch, logAt(next, uint64(step), v))
+						model[next] = v
+						next++
+					}
+					mustStoreLogs(t, s, batch...)
+				case r < 85: // compaction of a prefix
+					if next > 10 {
+						hi := uint64(rng.IntN(int(next) - 5))
+						if err := s.DeleteRange(1, hi); err != nil {
+							t.Fatal(err)
+						}
+						for k := range model {
+							if k <= hi {
+								delete(model, k)
+							}
+						}
+					}
+				case r < 95: // a conflicting suffix, or any range
+					lo := uint64(1 + rng.IntN(int(next)))
+					hi := lo + uint64(rng.IntN(10))
+					if r < 90 {
+						hi = next
+						next = max(lo, 1)
+					}
+					if err := s.DeleteRange(lo, hi); err != nil {
+						t.Fatal(err)
+					}
+					for k := range model {
+						if k >= lo && k <= hi {
+							delete(model, k)
+						}
+					}
+				case r < 98: // a crash
+					gens += int(s.j.nextGen - 1)
+					crash(t, s)
+					if rng.IntN(3) == 0 {
+						ro := openTemp(t, Options{Path: path, BoltOptions: &bbolt.Options{ReadOnly: true}})
+						verify(ro, step)
+						ro.Close()
+					}
+					s = openTemp(t, opts)
+				default: // a clean close
+					gens += int(s.j.nextGen - 1)
+					if err := s.Close(); err != nil {
+						t.Fatal(err)
+					}
+					if journalExists(t, path) {
+						t.Fatal("Close left the journal")
+					}
+					s = openTemp(t, opts)
+				}
+				verify(s, step)
+			}
+			gens += int(s.j.nextGen - 1)
+			if gens < 100 {
+				t.Fatalf("only %d journal files started: the test no longer rotates files", gens)
+			}
+		})
+	}
 }
