@@ -132,6 +132,7 @@ func (n *node) forward(w http.ResponseWriter, r *http.Request) bool {
 	}
 	target := &url.URL{Scheme: "http", Host: addr}
 	proxy := &httputil.ReverseProxy{
+		Transport: n.peers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(headerForwarded, n.cfg.id)

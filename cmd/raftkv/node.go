@@ -84,14 +84,20 @@ type node struct {
 	sink   *promSink
 	server *http.Server
 	ln     net.Listener
-	done   chan struct{} // closed by close
+	// peers carries this node's own requests to other nodes (joins,
+	// forwarded requests). It is the node's, not the process's default,
+	// so that close can drop its idle connections: another node's server
+	// waits for a connection that was dialed but never used (a dial that
+	// lost a race to a freed connection) as if a request were coming.
+	peers *http.Transport
+	done  chan struct{} // closed by close
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func startNode(cfg nodeConfig) (*node, error) {
-	n := &node{cfg: cfg, fsm: newKVStore(), done: make(chan struct{})}
+	n := &node{cfg: cfg, fsm: newKVStore(), done: make(chan struct{}), peers: http.DefaultTransport.(*http.Transport).Clone()}
 	n.log = hclog.New(&hclog.LoggerOptions{Name: cfg.id, Level: hclog.LevelFromString(cfg.logLevel), Output: os.Stderr})
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the data directory: %w", err)
@@ -267,7 +273,7 @@ type joinRequest struct {
 // joinThrough asks a member to add this node until one accepts.
 func (n *node) joinThrough(addr string) {
 	body, _ := json.Marshal(joinRequest{ID: n.cfg.id, RaftAddr: string(n.trans.LocalAddr()), HTTPAddr: n.cfg.httpAddr})
-	client := &http.Client{Timeout: 15 * time.Second}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: n.peers}
 	for attempt := 0; ; attempt++ {
 		resp, err := client.Post("http://"+addr+"/join", "application/json", bytes.NewReader(body))
 		if err == nil {
@@ -296,6 +302,7 @@ func (n *node) close() error {
 		defer cancel()
 		close(n.done)
 		herr := n.server.Shutdown(ctx)
+		n.peers.CloseIdleConnections()
 		rerr := n.raft.Shutdown().Error()
 		terr := n.trans.Close()
 		serr := n.store.Close()
