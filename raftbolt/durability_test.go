@@ -31,6 +31,9 @@ type diskNode struct {
 	logs  *lockedBuffer
 	// tune, if set, adjusts the node's configuration before each start.
 	tune func(*raft.Config)
+	// journal opens the store in journal mode, with small files and a
+	// small ring so that rotations, reuse and checkpoints all happen.
+	journal bool
 }
 
 // lockedBuffer collects a node's log output for assertions.
@@ -69,7 +72,11 @@ func diskConfig(id raft.ServerID, out io.Writer) *raft.Config {
 func (n *diskNode) open() {
 	n.t.Helper()
 	var err error
-	if n.store, err = NewBoltStore(filepath.Join(n.dir, "raft.db")); err != nil {
+	opts := Options{Path: filepath.Join(n.dir, "raft.db")}
+	if n.journal {
+		opts.Journal, opts.JournalSize, opts.JournalFiles = true, 16<<10, 3
+	}
+	if n.store, err = New(opts); err != nil {
 		n.t.Fatal(err)
 	}
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(n.dir, 3, hclog.NewNullLogger()); err != nil {
@@ -135,10 +142,17 @@ func startDiskCluster(t *testing.T, size int) []*diskNode {
 // adjusts.
 func startTunedDiskCluster(t *testing.T, size int, tune func(*raft.Config)) []*diskNode {
 	t.Helper()
+	return startDiskClusterWith(t, size, tune, false)
+}
+
+// startDiskClusterWith starts a cluster whose nodes' configurations tune
+// adjusts, with stores in journal mode if journal is set.
+func startDiskClusterWith(t *testing.T, size int, tune func(*raft.Config), journal bool) []*diskNode {
+	t.Helper()
 	var nodes []*diskNode
 	var servers []raft.Server
 	for i := 0; i < size; i++ {
-		n := &diskNode{t: t, id: raft.ServerID(fmt.Sprintf("n%d", i)), dir: t.TempDir(), logs: &lockedBuffer{}, tune: tune}
+		n := &diskNode{t: t, id: raft.ServerID(fmt.Sprintf("n%d", i)), dir: t.TempDir(), logs: &lockedBuffer{}, tune: tune, journal: journal}
 		n.open()
 		nodes = append(nodes, n)
 		servers = append(servers, raft.Server{ID: n.id, Address: n.addr})
@@ -261,7 +275,13 @@ func expected(parts ...[2]any) []string {
 // and file snapshots converges, and after every node is stopped and
 // started again (from a snapshot plus log) every write is still there.
 func TestDiskClusterSurvivesFullRestart(t *testing.T) {
-	nodes := startDiskCluster(t, 3)
+	for _, journal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) { testDiskClusterSurvivesFullRestart(t, journal) })
+	}
+}
+
+func testDiskClusterSurvivesFullRestart(t *testing.T, journal bool) {
+	nodes := startDiskClusterWith(t, 3, nil, journal)
 	applyN(t, nodes, "a", 150)
 	snapshotAll(t, nodes)
 	applyN(t, nodes, "b", 60)
@@ -335,7 +355,13 @@ func TestDiskRestoreCommittedLogs(t *testing.T) {
 // TestDiskFollowerDownAcrossCompaction: a follower that was down while the
 // others compacted far past its log comes back through InstallSnapshot.
 func TestDiskFollowerDownAcrossCompaction(t *testing.T) {
-	nodes := startDiskCluster(t, 3)
+	for _, journal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) { testDiskFollowerDownAcrossCompaction(t, journal) })
+	}
+}
+
+func testDiskFollowerDownAcrossCompaction(t *testing.T, journal bool) {
+	nodes := startDiskClusterWith(t, 3, nil, journal)
 	applyN(t, nodes, "a", 50)
 	leader := leaderOf(t, nodes)
 	down := followerOf(nodes, leader)
