@@ -92,10 +92,14 @@ func TestEndToEndKillLeader(t *testing.T) {
 	exe := buildBinary(t)
 	dir := t.TempDir()
 	var procs []*proc
+	// Small journal files and few of them: the kills land amid file
+	// rotations and checkpoints, and a killed leader's uncommitted suffix
+	// is deleted (a deletion record) when it rejoins.
+	common := append([]string{"-journal-file-size", "32768", "-journal-files", "3"}, demoTimeouts...)
 	for i := 1; i <= 3; i++ {
-		args := append([]string{"-bootstrap"}, demoTimeouts...)
+		args := append([]string{"-bootstrap"}, common...)
 		if i > 1 {
-			args = append([]string{"-join", procs[0].httpAddr}, demoTimeouts...)
+			args = append([]string{"-join", procs[0].httpAddr}, common...)
 		}
 		p, err := newProc(dir, fmt.Sprintf("n%d", i), args...)
 		if err != nil {

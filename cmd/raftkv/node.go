@@ -33,6 +33,8 @@ type nodeConfig struct {
 	tlsCert, tlsKey, tlsCA          string
 	heartbeat, election             time.Duration
 	snapshotThreshold               uint64
+	journalFileSize                 int64
+	journalFiles                    int
 	logLevel                        string
 	exitOnStdinClose                bool
 }
@@ -52,6 +54,8 @@ func parseNodeFlags(args []string) (nodeConfig, error) {
 	fs.DurationVar(&c.heartbeat, "heartbeat-timeout", time.Second, "Raft heartbeat timeout")
 	fs.DurationVar(&c.election, "election-timeout", time.Second, "Raft election timeout")
 	fs.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "entries since the last snapshot before the next one")
+	fs.Int64Var(&c.journalFileSize, "journal-file-size", 0, "bytes per raftbolt journal file (0: raftbolt's default, 8 MiB)")
+	fs.IntVar(&c.journalFiles, "journal-files", 0, "most raftbolt journal files before the oldest moves into raft.db (0: raftbolt's default, 32)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&c.exitOnStdinClose, "exit-on-stdin-close", false, "shut down when standard input closes (used by the demo)")
 	if err := fs.Parse(args); err != nil {
@@ -130,7 +134,8 @@ func startNode(cfg nodeConfig) (*node, error) {
 	n.cfg.httpAddr = n.ln.Addr().String() // the real port when asked for :0
 	// Journal mode: one fdatasync per write; the file stays a raft-boltdb
 	// database after a clean stop.
-	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.dataDir, "raft.db"), Journal: true})
+	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.dataDir, "raft.db"), Journal: true,
+		JournalSize: cfg.journalFileSize, JournalFiles: cfg.journalFiles})
 	if err != nil {
 		return nil, fmt.Errorf("opening the log store: %w", err)
 	}
