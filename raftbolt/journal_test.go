@@ -1143,3 +1143,70 @@ func TestJournalMatchesAModel(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalConcurrentCompaction runs what raft runs at once: the main
+// loop appending, the snapshot goroutine compacting the front, and readers,
+// on a small ring that rotates, reuses and checkpoints files all the time.
+// Entries near the end are never compacted, so a reader must always find
+// them.
+func TestJournalConcurrentCompaction(t *testing.T) {
+	s := openTemp(t, Options{Journal: true, JournalSize: 2 << 10, JournalFiles: 3, NoSync: true})
+	const n, keep = 4000, 200
+	var last atomic.Uint64
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	wg.Add(1)
+	go func() { // the snapshot goroutine
+		defer wg.Done()
+		for !done.Load() {
+			l := last.Load()
+			if l > keep {
+				first, err := s.FirstIndex()
+				if err == nil && first <= l-keep {
+					err = s.DeleteRange(first, l-keep)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("compaction: %w", err)
+					return
+				}
+			}
+		}
+	}()
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var l raft.Log
+			for !done.Load() {
+				hi := last.Load()
+				for i := max(hi, 20) - 19; i <= hi; i++ {
+					if err := s.GetLog(i, &l); err != nil || l.Index != i {
+						errs <- fmt.Errorf("GetLog(%d) with %d written: index %d, %w", i, hi, l.Index, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := uint64(1); i <= n; i++ {
+		if err := s.StoreLogs([]*raft.Log{logAt(i, 1, fmt.Sprintf("v%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+		last.Store(i)
+	}
+	done.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	first, err := s.FirstIndex()
+	if err != nil || first > n-keep+1 || first < 2 {
+		t.Fatalf("first index %d (%v) after compacting up to about %d", first, err, n-keep)
+	}
+	wantBounds(t, s, first, n)
+	for i := first; i <= n; i++ {
+		wantLog(t, s, i, 1, fmt.Sprintf("v%d", i))
+	}
+}
