@@ -412,12 +412,12 @@ func (j *journal) pendingCommit() (uint64, bool) {
 	return 0, false
 }
 
-// deleteAll drops min..max from every file's live entries. The caller
-// holds wmu and no checkpoint runs.
-func (j *journal) deleteAll(min, max uint64) {
+// deleteAll drops lo..hi from every file's live entries. The caller holds
+// wmu and no checkpoint runs.
+func (j *journal) deleteAll(lo, hi uint64) {
 	j.mu.Lock()
 	for _, jf := range j.ring {
-		jf.set.deleteRange(min, max)
+		jf.set.deleteRange(lo, hi)
 	}
 	j.mu.Unlock()
 }
