@@ -1,16 +1,19 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"slices"
+	"sync"
 	"time"
 )
 
 // measureLimits times this machine's fsync (a 16-byte append and Sync in
-// the temporary directory, where the benchmark's files live) and a 16-byte
-// TCP round trip on loopback.
+// the temporary directory, where the benchmark's files live), the same
+// with three files synced at once (S2's three nodes share the disk, and
+// each writes every entry), and a 16-byte TCP round trip on loopback.
 func measureLimits() (limits, error) {
 	var l limits
 	f, err := os.CreateTemp("", "raft-bench-fsync-")
@@ -32,6 +35,9 @@ func measureLimits() (limits, error) {
 		fs = append(fs, time.Since(t0))
 	}
 	l.Fsync, l.FsyncSamples = medianDuration(fs), len(fs)
+	if l.Fsync3, err = concurrentFsync(3, 100); err != nil {
+		return l, err
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,6 +78,49 @@ func measureLimits() (limits, error) {
 	}
 	l.RTT, l.RTTSamples = medianDuration(rs), len(rs)
 	return l, nil
+}
+
+// concurrentFsync is the median time of a 16-byte append and Sync when n
+// files do it at the same moment, over rounds rounds.
+func concurrentFsync(n, rounds int) (time.Duration, error) {
+	files := make([]*os.File, n)
+	for i := range files {
+		f, err := os.CreateTemp("", "raft-bench-fsync-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		files[i] = f
+	}
+	var ds []time.Duration
+	errs := make([]error, n)
+	took := make([]time.Duration, n)
+	for range rounds {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, f := range files {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				t0 := time.Now()
+				if _, err := f.Write(make([]byte, 16)); err != nil {
+					errs[i] = err
+					return
+				}
+				errs[i] = f.Sync()
+				took[i] = time.Since(t0)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return 0, err
+		}
+		ds = append(ds, took...)
+	}
+	return medianDuration(ds), nil
 }
 
 func medianDuration(ds []time.Duration) time.Duration {
