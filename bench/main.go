@@ -8,6 +8,7 @@
 //	go run . -runs 5 -json out.json -svg chart.svg
 //	go run . -scenarios S2 -clients 256 -payloads 16
 //	go run . -limits                  # fsync and loopback round trip of this machine
+//	go run . -scenarios S2,S3 -ours-store plain   # our store as NewBoltStore opens it
 //
 // Scenarios: S1 (3 nodes, in-memory transport and stores), S2 (3 nodes, TCP
 // on loopback, raft-boltdb/raftbolt with fsync, file snapshots, LogCache),
@@ -67,10 +68,15 @@ func run(args []string) error {
 		cpuProf   = fs.String("cpuprofile", "", "with -child: write a CPU profile of the measured run here")
 		memProf   = fs.String("memprofile", "", "with -child: write an allocation profile (every allocation sampled) here")
 		traceOut  = fs.String("trace", "", "with -child: write an execution trace of the run here (go tool trace)")
+		oursStore = fs.String("ours-store", "journal", "our raftbolt store in S2 and S3: journal (Options.Journal) or plain (as NewBoltStore opens it, what a program moved over from hashicorp/raft gets)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *oursStore != "journal" && *oursStore != "plain" {
+		return fmt.Errorf("-ours-store %q: want journal or plain", *oursStore)
+	}
+	plain := *oursStore == "plain"
 	if *childMode {
 		if *cpuProf != "" {
 			f, err := os.Create(*cpuProf)
@@ -104,7 +110,7 @@ func run(args []string) error {
 				}
 			}()
 		}
-		res := runCell(*lib, cell{Scenario: harness.Scenario(*scenario), Payload: *payload, Clients: *clientsN}, *warmup, *duration)
+		res := runCell(*lib, cell{Scenario: harness.Scenario(*scenario), Payload: *payload, Clients: *clientsN}, *warmup, *duration, plain)
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	lim, err := measureLimits()
@@ -134,7 +140,7 @@ func run(args []string) error {
 		var rs []result
 		for r := 0; r < n; r++ {
 			for _, l := range libs {
-				res, err := child(exe, l, c, *warmup, *duration)
+				res, err := child(exe, l, c, *warmup, *duration, *oursStore)
 				if err != nil {
 					return fmt.Errorf("%s on %s: %w", l, c, err)
 				}
@@ -204,10 +210,10 @@ func plan(scenarios, payloads, clients string) ([]cell, error) {
 }
 
 // child runs one cell of one library in a fresh process.
-func child(exe, lib string, c cell, warmup, duration time.Duration) (result, error) {
+func child(exe, lib string, c cell, warmup, duration time.Duration, oursStore string) (result, error) {
 	cmd := exec.Command(exe, "-child", "-lib", lib, "-scenario", string(c.Scenario),
 		"-payload", strconv.Itoa(c.Payload), "-nclients", strconv.Itoa(c.Clients),
-		"-warmup", warmup.String(), "-duration", duration.String())
+		"-warmup", warmup.String(), "-duration", duration.String(), "-ours-store", oursStore)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -70,7 +70,7 @@ func library(name string) (startFunc, error) {
 
 // runCell runs one cell on one library in this process: it builds the
 // cluster, warms it up, then lets the clients apply for the given time.
-func runCell(lib string, c cell, warmup, duration time.Duration) (res result) {
+func runCell(lib string, c cell, warmup, duration time.Duration, plainStore bool) (res result) {
 	res = result{Library: lib, Cell: c}
 	start, err := library(lib)
 	if err != nil {
@@ -83,7 +83,7 @@ func runCell(lib string, c cell, warmup, duration time.Duration) (res result) {
 		return res
 	}
 	defer os.RemoveAll(dir)
-	cl, err := start(harness.Options{Scenario: c.Scenario, Dir: dir})
+	cl, err := start(harness.Options{Scenario: c.Scenario, Dir: dir, PlainStore: plainStore})
 	if err != nil {
 		res.Error = fmt.Sprintf("starting the cluster: %v", err)
 		return res

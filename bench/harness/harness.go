@@ -29,6 +29,11 @@ const (
 type Options struct {
 	Scenario Scenario
 	Dir      string // for bolt files and snapshots
+	// PlainStore opens our raftbolt store without its journal, as
+	// NewBoltStore does (what a program moved over from hashicorp/raft
+	// gets unless it asks for the journal). hashicorp's raft-boltdb has
+	// one mode and ignores it.
+	PlainStore bool
 }
 
 // Cluster is a running cluster of one library.

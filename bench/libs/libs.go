@@ -28,8 +28,9 @@ var replacements = [][2]string{
 	{`raftboltdb "github.com/seed48a2b68f/raft/raftbolt"`, `raftboltdb "github.com/hashicorp/raft-boltdb/v2"`},
 	{`const Library = "ours"`, `const Library = "hashicorp"`},
 	{`// Each library's durable store at its best: ours in journal
-				// mode (one fdatasync per write), raft-boltdb as it is.
-				store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), Journal: true})`, `store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})`},
+				// mode (one fdatasync per write) unless asked for the plain
+				// store, raft-boltdb as it is.
+				store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), Journal: !opts.PlainStore})`, `store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})`},
 }
 
 // Transform returns the hashicorp version of our cluster code.

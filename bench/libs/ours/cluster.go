@@ -112,8 +112,9 @@ func Start(opts harness.Options) (harness.Cluster, error) {
 					return nil, err
 				}
 				// Each library's durable store at its best: ours in journal
-				// mode (one fdatasync per write), raft-boltdb as it is.
-				store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), Journal: true})
+				// mode (one fdatasync per write) unless asked for the plain
+				// store, raft-boltdb as it is.
+				store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), Journal: !opts.PlainStore})
 				if err != nil {
 					c.Close()
 					return nil, err
