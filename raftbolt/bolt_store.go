@@ -145,7 +145,7 @@ type Options struct {
 	// checkpoints rarely remap it.
 	//
 	// JournalSize is the preallocated size in bytes of each journal file
-	// (default 8 MiB). A file counts as full at a point picked at random
+	// (default 8 MiB, at most 1 GiB). A file counts as full at a point picked at random
 	// between two thirds and all of it, so that the nodes of a cluster do
 	// not move entries into their databases at the same moment.
 	JournalSize int64

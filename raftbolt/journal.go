@@ -92,6 +92,12 @@ const (
 	// (raft never sends batches near this).
 	maxRecordPayload = 1 << 30
 
+	// maxJournalSize bounds Options.JournalSize, and maxJournalFile the
+	// size of a journal file that load reads: a file then ends before
+	// 4 GiB, the reach of pendingEntry's offsets.
+	maxJournalSize = 1 << 30
+	maxJournalFile = 3 << 30
+
 	flagCommitIndex = 1
 	flagDelete      = 2
 
@@ -111,11 +117,18 @@ var errJournalBroken = errors.New("raftbolt: journal failed earlier; reopen the 
 // span is an inclusive range of log indexes.
 type span struct{ min, max uint64 }
 
-// pendingEntry locates one journaled entry's encoding in its file.
+// pendingEntry locates one journaled entry's encoding in its file: n
+// bytes from offset off. Sixteen bytes per entry: a file never reaches
+// 4 GiB (JournalSize is at most maxJournalSize, a record at most
+// maxRecordPayload, and load refuses larger files).
 type pendingEntry struct {
-	index    uint64
-	off, end int64
+	index uint64
+	off   uint32
+	n     uint32
 }
+
+// end is the offset just past the entry's encoding.
+func (e pendingEntry) end() int64 { return int64(e.off) + int64(e.n) }
 
 // pendingSet is the live entries (and the newest commit index) of one
 // journal file: entries not deleted since and not yet in the database.
@@ -195,7 +208,7 @@ func (p *pendingSet) put(idx uint64, off, end int64) {
 	if !p.dense {
 		p.latest[idx] = len(p.ents)
 	}
-	p.ents = append(p.ents, pendingEntry{index: idx, off: off, end: end})
+	p.ents = append(p.ents, pendingEntry{index: idx, off: uint32(off), n: uint32(end - off)})
 	if p.first == 0 || idx < p.first {
 		p.first = idx
 	}
@@ -327,6 +340,7 @@ func newJournal(o Options) *journal {
 	if size <= 0 {
 		size = defaultJournalSize
 	}
+	size = min(size, maxJournalSize)
 	files := o.JournalFiles
 	if files <= 0 {
 		files = defaultJournalFiles
@@ -361,8 +375,8 @@ func (j *journal) get(idx uint64) ([]byte, error) {
 		jf := j.ring[i]
 		if pos, ok := jf.set.lookup(idx); ok {
 			e := jf.set.ents[pos]
-			val := make([]byte, e.end-e.off)
-			if _, err := jf.f.ReadAt(val, e.off); err != nil {
+			val := make([]byte, e.n)
+			if _, err := jf.f.ReadAt(val, int64(e.off)); err != nil {
 				return nil, fmt.Errorf("raftbolt: read entry %d from journal %s: %w", idx, jf.path, err)
 			}
 			return val, nil
@@ -614,6 +628,9 @@ func readJournalFile(jf *jfile, done []*jfile, dels []span) ([]span, error) {
 	st, err := jf.f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("raftbolt: stat journal %s: %w", jf.path, err)
+	}
+	if st.Size() > maxJournalFile {
+		return nil, fmt.Errorf("raftbolt: journal %s is %d bytes, more than this package ever writes (%d)", jf.path, st.Size(), int64(maxJournalFile))
 	}
 	data := make([]byte, st.Size())
 	if _, err := jf.f.ReadAt(data, 0); err != nil {
@@ -941,11 +958,11 @@ func (b *BoltStore) checkpointFile(jf *jfile) error {
 			}
 			at := len(keys)
 			keys = binary.BigEndian.AppendUint64(keys, e.index)
-			if err := bk.Put(keys[at:at+8:at+8], data[e.off:e.end]); err != nil {
+			if err := bk.Put(keys[at:at+8:at+8], data[e.off:e.end()]); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("raftbolt: %s: checkpoint entry %d: %w", b.path, e.index, err)
 			}
-			bytes += int(e.end-e.off) + 8
+			bytes += int(e.n) + 8
 		}
 		if pos == len(p.ents) && p.hasCommit {
 			var v [8]byte

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/seed48a2b68f/raft"
@@ -540,7 +541,7 @@ func FuzzJournalLoad(f *testing.F) {
 				continue
 			}
 			var l raft.Log
-			if err := logcodec.Decode(journal[e.off:e.end], &l); err != nil {
+			if err := logcodec.Decode(journal[e.off:e.end()], &l); err != nil {
 				t.Fatalf("pending entry %d does not decode: %v", e.index, err)
 			}
 			if l.Index != e.index || e.index < j.first || e.index > j.last {
@@ -726,6 +727,9 @@ func TestJournalPageSize(t *testing.T) {
 // which every index still finds its newest value and older values are
 // marked superseded for the checkpoint.
 func TestPendingSetLookup(t *testing.T) {
+	if n := unsafe.Sizeof(pendingEntry{}); n != 16 {
+		t.Fatalf("an index entry takes %d bytes, want 16 (a full ring of small entries holds millions)", n)
+	}
 	p := newPendingSet()
 	var file []byte // what the entries' offsets point into
 	put := func(idx uint64, v string) {
@@ -746,7 +750,7 @@ func TestPendingSetLookup(t *testing.T) {
 			t.Fatalf("index %d not found, want %q", idx, v)
 		}
 		e := p.ents[pos]
-		if got := string(file[e.off:e.end]); got != v || !p.newest(pos) {
+		if got := string(file[e.off:e.end()]); got != v || !p.newest(pos) {
 			t.Fatalf("index %d: %q (newest %v), want %q", idx, got, p.newest(pos), v)
 		}
 	}
@@ -1013,7 +1017,7 @@ func TestPendingSetDeleteRange(t *testing.T) {
 			for k := uint64(0); k <= next+1; k++ {
 				pos, ok := p.lookup(k)
 				want, in := model[k]
-				if ok != in || ok && (p.ents[pos].off != want || !p.newest(pos)) {
+				if ok != in || ok && (int64(p.ents[pos].off) != want || !p.newest(pos)) {
 					t.Fatalf("round %d op %d: lookup(%d) = %v at %d, model %v at %d", round, op, k, ok, pos, in, want)
 				}
 			}
@@ -1208,5 +1212,25 @@ func TestJournalConcurrentCompaction(t *testing.T) {
 	wantBounds(t, s, first, n)
 	for i := first; i <= n; i++ {
 		wantLog(t, s, i, 1, fmt.Sprintf("v%d", i))
+	}
+}
+
+// TestJournalRefusesOversizedFile: a journal file larger than this package
+// writes (its offsets would not fit the index) is an error naming it, not
+// a 3 GiB read.
+func TestJournalRefusesOversizedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := New(Options{Path: path, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStoreLogs(t, s, logAt(1, 1, "a"))
+	crash(t, s)
+	if err := os.Truncate(path+journalSuffix, maxJournalFile+1); err != nil {
+		t.Fatal(err) // sparse: no disk space used
+	}
+	_, err = New(Options{Path: path, Journal: true})
+	if err == nil || !strings.Contains(err.Error(), journalSuffix) || !strings.Contains(err.Error(), "more than this package ever writes") {
+		t.Fatalf("open beside a 3 GiB journal file: %v", err)
 	}
 }
