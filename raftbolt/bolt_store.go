@@ -14,6 +14,13 @@
 // Log entries are encoded with the raft package's hand-written codec, which
 // writes the same bytes as go-msgpack/v2 and reads every form go-msgpack
 // reads, without reflection.
+//
+// With Options.Journal the log lives in a ring of journal files beside the
+// database while the store is open (one fdatasync per StoreLogs instead of
+// a bbolt commit), and Close moves it into the database; see
+// Options.Journal for what that means after a crash. Without it (New with
+// default options, NewBoltStore) every StoreLogs is one bbolt transaction,
+// as in raft-boltdb.
 package raftboltdb
 
 import (
