@@ -588,19 +588,26 @@ func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
 	// Entry 2 rewritten in the new file (a store may replace an entry).
 	mustStoreLogs(t, s, logAt(2, 2, "new"))
 	mustStoreLogs(t, s, logAt(3, 2, "c"))
-	// The crash: the files as they are, then the checkpoint let go (its
-	// header rewrite fails on the closed file, as a crash would cut it).
-	s.j.closeFiles()
+	// The crash: the database and the journal files as they are now (the
+	// blocked checkpoint has written nothing) are copied aside; then the
+	// checkpoint is let go and the store closes, and the copy reopens.
+	crashed := filepath.Join(t.TempDir(), "raft.db")
+	for _, name := range []string{path, path + journalSuffix, path + journalSuffix + "2"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+strings.TrimPrefix(name, path), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	s.j.wmu.Lock()
-	_ = s.j.waitCheckpoint()
-	s.j.wmu.Unlock()
-	if err := s.conn.Close(); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(sealedPath)
+	data, err := os.ReadFile(crashed + strings.TrimPrefix(sealedPath, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +615,7 @@ func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
 		t.Fatal("the sealed file does not hold the old value: the test no longer sets up its case")
 	}
 
-	s = openTemp(t, Options{Path: path, Journal: true, JournalSize: 400})
+	s = openTemp(t, Options{Path: crashed, Journal: true, JournalSize: 400})
 	wantBounds(t, s, 1, 3)
 	wantLog(t, s, 1, 1, "a")
 	wantLog(t, s, 2, 2, "new")
