@@ -68,10 +68,13 @@ func runChaos(t *testing.T, seed uint64) {
 			}
 			mu.Lock()
 			for _, n := range c.Running() {
-				if n.Raft.State() != raft.Leader {
+				// The term read on both sides of the state: a node that
+				// steps down (state first, then the higher term) between
+				// the reads is not counted as the next term's leader.
+				term := n.Raft.CurrentTerm()
+				if n.Raft.State() != raft.Leader || n.Raft.CurrentTerm() != term {
 					continue
 				}
-				term := n.Raft.CurrentTerm()
 				if id, ok := leaders[term]; ok && id != n.ID {
 					t.Errorf("seed %d: two leaders in term %d: %s and %s", seed, term, id, n.ID)
 				}

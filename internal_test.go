@@ -341,3 +341,37 @@ func TestVoteCountsLeaderLiveOnlyWithinHeartbeatTimeout(t *testing.T) {
 		t.Fatalf("leader's known leader = %q, want itself", in.knownLeaderAddr)
 	}
 }
+
+// termHook is a StableStore that calls onTerm when the current term is
+// written.
+type termHook struct {
+	StableStore
+	onTerm func(uint64)
+}
+
+func (h *termHook) SetUint64(key []byte, val uint64) error {
+	if bytes.Equal(key, keyCurrentTerm) {
+		h.onTerm(val)
+	}
+	return h.StableStore.SetUint64(key, val)
+}
+
+// A leader that sees a higher term stops being leader before its term
+// moves: a reader of State and then CurrentTerm (the chaos test's election
+// safety check, or a user's monitoring) saw "leader of term 3" from a node
+// that had led term 2, beside the real leader of term 3.
+func TestStepDownLeavesLeadershipBeforeTheTermMoves(t *testing.T) {
+	r, store := newStoppedRaft(t, 3)
+	r.transition(Leader)
+	var stateAtTerm RaftState = Leader
+	r.stable = &termHook{StableStore: store, onTerm: func(uint64) { stateAtTerm = r.State() }}
+	if !r.stepDownTo(r.getCurrentTerm() + 1) {
+		t.Fatal("step down failed")
+	}
+	if stateAtTerm != Follower {
+		t.Fatalf("state %v while the new term was written, want Follower", stateAtTerm)
+	}
+	if r.State() != Follower || r.getCurrentTerm() != 2 {
+		t.Fatalf("after the step down: %v in term %d", r.State(), r.getCurrentTerm())
+	}
+}

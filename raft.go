@@ -79,9 +79,12 @@ func (r *Raft) persistTerm(t uint64) error {
 	return nil
 }
 
-// stepDownTo adopts a higher term and becomes a follower. On a storage
+// stepDownTo becomes a follower and adopts a higher term, in that order
+// (as hashicorp/raft does): anyone reading State and then CurrentTerm
+// must never see a leader with a term it did not lead. On a storage
 // failure the node shuts down: it cannot safely go on without its term.
 func (r *Raft) stepDownTo(t uint64) bool {
+	r.transition(Follower)
 	if t > r.getCurrentTerm() {
 		if err := r.persistTerm(t); err != nil {
 			r.logger.Error("cannot persist term, shutting down", "error", err)
@@ -89,7 +92,6 @@ func (r *Raft) stepDownTo(t uint64) bool {
 			return false
 		}
 	}
-	r.transition(Follower)
 	return true
 }
 
