@@ -384,11 +384,15 @@ func TestJournalCheckpointsWhenFull(t *testing.T) {
 	for i := uint64(1); i <= 200; i++ {
 		wantLog(t, s, i, 1, fmt.Sprint(i))
 	}
-	// Compaction from the front does not touch the pending entries.
+	// Compaction from the front does not touch the pending entries, unless
+	// its deletion record did not fit the active file: then the journal
+	// rotated and, the ring being full, moved the oldest file's entries
+	// into the database (the fill point is random).
+	gen := s.j.nextGen
 	if err := s.DeleteRange(1, first-1); err != nil {
 		t.Fatal(err)
 	}
-	if f, l := s.j.bounds(); f != first || l != last {
+	if f, l := s.j.bounds(); s.j.nextGen == gen && (f != first || l != last) {
 		t.Fatalf("pending %d..%d after compacting below them, want %d..%d", f, l, first, last)
 	}
 	wantBounds(t, s, first, 200)
