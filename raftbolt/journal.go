@@ -331,7 +331,8 @@ type journal struct {
 	mu   sync.RWMutex
 	ring []*jfile // oldest first; the last is written
 	// hidden is, for a read-only store, the ranges that replayed deletion
-	// records removed and that the database may still hold.
+	// records removed and that the database may still hold. Set at open,
+	// read without mu.
 	hidden []span
 }
 
@@ -386,10 +387,9 @@ func (j *journal) get(idx uint64) ([]byte, error) {
 }
 
 // isHidden reports whether idx lies in a range that a replayed deletion
-// removed from a read-only store, and that range.
+// removed from a read-only store, and that range. hidden is set before the
+// store is returned and never changes, so no lock is needed.
 func (j *journal) isHidden(idx uint64) (span, bool) {
-	j.mu.RLock()
-	defer j.mu.RUnlock()
 	for _, s := range j.hidden {
 		if idx >= s.min && idx <= s.max {
 			return s, true
@@ -601,6 +601,16 @@ func encodeHeader(gen uint64) []byte {
 	return h
 }
 
+// headerGen returns the generation of a journal file that starts with b,
+// and false when b does not start with a header that checks.
+func headerGen(b []byte) (uint64, bool) {
+	if len(b) < journalHeaderSize || string(b[:8]) != journalMagic ||
+		crc32.Checksum(b[:16], crcTable) != binary.BigEndian.Uint32(b[16:]) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b[8:]), true
+}
+
 // journalNum returns the number of a journal file's name (the database's
 // base name, ".journal", then nothing for 1 or a number from 2 up), or 0
 // for any other name.
@@ -637,11 +647,11 @@ func readJournalFile(jf *jfile, done []*jfile, dels []span) ([]span, error) {
 		return nil, fmt.Errorf("raftbolt: read journal %s: %w", jf.path, err)
 	}
 	jf.off = journalHeaderSize
-	if len(data) < journalHeaderSize || string(data[:8]) != journalMagic ||
-		crc32.Checksum(data[:16], crcTable) != binary.BigEndian.Uint32(data[16:]) {
+	gen, ok := headerGen(data)
+	if !ok {
 		return dels, nil
 	}
-	jf.gen = binary.BigEndian.Uint64(data[8:])
+	jf.gen = gen
 	off := journalHeaderSize
 	for {
 		payload, n, ok, err := parseRecord(data[off:], jf.gen)
@@ -699,10 +709,8 @@ func (j *journal) load() ([]span, error) {
 	// Read every header first: the order of replay is the generations'.
 	for _, jf := range files {
 		var h [journalHeaderSize]byte
-		if n, _ := jf.f.ReadAt(h[:], 0); n == journalHeaderSize && string(h[:8]) == journalMagic &&
-			crc32.Checksum(h[:16], crcTable) == binary.BigEndian.Uint32(h[16:]) {
-			jf.gen = binary.BigEndian.Uint64(h[8:])
-		}
+		n, _ := jf.f.ReadAt(h[:], 0)
+		jf.gen, _ = headerGen(h[:n])
 	}
 	slices.SortFunc(files, func(a, b *jfile) int { return cmp.Compare(a.gen, b.gen) })
 	var dels []span
@@ -992,28 +1000,14 @@ func (b *BoltStore) checkpointAll() error {
 	return nil
 }
 
-// deleteSpans deletes the ranges from the database in one transaction.
+// deleteSpans deletes the ranges from the database, a transaction each
+// (DeleteRange's own); only an open after a crash calls it, and a crash
+// in between replays them all again.
 func (b *BoltStore) deleteSpans(spans []span) error {
-	if len(spans) == 0 {
-		return nil
-	}
-	tx, bk, err := b.beginLogs()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	c := bk.Cursor()
 	for _, s := range spans {
-		var from [8]byte
-		binary.BigEndian.PutUint64(from[:], s.min)
-		for k, _ := c.Seek(from[:]); k != nil && keyToIndex(k) <= s.max; k, _ = c.Seek(from[:]) {
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("raftbolt: %s: delete entry %d: %w", b.path, keyToIndex(k), err)
-			}
+		if err := b.deleteFromDB(s.min, s.max); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("raftbolt: %s: commit: %w", b.path, err)
 	}
 	return nil
 }
