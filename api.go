@@ -589,6 +589,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	r.goFunc(r.run)
 	r.goFunc(r.runFSM)
 	r.goFunc(r.runSnapshots)
+	stagesNodeStarted()
 	return r, nil
 }
 
@@ -804,6 +805,7 @@ func (r *Raft) Apply(cmd []byte, timeout time.Duration) ApplyFuture {
 func (r *Raft) ApplyLog(log Log, timeout time.Duration) ApplyFuture {
 	metrics.IncrCounter(keyApply, 1)
 	f := &logFuture{log: Log{Type: LogCommand, Data: log.Data, Extensions: log.Extensions}}
+	f.clock.start()
 	return r.enqueue(f, timeout)
 }
 
@@ -973,6 +975,9 @@ func (r *Raft) Shutdown() Future {
 		close(r.shutdownCh)
 		r.shutdown = true
 		r.setState(Shutdown)
+		if stagesOn && !r.conf.Load().skipStartup {
+			stagesNodeStopped()
+		}
 	}
 	// Every call's future waits for the goroutines, also when an earlier
 	// call (the node's own, on removal from the configuration) began the

@@ -37,6 +37,7 @@ func (r *Raft) processFollowerRPC(rpc RPC, more <-chan RPC) {
 		r.processRPC(rpc)
 		return
 	}
+	stampEntries(stageFollowerLoop, first.Entries)
 	batch := r.mergeBuf[:0]
 	batch = append(batch, rpc)
 	merged := first
@@ -56,6 +57,7 @@ collect:
 				m.Entries = append(make([]*Log, 0, len(first.Entries)+len(req.Entries)), first.Entries...)
 				merged = &m
 			}
+			stampEntries(stageFollowerLoop, req.Entries)
 			merged.Entries = append(merged.Entries, req.Entries...)
 			merged.LeaderCommitIndex = max(merged.LeaderCommitIndex, req.LeaderCommitIndex)
 			batch = append(batch, next)

@@ -118,6 +118,7 @@ func (r *Raft) runFSM() {
 		lastIndex, lastTerm = t.log.Index, t.log.Term
 		r.appliedIndex.Store(lastIndex)
 		if t.future != nil {
+			stampRange(stageApplied, lastIndex, lastIndex)
 			t.future.response = resp
 			t.future.respond(nil)
 		}
@@ -161,6 +162,7 @@ func (r *Raft) runFSM() {
 			}
 			lastIndex, lastTerm = t.log.Index, t.log.Term
 			if t.future != nil {
+				stampRange(stageApplied, lastIndex, lastIndex)
 				t.future.response = resp
 				t.future.respond(nil)
 			}

@@ -121,6 +121,7 @@ func (d *deferError) Error() error {
 type logFuture struct {
 	deferError
 	log      Log
+	clock    stageClock // when Apply was called (raftstages build)
 	response interface{}
 	dispatch time.Time
 }

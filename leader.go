@@ -317,6 +317,7 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 		f.log.AppendedAt = now
 		f.dispatch = now
 		logs[i] = &f.log
+		stampApply(&f.clock, lastIndex)
 	}
 	r.tail.appendEntries(logs)
 	ls.inflight = append(ls.inflight, futures...)
@@ -346,6 +347,7 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 		return err
 	}
 	metrics.MeasureSince(keyDispatchLog, now)
+	stampRange(stageLeaderStored, logs[0].Index, lastIndex)
 	r.setLastLog(lastIndex, term)
 	if hasVote(r.configurations.latest, r.localID) {
 		ls.commitment.match(r.localID, 0, lastIndex)
@@ -402,6 +404,9 @@ func (r *Raft) leaderCommit() {
 		n++
 	}
 	committed := ls.inflight[:n:n]
+	if stagesOn && n > 0 {
+		stampRange(stageCommitted, committed[0].log.Index, committed[n-1].log.Index)
+	}
 	r.applyCommitted(commit, committed)
 	if n > 0 {
 		metrics.MeasureSince(keyCommitTime, committed[0].dispatch)

@@ -733,6 +733,9 @@ func (in *inboundConn) writeResponses(queue <-chan inflightRPC) error {
 				return fmt.Errorf("drain snapshot data: %w", err)
 			}
 		}
+		if ae, ok := item.rpc.Command.(*AppendEntriesRequest); stagesOn && ok {
+			stampEntries(stageFollowerAnswering, ae.Entries)
+		}
 		err := in.writeResponse(resp)
 		if item.done != nil {
 			close(item.done)
@@ -818,6 +821,7 @@ func (in *inboundConn) readCommand() (inflightRPC, error) {
 		if err := decodeAppendEntriesRequest(msg, req); err != nil {
 			return inflightRPC{}, err
 		}
+		stampEntries(stageFollowerRead, req.Entries)
 		rpc.Command = req
 		leaderAddr := req.RPCHeader.Addr
 		if len(leaderAddr) == 0 {
@@ -1026,6 +1030,7 @@ func (n *netPipeline) decodeResponses() {
 				_ = n.conn.conn.SetReadDeadline(time.Now().Add(timeout))
 			}
 			_, err := decodeResponse(n.conn, future.resp)
+			stampEntries(stageLeaderRead, future.args.Entries)
 			future.respond(err)
 			select {
 			case n.doneCh <- future:

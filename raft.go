@@ -687,6 +687,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 			}
 			return
 		}
+		stampEntries(stageFollowerStored, a.Entries)
 		resp.LastLog, _ = r.getLastLog()
 	}
 

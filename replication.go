@@ -562,11 +562,15 @@ LOOP:
 		case <-r.shutdownCh:
 			shouldStop = true
 		case <-s.triggerCh:
-			if s.pipelineSend(pipeline, &nextIndex, s.leaderLastIndex()) {
+			last := s.leaderLastIndex()
+			stampRange(stageReplicationWoke, nextIndex, last)
+			if s.pipelineSend(pipeline, &nextIndex, last) {
 				break LOOP
 			}
 		case <-commitTimer.C:
-			if s.pipelineSend(pipeline, &nextIndex, s.leaderLastIndex()) {
+			last := s.leaderLastIndex()
+			stampRange(stageReplicationWoke, nextIndex, last)
+			if s.pipelineSend(pipeline, &nextIndex, last) {
 				break LOOP
 			}
 			commitTimer.Reset(r.rng.jitter(r.config().CommitTimeout))
@@ -590,6 +594,7 @@ func (s *followerReplication) pipelineSend(p AppendPipeline, nextIndex *uint64, 
 		if err != nil {
 			return true
 		}
+		stampEntries(stageSending, req.Entries)
 		if _, err := p.AppendEntries(req, new(AppendEntriesResponse)); err != nil {
 			s.r.logger.Error("failed to pipeline appendEntries", "peer", s.getPeer(), "error", err)
 			return true
@@ -622,6 +627,7 @@ func (s *followerReplication) pipelineDecode(p AppendPipeline, stop <-chan struc
 			if !resp.Success {
 				return
 			}
+			stampEntries(stageMatched, req.Entries)
 			last := req.PrevLogEntry + uint64(len(req.Entries))
 			s.matched(last)
 		case <-stop:

@@ -1,0 +1,67 @@
+package raft
+
+// Stages of one command's way through a cluster, for the raftstages build
+// (stages_on.go): go build -tags raftstages records when each entry passes
+// each stage and, with RAFT_STAGES=1 in the environment, prints a table of
+// the time between stages to standard error once the last node of the
+// process shuts down. It answers "where does an apply's latency go?" on a
+// real transport and disk, which a CPU profile cannot: most of that time
+// is spent waiting, not running. The default build records nothing and
+// the calls compile to nothing.
+//
+// A stage is recorded once per log index, by whichever node gets there
+// first, so the follower stages describe the faster follower (the one a
+// three-node cluster commits with), though not always the same one across
+// stages.
+type stage int
+
+const (
+	stageApply             stage = iota // Apply called on the leader
+	stageDispatch                       // the leader numbered the entry
+	stageLeaderStored                   // the leader's StoreLogs returned
+	stageReplicationWoke                // a replication goroutine took the trigger
+	stageSending                        // AppendEntries about to be written to a pipeline
+	stageFollowerRead                   // a follower's transport decoded it
+	stageFollowerLoop                   // the follower's main loop took it
+	stageFollowerStored                 // the follower stored the entries
+	stageFollowerAnswering              // the follower's transport took the answer to write it
+	stageLeaderRead                     // the leader's transport decoded the answer
+	stageMatched                        // replication recorded the match
+	stageCommitted                      // the leader loop handed it to the FSM
+	stageApplied                        // the FSM applied it
+	numStages
+)
+
+// stageNames are the stages as the table prints them.
+var stageNames = [numStages]string{
+	"apply", "dispatch", "leader stored", "replication woke", "sending",
+	"follower read", "follower loop", "follower stored", "follower answering",
+	"leader read", "matched", "committed", "applied",
+}
+
+// stageAfter lists the stages each stage waits for; the table measures a
+// stage from the latest of them that the entry passed. The leader's write
+// and replication run side by side from dispatch; the commit waits for
+// both (in a cluster of three, for the leader's write and one follower).
+var stageAfter = [numStages][]stage{
+	stageDispatch:          {stageApply},
+	stageLeaderStored:      {stageDispatch},
+	stageReplicationWoke:   {stageDispatch},
+	stageSending:           {stageReplicationWoke},
+	stageFollowerRead:      {stageSending},
+	stageFollowerLoop:      {stageFollowerRead},
+	stageFollowerStored:    {stageFollowerLoop},
+	stageFollowerAnswering: {stageFollowerStored},
+	stageLeaderRead:        {stageFollowerAnswering},
+	stageMatched:           {stageLeaderRead},
+	stageCommitted:         {stageLeaderStored, stageMatched},
+	stageApplied:           {stageCommitted},
+}
+
+// stampEntries records stage s for the entries (by their first and last
+// index).
+func stampEntries(s stage, entries []*Log) {
+	if stagesOn && len(entries) > 0 {
+		stampRange(s, entries[0].Index, entries[len(entries)-1].Index)
+	}
+}
