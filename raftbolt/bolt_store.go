@@ -437,6 +437,10 @@ func (b *BoltStore) StoreLogs(logs []*raft.Log) error {
 		return err
 	}
 	defer tx.Rollback()
+	// Raft appends in index order, so a page is not inserted into after it
+	// splits: full pages take a third fewer bytes per entry than bbolt's
+	// default half-full ones (three 1 KiB entries per 4 KiB page, not two).
+	bk.FillPercent = 1.0
 	start := 0
 	for i := range logs {
 		if err := bk.Put(kbuf[i*8:i*8+8], vbuf[start:ends[i]]); err != nil {
