@@ -12,7 +12,10 @@ package raft
 // A stage is recorded once per log index, by whichever node gets there
 // first, so the follower stages describe the faster follower (the one a
 // three-node cluster commits with), though not always the same one across
-// stages.
+// stages. The table is the process's: it covers a cluster whose nodes run
+// in one process, as bench/ and the tests run them. A node alone in its
+// process records only the entries it dispatched as leader, and of those
+// only its own stages.
 type stage int
 
 const (
