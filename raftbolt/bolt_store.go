@@ -67,6 +67,22 @@ var (
 	errClosed = errors.New("raftbolt: store is closed")
 )
 
+// ErrCorrupt is wrapped by the error of any call that met a database file
+// bbolt could not read: bbolt panics on a damaged page (a freelist or
+// bucket page of the wrong type, counts past the page), and the store
+// turns that panic into an error naming the file. After such an error from
+// New the file stays open and locked until the process exits, since bbolt
+// gave the store no handle to close.
+var ErrCorrupt = errors.New("the database file is corrupt")
+
+// catchCorrupt, deferred by a method that reads or writes through bbolt,
+// turns a panic of bbolt into an error wrapping ErrCorrupt.
+func catchCorrupt(path string, err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("raftbolt: %s: %w: %v", path, ErrCorrupt, p)
+	}
+}
+
 // Metric keys, allocated once.
 var (
 	keyGetLog    = []string{"raft", "boltdb", "getLog"}
@@ -177,8 +193,17 @@ func NewBoltStore(path string) (*BoltStore, error) {
 
 // New opens the database described by options. Unless it is opened
 // read-only, the two buckets are created when missing. The error names the
-// file.
-func New(options Options) (*BoltStore, error) {
+// file; a file bbolt cannot read gives an error wrapping ErrCorrupt.
+func New(options Options) (_ *BoltStore, err error) {
+	var handle *bbolt.DB
+	defer func() {
+		if p := recover(); p != nil {
+			if handle != nil {
+				_ = handle.Close()
+			}
+			err = fmt.Errorf("raftbolt: open %s: %w: %v", options.Path, ErrCorrupt, p)
+		}
+	}()
 	boltOptions := options.BoltOptions
 	if options.Journal && (boltOptions == nil || boltOptions.InitialMmapSize == 0) {
 		// A checkpoint is one large transaction; when it grows the file
@@ -195,7 +220,7 @@ func New(options Options) (*BoltStore, error) {
 		}
 		boltOptions = &copied
 	}
-	handle, err := bbolt.Open(options.Path, dbFileMode, boltOptions)
+	handle, err = bbolt.Open(options.Path, dbFileMode, boltOptions)
 	if err != nil {
 		return nil, fmt.Errorf("raftbolt: open %s: %w", options.Path, err)
 	}
@@ -251,7 +276,8 @@ func (b *BoltStore) Close() error {
 
 // view runs fn in a read transaction on the named bucket. A bucket that is
 // missing (a read-only open of a file raft never wrote) reads as empty.
-func (b *BoltStore) view(bucket []byte, fn func(*bbolt.Bucket) error) error {
+func (b *BoltStore) view(bucket []byte, fn func(*bbolt.Bucket) error) (err error) {
+	defer catchCorrupt(b.path, &err)
 	tx, err := b.conn.Begin(false)
 	if err != nil {
 		return mapClosed(err)
@@ -393,7 +419,8 @@ func (b *BoltStore) StoreLog(log *raft.Log) error {
 // error they are all durable (unless NoSync), after an error none is. An
 // entry already at an index is replaced. A commit index staged with
 // StageCommitIndex is written in the same transaction.
-func (b *BoltStore) StoreLogs(logs []*raft.Log) error {
+func (b *BoltStore) StoreLogs(logs []*raft.Log) (err error) {
+	defer catchCorrupt(b.path, &err)
 	now := time.Now()
 	for i, l := range logs {
 		if l == nil {
@@ -495,7 +522,8 @@ func (b *BoltStore) DeleteRange(min, max uint64) error {
 }
 
 // deleteFromDB deletes the entries from min to max from the database.
-func (b *BoltStore) deleteFromDB(min, max uint64) error {
+func (b *BoltStore) deleteFromDB(min, max uint64) (err error) {
+	defer catchCorrupt(b.path, &err)
 	var from [8]byte
 	binary.BigEndian.PutUint64(from[:], min)
 	tx, bk, err := b.beginLogs()
@@ -516,8 +544,9 @@ func (b *BoltStore) deleteFromDB(min, max uint64) error {
 }
 
 // Set stores val under key in the conf bucket.
-func (b *BoltStore) Set(k, v []byte) error {
-	err := b.conn.Update(func(tx *bbolt.Tx) error {
+func (b *BoltStore) Set(k, v []byte) (err error) {
+	defer catchCorrupt(b.path, &err)
+	err = b.conn.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(dbConf)
 		if bk == nil {
 			return errors.New("no conf bucket (opened read-only?)")

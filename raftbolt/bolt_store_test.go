@@ -322,3 +322,113 @@ func TestCorruptFile(t *testing.T) {
 		}
 	}
 }
+
+// newestMeta reads a closed bbolt file's page size and, from the meta page
+// with the higher transaction id, its freelist page.
+func newestMeta(t *testing.T, path string) (pageSize int, freelist uint64) {
+	t.Helper()
+	f, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Page 0's meta starts after the 16-byte page header: magic, version,
+	// page size, flags, root bucket (16 bytes), freelist, pgid, txid.
+	pageSize = int(binary.LittleEndian.Uint32(f[16+8:]))
+	best := uint64(0)
+	for i := 0; i < 2; i++ {
+		m := f[i*pageSize+16:]
+		txid := binary.LittleEndian.Uint64(m[48:])
+		if i == 0 || txid > best {
+			best = txid
+			freelist = binary.LittleEndian.Uint64(m[32:])
+		}
+	}
+	return pageSize, freelist
+}
+
+// setPageFlags overwrites the type flags of page id in the file.
+func setPageFlags(t *testing.T, path string, pageSize int, id uint64, flags uint16) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b [2]byte
+	binary.LittleEndian.PutUint16(b[:], flags)
+	if _, err := f.WriteAt(b[:], int64(id)*int64(pageSize)+8); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged database file gives errors wrapping ErrCorrupt and naming the
+// file, never a panic: bbolt panics on a freelist page of the wrong type
+// while opening, and on a bucket page of the wrong type while reading or
+// writing (raft-boltdb lets both through).
+func TestCorruptDatabaseIsAnError(t *testing.T) {
+	const leafFlag, freelistFlag = 0x02, 0x10
+	fill := func(t *testing.T, path string) (logsRoot uint64) {
+		s, err := NewBoltStore(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs []*raft.Log
+		for i := uint64(1); i <= 200; i++ {
+			logs = append(logs, &raft.Log{Index: i, Term: 1, Data: bytes.Repeat([]byte("x"), 1024)})
+		}
+		if err := s.StoreLogs(logs); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.conn.View(func(tx *bbolt.Tx) error {
+			logsRoot = uint64(tx.Bucket(dbLogs).Root())
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return logsRoot
+	}
+	wantCorrupt := func(t *testing.T, what string, err error, path string) {
+		t.Helper()
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("%s: got %v, want an error wrapping ErrCorrupt that names %s", what, err, path)
+		}
+	}
+
+	t.Run("freelist", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "raft.db")
+		fill(t, path)
+		pageSize, freelist := newestMeta(t, path)
+		setPageFlags(t, path, pageSize, freelist, leafFlag)
+		s, err := New(Options{Path: path})
+		if err == nil {
+			s.Close()
+		}
+		wantCorrupt(t, "New", err, path)
+	})
+
+	t.Run("logs bucket", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "raft.db")
+		root := fill(t, path)
+		pageSize, _ := newestMeta(t, path)
+		setPageFlags(t, path, pageSize, root, freelistFlag)
+		s := openTemp(t, Options{Path: path})
+		var l raft.Log
+		wantCorrupt(t, "GetLog", s.GetLog(5, &l), path)
+		// bbolt's First and Last do not check the page type (they may read
+		// nonsense rather than panic); they must not panic here either.
+		_, _ = s.FirstIndex()
+		_, _ = s.LastIndex()
+		wantCorrupt(t, "StoreLogs", s.StoreLogs([]*raft.Log{{Index: 201, Term: 1}}), path)
+		wantCorrupt(t, "DeleteRange", s.DeleteRange(1, 10), path)
+		// The conf bucket is intact and still usable.
+		if err := s.SetUint64([]byte("k"), 7); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.GetUint64([]byte("k")); err != nil || v != 7 {
+			t.Fatalf("GetUint64 = %d, %v", v, err)
+		}
+	})
+}

@@ -939,7 +939,8 @@ func (b *BoltStore) startCheckpoint(jf *jfile) {
 // syncs a burst of pages long enough to hold up other writers to the same
 // disk. Nothing changes the set or the file's records meanwhile. Until the
 // file starts over, a crash between two transactions replays it.
-func (b *BoltStore) checkpointFile(jf *jfile) error {
+func (b *BoltStore) checkpointFile(jf *jfile) (err error) {
+	defer catchCorrupt(b.path, &err)
 	p := jf.set
 	if p.live() == 0 && !p.hasCommit {
 		return nil
