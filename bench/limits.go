@@ -13,7 +13,10 @@ import (
 // measureLimits times this machine's fsync (a 16-byte append and Sync in
 // the temporary directory, where the benchmark's files live), the same
 // with three files synced at once (S2's three nodes share the disk, and
-// each writes every entry), and a 16-byte TCP round trip on loopback.
+// each writes every entry), both again as a 16-byte write into space
+// allocated beforehand and a data-only sync (what a log store that
+// preallocates its files waits for: no file size or block map changes),
+// and a 16-byte TCP round trip on loopback.
 func measureLimits() (limits, error) {
 	var l limits
 	f, err := os.CreateTemp("", "raft-bench-fsync-")
@@ -35,7 +38,13 @@ func measureLimits() (limits, error) {
 		fs = append(fs, time.Since(t0))
 	}
 	l.Fsync, l.FsyncSamples = medianDuration(fs), len(fs)
-	if l.Fsync3, err = concurrentFsync(3, 100); err != nil {
+	if l.Fsync3, err = concurrentFsync(3, 100, false); err != nil {
+		return l, err
+	}
+	if l.SyncPrealloc, err = concurrentFsync(1, 200, true); err != nil {
+		return l, err
+	}
+	if l.SyncPrealloc3, err = concurrentFsync(3, 100, true); err != nil {
 		return l, err
 	}
 
@@ -81,8 +90,10 @@ func measureLimits() (limits, error) {
 }
 
 // concurrentFsync is the median time of a 16-byte append and Sync when n
-// files do it at the same moment, over rounds rounds.
-func concurrentFsync(n, rounds int) (time.Duration, error) {
+// files do it at the same moment, over rounds rounds. With prealloc the
+// files are allocated first and each round writes within them and syncs
+// only the data.
+func concurrentFsync(n, rounds int, prealloc bool) (time.Duration, error) {
 	files := make([]*os.File, n)
 	for i := range files {
 		f, err := os.CreateTemp("", "raft-bench-fsync-")
@@ -91,12 +102,17 @@ func concurrentFsync(n, rounds int) (time.Duration, error) {
 		}
 		defer os.Remove(f.Name())
 		defer f.Close()
+		if prealloc {
+			if err := preallocate(f, int64(rounds)*16); err != nil {
+				return 0, err
+			}
+		}
 		files[i] = f
 	}
 	var ds []time.Duration
 	errs := make([]error, n)
 	took := make([]time.Duration, n)
-	for range rounds {
+	for round := range rounds {
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i, f := range files {
@@ -105,11 +121,19 @@ func concurrentFsync(n, rounds int) (time.Duration, error) {
 				defer wg.Done()
 				<-start
 				t0 := time.Now()
-				if _, err := f.Write(make([]byte, 16)); err != nil {
-					errs[i] = err
-					return
+				if prealloc {
+					if _, err := f.WriteAt(make([]byte, 16), int64(round)*16); err != nil {
+						errs[i] = err
+						return
+					}
+					errs[i] = datasync(f)
+				} else {
+					if _, err := f.Write(make([]byte, 16)); err != nil {
+						errs[i] = err
+						return
+					}
+					errs[i] = f.Sync()
 				}
-				errs[i] = f.Sync()
 				took[i] = time.Since(t0)
 			}()
 		}
