@@ -324,8 +324,9 @@ func TestCorruptFile(t *testing.T) {
 }
 
 // newestMeta reads a closed bbolt file's page size and, from the meta page
-// with the higher transaction id, its freelist page.
-func newestMeta(t *testing.T, path string) (pageSize int, freelist uint64) {
+// with the higher transaction id, its freelist page and the root page of
+// its buckets.
+func newestMeta(t *testing.T, path string) (pageSize int, freelist, root uint64) {
 	t.Helper()
 	f, err := os.ReadFile(path)
 	if err != nil {
@@ -340,10 +341,11 @@ func newestMeta(t *testing.T, path string) (pageSize int, freelist uint64) {
 		txid := binary.LittleEndian.Uint64(m[48:])
 		if i == 0 || txid > best {
 			best = txid
+			root = binary.LittleEndian.Uint64(m[16:])
 			freelist = binary.LittleEndian.Uint64(m[32:])
 		}
 	}
-	return pageSize, freelist
+	return pageSize, freelist, root
 }
 
 // setPageFlags overwrites the type flags of page id in the file.
@@ -364,7 +366,8 @@ func setPageFlags(t *testing.T, path string, pageSize int, id uint64, flags uint
 // A damaged database file gives errors wrapping ErrCorrupt and naming the
 // file, never a panic: bbolt panics on a freelist page of the wrong type
 // while opening, and on a bucket page of the wrong type while reading or
-// writing (raft-boltdb lets both through).
+// writing (raft-boltdb lets both through). A migration from such a file
+// fails the same way and leaves no destination behind.
 func TestCorruptDatabaseIsAnError(t *testing.T) {
 	const leafFlag, freelistFlag = 0x02, 0x10
 	fill := func(t *testing.T, path string) (logsRoot uint64) {
@@ -400,7 +403,7 @@ func TestCorruptDatabaseIsAnError(t *testing.T) {
 	t.Run("freelist", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "raft.db")
 		fill(t, path)
-		pageSize, freelist := newestMeta(t, path)
+		pageSize, freelist, _ := newestMeta(t, path)
 		setPageFlags(t, path, pageSize, freelist, leafFlag)
 		s, err := New(Options{Path: path})
 		if err == nil {
@@ -409,10 +412,33 @@ func TestCorruptDatabaseIsAnError(t *testing.T) {
 		wantCorrupt(t, "New", err, path)
 	})
 
+	t.Run("buckets root", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "raft.db")
+		fill(t, path)
+		pageSize, _, root := newestMeta(t, path)
+		setPageFlags(t, path, pageSize, root, freelistFlag)
+		s, err := New(Options{Path: path}) // panics creating the buckets
+		if err == nil {
+			s.Close()
+		}
+		wantCorrupt(t, "New", err, path)
+		// New closed the file after bbolt's panic: the migration's
+		// read-only open does not wait for its lock.
+		dest := filepath.Join(t.TempDir(), "v2.db")
+		s, err = MigrateToV2(path, dest)
+		if err == nil {
+			s.Close()
+		}
+		wantCorrupt(t, "MigrateToV2", err, path)
+		if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the failed migration left %s behind: %v", dest, err)
+		}
+	})
+
 	t.Run("logs bucket", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "raft.db")
 		root := fill(t, path)
-		pageSize, _ := newestMeta(t, path)
+		pageSize, _, _ := newestMeta(t, path)
 		setPageFlags(t, path, pageSize, root, freelistFlag)
 		s := openTemp(t, Options{Path: path})
 		var l raft.Log

@@ -34,7 +34,19 @@ func MigrateToV2(source, destination string) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftbolt: migrate: %w", err)
 	}
-	err = src.View(func(stx *bbolt.Tx) error {
+	if err := copyBuckets(src, dst, source); err != nil {
+		dst.Close()
+		os.Remove(destination)
+		return nil, fmt.Errorf("raftbolt: migrate %s to %s: %w", source, destination, err)
+	}
+	return dst, nil
+}
+
+// copyBuckets copies raft's buckets from src into dst in one transaction.
+// A source file bbolt cannot read gives an error wrapping ErrCorrupt.
+func copyBuckets(src *bbolt.DB, dst *BoltStore, source string) (err error) {
+	defer catchCorrupt(source, &err)
+	return src.View(func(stx *bbolt.Tx) error {
 		return dst.conn.Update(func(dtx *bbolt.Tx) error {
 			for _, name := range [][]byte{dbConf, dbLogs} {
 				sb, db := stx.Bucket(name), dtx.Bucket(name)
@@ -48,10 +60,4 @@ func MigrateToV2(source, destination string) (*BoltStore, error) {
 			return nil
 		})
 	})
-	if err != nil {
-		dst.Close()
-		os.Remove(destination)
-		return nil, fmt.Errorf("raftbolt: migrate %s to %s: %w", source, destination, err)
-	}
-	return dst, nil
 }
