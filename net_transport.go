@@ -733,8 +733,10 @@ func (in *inboundConn) writeResponses(queue <-chan inflightRPC) error {
 				return fmt.Errorf("drain snapshot data: %w", err)
 			}
 		}
-		if ae, ok := item.rpc.Command.(*AppendEntriesRequest); stagesOn && ok {
-			stampEntries(stageFollowerAnswering, ae.Entries)
+		if stagesOn {
+			if ae, ok := item.rpc.Command.(*AppendEntriesRequest); ok {
+				stampEntries(stageFollowerAnswering, ae.Entries)
+			}
 		}
 		err := in.writeResponse(resp)
 		if item.done != nil {
