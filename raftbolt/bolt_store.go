@@ -177,7 +177,10 @@ type Options struct {
 	// the default size, up to 256 MiB of log stays in the journal before
 	// its oldest entries move into the database. Size it to hold the log
 	// that snapshots leave (raft's TrailingLogs plus SnapshotThreshold
-	// entries), and nothing is written twice. Files are created as needed.
+	// entries), and nothing is written twice. Files are created as needed;
+	// while the ring may grow, one more is made ahead of need (written full
+	// of zeros, so that syncs into it flush no file system metadata), and
+	// removed by Close.
 	JournalFiles int
 }
 

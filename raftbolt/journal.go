@@ -16,7 +16,9 @@ package raftboltdb
 // file ahead of the writer. A log that snapshots keep shorter than the ring
 // therefore never reaches the database before Close, which moves
 // everything there and removes the files, so that raft.db is again a
-// complete raft-boltdb file.
+// complete raft-boltdb file. While the ring may grow, the next new file is
+// prepared in the background, written full of zeros and without a header
+// (see startSpare); a crash may leave it, and a replay finds nothing in it.
 //
 // Layout of a file, all integers big-endian:
 //
@@ -108,6 +110,10 @@ const (
 	// bytes again, at 1 MiB under a tenth, while one commit's sync stays
 	// a couple of milliseconds of the disk.
 	checkpointChunkBytes = 1 << 20
+
+	// zeroChunk is how many zeros a spare file's preparation writes
+	// between two fdatasyncs.
+	zeroChunk = 256 << 10
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -331,6 +337,17 @@ type journal struct {
 	ckptDone chan struct{}
 	ckptFile *jfile
 	ckptErr  error
+
+	// spareDone is closed when the background preparation of preparing,
+	// the next new file, ends; both are nil when none runs. The goroutine
+	// touches only preparing's file handle, set when it succeeded. spare
+	// is a prepared file: written full of zeros and durable in its
+	// directory, without a header. spareNum is the number of the file
+	// prepared or being prepared, reserved until it joins the ring.
+	spareDone chan struct{}
+	preparing *jfile
+	spare     *jfile
+	spareNum  int
 
 	mu   sync.RWMutex
 	ring []*jfile // oldest first; the last is written
@@ -746,10 +763,7 @@ func closeAll(files []*jfile) {
 // preallocated, with a header of the next generation, durable in its
 // directory. The caller holds wmu and adds it to the ring.
 func (j *journal) createFile() (*jfile, error) {
-	num := 1
-	for slices.ContainsFunc(j.ring, func(jf *jfile) bool { return jf.num == num }) {
-		num++
-	}
+	num := j.freeNum()
 	jf := &jfile{num: num, path: j.filePath(num), set: newPendingSet()}
 	f, err := os.OpenFile(jf.path, os.O_RDWR|os.O_CREATE, dbFileMode)
 	if err != nil {
@@ -771,6 +785,150 @@ func (j *journal) createFile() (*jfile, error) {
 		return nil, err
 	}
 	return jf, nil
+}
+
+// freeNum is the lowest file number that neither a file of the ring nor
+// the spare has. The caller holds wmu.
+func (j *journal) freeNum() int {
+	num := 1
+	for num == j.spareNum || slices.ContainsFunc(j.ring, func(jf *jfile) bool { return jf.num == num }) {
+		num++
+	}
+	return num
+}
+
+// A file that was only preallocated makes every fdatasync of its first use
+// also commit file system metadata: ext4 and xfs record on disk which
+// preallocated blocks have been written, and a write into a block not yet
+// written changes that record. Over blocks written before, an fdatasync
+// flushes only data. On this project's test machine that halved the sync
+// of a 4 KiB record (85 to 44 µs) and of a 64 KiB one (141 to 84 µs). Files
+// that the ring reuses have been written, but new files have not, and
+// every open starts with new files; so while the ring may still grow, the
+// next new file is written full of zeros in the background, ahead of need.
+// Without syncs (Options.NoSync) there is nothing to gain and nothing is
+// prepared.
+
+// startSpare begins preparing the next new file in the background when
+// the ring may still grow and no spare exists or is being made. The
+// caller holds wmu.
+func (j *journal) startSpare() {
+	if j.noSync || j.readOnly || j.closed || j.spare != nil || j.spareDone != nil || len(j.ring) >= j.maxFiles {
+		return
+	}
+	num := j.freeNum()
+	j.spareNum = num
+	done := make(chan struct{})
+	j.spareDone = done
+	jf := &jfile{num: num, path: j.filePath(num), set: newPendingSet()}
+	j.preparing = jf
+	go func() {
+		defer close(done)
+		// A failure is not fatal: new files are then preallocated only.
+		_ = j.prepareFile(jf)
+	}()
+}
+
+// prepareFile creates jf's file written full of zeros (j.size bytes) and
+// makes it durable in its directory. On failure it leaves no file behind.
+func (j *journal) prepareFile(jf *jfile) error {
+	f, err := os.OpenFile(jf.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, dbFileMode)
+	if err != nil {
+		return err
+	}
+	if err = zeroFile(f, j.size); err == nil {
+		err = syncDir(filepath.Dir(jf.path))
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(jf.path)
+		return err
+	}
+	jf.f = f
+	return nil
+}
+
+// zeroFile writes size bytes of zeros into the empty file f, a chunk and
+// its fdatasync at a time: one burst of the whole file and a single sync
+// made the other files' fdatasyncs wait behind megabytes of writes.
+func zeroFile(f *os.File, size int64) error {
+	zeros := make([]byte, zeroChunk)
+	for off := int64(0); off < size; {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		if err := fdatasync(f); err != nil {
+			return err
+		}
+		off += n
+	}
+	return f.Sync()
+}
+
+// waitSpare waits for a running preparation to end. The caller holds wmu.
+// A spare that the ring, full by now, will never take is removed.
+func (j *journal) waitSpare() {
+	if j.spareDone == nil {
+		return
+	}
+	<-j.spareDone
+	jf := j.preparing
+	j.spareDone, j.preparing = nil, nil
+	switch {
+	case jf.f == nil:
+		j.spareNum = 0
+	case len(j.ring) >= j.maxFiles:
+		j.spareNum = 0
+		jf.f.Close()
+		_ = os.Remove(jf.path) // holds nothing; an open removes it too
+	default:
+		j.spare = jf
+	}
+}
+
+// pollSpare notes the end of a running preparation without waiting. The
+// caller holds wmu.
+func (j *journal) pollSpare() {
+	select {
+	case <-j.spareDone: // a nil channel is never ready
+		j.waitSpare()
+	default:
+	}
+}
+
+// newFile is a file to add to the ring, with a header of the next
+// generation: the prepared spare when its preparation has ended well, else
+// one created now and preallocated only (the writer does not wait for a
+// preparation; that goes on and serves a later file). The caller holds
+// wmu.
+func (j *journal) newFile() (*jfile, error) {
+	j.pollSpare()
+	if jf := j.spare; jf != nil {
+		j.spare, j.spareNum = nil, 0
+		if err := j.writeHeader(jf); err != nil {
+			jf.f.Close()
+			return nil, err
+		}
+		return jf, nil
+	}
+	return j.createFile()
+}
+
+// dropSpare closes the spare, once its preparation has ended, and removes
+// its file. The caller holds wmu.
+func (j *journal) dropSpare() error {
+	j.waitSpare()
+	jf := j.spare
+	if jf == nil {
+		return nil
+	}
+	j.spare, j.spareNum = nil, 0
+	jf.f.Close()
+	if err := os.Remove(jf.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("raftbolt: remove spare journal file: %w", err)
+	}
+	return nil
 }
 
 // writeHeader gives jf the next generation, written and synced; the file
@@ -867,7 +1025,7 @@ func (b *BoltStore) rotate() error {
 			return err
 		}
 	case len(j.ring) < j.maxFiles:
-		jf, err := j.createFile()
+		jf, err := j.newFile()
 		if err != nil {
 			j.broken = err
 			return err
@@ -899,6 +1057,11 @@ func (b *BoltStore) rotate() error {
 	if next := j.ring[0]; len(j.ring) >= j.maxFiles && j.ckptDone == nil && !j.dead(next) {
 		b.startCheckpoint(next)
 	}
+	if len(j.ring) >= j.maxFiles && j.spare != nil {
+		_ = j.dropSpare() // the full ring takes no new file
+	}
+	j.pollSpare()
+	j.startSpare()
 	return nil
 }
 
@@ -1061,11 +1224,18 @@ func (b *BoltStore) openJournal(o Options) error {
 	}
 	j.ring = []*jfile{jf}
 	j.fill = j.nextFill()
+	j.startSpare()
 	return nil
 }
 
-// closeFiles closes every journal file, leaving them on disk.
+// closeFiles closes every journal file, the spare too (after its
+// preparation ends), leaving them on disk. The caller holds wmu.
 func (j *journal) closeFiles() {
+	j.waitSpare()
+	if jf := j.spare; jf != nil {
+		jf.f.Close()
+		jf.f = nil
+	}
 	j.mu.Lock()
 	closeAll(j.ring)
 	j.mu.Unlock()
@@ -1102,6 +1272,9 @@ func (b *BoltStore) closeJournal() error {
 		j.closeFiles()
 		return nil
 	}
+	// The spare holds no records (no header), so it goes in every case;
+	// an open would remove it anyway.
+	spareErr := j.dropSpare()
 	if err := j.waitCheckpoint(); err != nil {
 		j.closeFiles()
 		return fmt.Errorf("raftbolt: %s: the journal failed earlier and stays for the next open to replay: %w", b.path, err)
@@ -1110,7 +1283,10 @@ func (b *BoltStore) closeJournal() error {
 		j.closeFiles()
 		return err
 	}
-	return j.remove()
+	if err := j.remove(); err != nil {
+		return err
+	}
+	return spareErr
 }
 
 // journalWritable reports why the journal cannot be written, if it cannot. The

@@ -58,10 +58,12 @@ func crash(t *testing.T, b *BoltStore) {
 	}
 }
 
-// settle waits for a background checkpoint to end.
+// settle waits for a background checkpoint, and the preparation of a
+// spare file, to end.
 func settle(b *BoltStore) {
 	b.j.wmu.Lock()
 	_ = b.j.waitCheckpoint()
+	b.j.waitSpare()
 	b.j.wmu.Unlock()
 }
 
@@ -597,7 +599,11 @@ func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
 	// blocked checkpoint has written nothing) are copied aside; then the
 	// checkpoint is let go and the store closes, and the copy reopens.
 	crashed := filepath.Join(t.TempDir(), "raft.db")
-	for _, name := range []string{path, path + journalSuffix, path + journalSuffix + "2"} {
+	names := []string{path}
+	for _, jf := range s.j.ring {
+		names = append(names, jf.path)
+	}
+	for _, name := range names {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
