@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,7 +17,8 @@ import (
 // each writes every entry), both again as a 16-byte write into space
 // allocated beforehand and a data-only sync (what a log store that
 // preallocates its files waits for: no file size or block map changes),
-// and a 16-byte TCP round trip on loopback.
+// a 16-byte TCP round trip on loopback, and S2's one-client path without
+// raft (bareRound) with 16-byte and 1 KiB ops.
 func measureLimits() (limits, error) {
 	var l limits
 	f, err := os.CreateTemp("", "raft-bench-fsync-")
@@ -86,8 +88,17 @@ func measureLimits() (limits, error) {
 		rs = append(rs, time.Since(t0))
 	}
 	l.RTT, l.RTTSamples = medianDuration(rs), len(rs)
+	l.BareRound = make(map[int]float64)
+	for _, p := range []int{16, 1024} {
+		if l.BareRound[p], err = bareRound(p, bareRoundTime); err != nil {
+			return l, fmt.Errorf("bare round, %d-byte ops: %w", p, err)
+		}
+	}
 	return l, nil
 }
+
+// bareRoundTime is how long measureLimits runs each bare round.
+const bareRoundTime = 1500 * time.Millisecond
 
 // concurrentFsync is the median time of a 16-byte append and Sync when n
 // files do it at the same moment, over rounds rounds. With prealloc the

@@ -121,6 +121,8 @@ func run(args []string) error {
 		lim.Fsync.Round(time.Microsecond), lim.FsyncSamples, lim.Fsync3.Round(time.Microsecond),
 		lim.SyncPrealloc.Round(time.Microsecond), lim.SyncPrealloc3.Round(time.Microsecond),
 		lim.RTT.Round(time.Microsecond), lim.RTTSamples)
+	fmt.Printf("bare round (S2's one-client path without raft: three nodes in this process, loopback TCP, a data sync each): %.0f ops/s with 16 B, %.0f with 1 KiB\n",
+		lim.BareRound[16], lim.BareRound[1024])
 	if *limits {
 		fmt.Printf("limits for one client: S3 %.0f ops/s (one sync), S2 %.0f ops/s (one sync with three at once, and one round trip; the faster kind of sync)\n",
 			lim.limit(cell{Scenario: harness.S3, Clients: 1}), lim.limit(cell{Scenario: harness.S2, Clients: 1}))
@@ -245,6 +247,9 @@ type cellSummary struct {
 	Hashicorp side    `json:"hashicorp"`
 	Ratio     float64 `json:"ratio"` // throughput ours/hashicorp (failover: hashicorp/ours time)
 	Limit     float64 `json:"limit_ops_per_sec,omitempty"`
+	// BareRound is the bare round's ops/s with this cell's payload, for
+	// S2 with one client.
+	BareRound float64 `json:"bare_round_ops_per_sec,omitempty"`
 }
 
 type reportJSON struct {
@@ -282,6 +287,9 @@ func summarize(c cell, rs []result, lim limits) cellSummary {
 		return side{median(o), median(p50), median(p99), median(cpu), median(al), median(fo)}
 	}
 	s := cellSummary{Cell: c, Ours: med(ours.Library), Hashicorp: med(hashi.Library), Limit: lim.limit(c)}
+	if c.Scenario == harness.S2 && c.Clients == 1 {
+		s.BareRound = lim.BareRound[c.Payload]
+	}
 	switch {
 	case c.Scenario == harness.Failover && s.Ours.FailoverMS > 0:
 		s.Ratio = s.Hashicorp.FailoverMS / s.Ours.FailoverMS
@@ -305,6 +313,9 @@ type limits struct {
 	SyncPrealloc3 time.Duration `json:"sync_prealloc_3_ns,omitempty"`
 	RTT           time.Duration `json:"loopback_rtt_ns"`
 	RTTSamples    int           `json:"rtt_samples"`
+	// BareRound is, by payload, the ops/s of S2's one-client path with
+	// nothing of raft around it (bareRound).
+	BareRound map[int]float64 `json:"bare_round_ops_per_sec,omitempty"`
 }
 
 // limit is the most ops/s one client can reach on a cell (0 when not
