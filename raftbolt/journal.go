@@ -1234,7 +1234,7 @@ func (j *journal) closeFiles() {
 	j.waitSpare()
 	if jf := j.spare; jf != nil {
 		jf.f.Close()
-		jf.f = nil
+		j.spare, j.spareNum = nil, 0
 	}
 	j.mu.Lock()
 	closeAll(j.ring)
