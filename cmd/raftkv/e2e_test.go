@@ -20,8 +20,9 @@ import (
 
 // The end-to-end test: the real binary, three processes on loopback, raftbolt
 // with fsync, clients writing and reading through random nodes while the
-// leader is killed with SIGKILL and restarted twice. Every acknowledged
-// write must read back, and the history must be linearizable.
+// leader is killed with SIGKILL and restarted twice, and then paused with
+// SIGSTOP and resumed once a new leader has taken writes. Every
+// acknowledged write must read back, and the history must be linearizable.
 
 type regInput struct {
 	put   bool
@@ -199,8 +200,8 @@ func TestEndToEndKillLeader(t *testing.T) {
 		}()
 	}
 
-	// Kill the leader twice, restarting it from its data each time.
-	for round := 1; round <= 2; round++ {
+	// nextLeader lets the clients run a while, then finds the leader.
+	nextLeader := func() *proc {
 		time.Sleep(1500 * time.Millisecond)
 		leader, err := c.waitReady(30*time.Second, procs)
 		if err != nil {
@@ -208,24 +209,100 @@ func TestEndToEndKillLeader(t *testing.T) {
 			wg.Wait()
 			t.Fatal(err)
 		}
-		leader.kill()
-		t.Logf("round %d: killed the leader %s", round, leader.id)
-		// The survivors take writes without it.
-		err = waitFor(20*time.Second, "a write after the kill", func() bool {
+		return leader
+	}
+	// othersWrite waits until every node but gone takes a write.
+	othersWrite := func(gone *proc, round int) error {
+		return waitFor(20*time.Second, fmt.Sprintf("writes without %s", gone.id), func() bool {
 			for _, p := range procs {
-				if p != leader && c.put(p.httpAddr, fmt.Sprintf("probe%d", round), []byte(p.id)) != nil {
+				if p != gone && c.put(p.httpAddr, fmt.Sprintf("probe%d", round), []byte(p.id)) != nil {
 					return false
 				}
 			}
 			return true
 		})
-		if err != nil {
+	}
+
+	// Kill the leader twice, restarting it from its data each time.
+	for round := 1; round <= 2; round++ {
+		leader := nextLeader()
+		leader.kill()
+		t.Logf("round %d: killed the leader %s", round, leader.id)
+		if err := othersWrite(leader, round); err != nil {
 			t.Error(err)
 		}
 		time.Sleep(time.Second)
 		if err := leader.start(exe); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Pause the leader (SIGSTOP) for several election timeouts: the others
+	// elect a leader and take writes in a new term; then it runs again,
+	// believing for a moment that it still leads, with the reads and writes
+	// that clients sent it meanwhile queued on its sockets. None of them
+	// may be served from its stale state.
+	if canPause {
+		leader := nextLeader()
+		if err := leader.pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("round 3: paused the leader %s", leader.id)
+		err := othersWrite(leader, 3)
+		// Every register gets a new value in the new term, so that a read
+		// the old leader served from its own state would be seen as stale.
+		// (The clients are mostly stuck on the paused node by now.)
+		var through *proc
+		for _, p := range procs {
+			if p != leader {
+				through = p
+			}
+		}
+		for k := 0; err == nil && k < keys; k++ {
+			in := regInput{put: true, key: fmt.Sprintf("k%d", k), value: fmt.Sprintf("paused-%d", k)}
+			call := time.Now().UnixNano()
+			perr := c.put(through.httpAddr, in.key, []byte(in.value))
+			ret := time.Now().UnixNano()
+			out := regOutput{}
+			if perr != nil {
+				out.unknown, ret = true, math.MaxInt64
+			}
+			mu.Lock()
+			history = append(history, porcupine.Operation{ClientId: clients + 1, Input: in, Output: out, Call: call, Return: ret})
+			mu.Unlock()
+		}
+		// And a read of every register waits on the paused node's socket,
+		// to be served in the first moments after it resumes.
+		var (
+			reads    sync.WaitGroup
+			answered atomic.Int64
+		)
+		for k := 0; err == nil && k < keys; k++ {
+			reads.Add(1)
+			go func() {
+				defer reads.Done()
+				in := regInput{key: fmt.Sprintf("k%d", k)}
+				call := time.Now().UnixNano()
+				v, rerr := c.get(leader.httpAddr, in.key)
+				ret := time.Now().UnixNano()
+				if rerr != nil && !errors.Is(rerr, errNotFound) {
+					return // refused: no effect
+				}
+				answered.Add(1)
+				mu.Lock()
+				history = append(history, porcupine.Operation{ClientId: clients + 2 + k, Input: in, Output: regOutput{value: string(v)}, Call: call, Return: ret})
+				mu.Unlock()
+			}()
+		}
+		time.Sleep(500 * time.Millisecond)
+		rerr := leader.resume()
+		reads.Wait()
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		t.Logf("round 3: resumed %s; of %d reads sent to it while it was paused, %d were answered (the rest refused)", leader.id, keys, answered.Load())
 	}
 	time.Sleep(1500 * time.Millisecond)
 	stop.Store(true)
