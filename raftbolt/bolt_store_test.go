@@ -34,11 +34,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceNoSyncNewTime(t *testing.T) {
 	storetest.Run(t, storetest.Factory{
 		Open: func(t *testing.T, dir string) storetest.Store {
-			s, err := New(Options{Path: filepath.Join(dir, "raft.db"), NoSync: true, MsgpackUseNewTimeFormat: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
+			return mustOpen(t, Options{Path: filepath.Join(dir, "raft.db"), NoSync: true, MsgpackUseNewTimeFormat: true})
 		},
 		Persistent: true,
 	})
@@ -49,11 +45,19 @@ func openTemp(t *testing.T, o Options) *BoltStore {
 	if o.Path == "" {
 		o.Path = filepath.Join(t.TempDir(), "raft.db")
 	}
+	s := mustOpen(t, o)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// mustOpen opens a store with no cleanup, for tests that crash it (see
+// crash) or close it themselves.
+func mustOpen(t *testing.T, o Options) *BoltStore {
+	t.Helper()
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
 	return s
 }
 

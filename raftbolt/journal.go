@@ -111,8 +111,8 @@ const (
 	// a couple of milliseconds of the disk.
 	checkpointChunkBytes = 1 << 20
 
-	// zeroChunk is how many zeros a spare file's preparation writes
-	// between two fdatasyncs.
+	// zeroChunk is how many zeros writeZeros writes at once, and a spare
+	// file's preparation between two fdatasyncs.
 	zeroChunk = 256 << 10
 )
 
@@ -836,7 +836,7 @@ func (j *journal) prepareFile(jf *jfile) error {
 	if err != nil {
 		return err
 	}
-	if err = zeroFile(f, j.size); err == nil {
+	if err = writeZeros(f, j.size, true); err == nil {
 		err = syncDir(filepath.Dir(jf.path))
 	}
 	if err != nil {
@@ -848,26 +848,9 @@ func (j *journal) prepareFile(jf *jfile) error {
 	return nil
 }
 
-// zeroFile writes size bytes of zeros into the empty file f, a chunk and
-// its fdatasync at a time: one burst of the whole file and a single sync
-// made the other files' fdatasyncs wait behind megabytes of writes.
-func zeroFile(f *os.File, size int64) error {
-	zeros := make([]byte, zeroChunk)
-	for off := int64(0); off < size; {
-		n := min(int64(len(zeros)), size-off)
-		if _, err := f.WriteAt(zeros[:n], off); err != nil {
-			return err
-		}
-		if err := fdatasync(f); err != nil {
-			return err
-		}
-		off += n
-	}
-	return f.Sync()
-}
-
-// waitSpare waits for a running preparation to end. The caller holds wmu.
-// A spare that the ring, full by now, will never take is removed.
+// waitSpare waits for a running preparation to end and keeps the file it
+// made as the spare (trimmed if the ring is full by now). The caller holds
+// wmu.
 func (j *journal) waitSpare() {
 	if j.spareDone == nil {
 		return
@@ -875,15 +858,20 @@ func (j *journal) waitSpare() {
 	<-j.spareDone
 	jf := j.preparing
 	j.spareDone, j.preparing = nil, nil
-	switch {
-	case jf.f == nil:
+	if jf.f == nil {
 		j.spareNum = 0
-	case len(j.ring) >= j.maxFiles:
-		j.spareNum = 0
-		jf.f.Close()
-		_ = os.Remove(jf.path) // holds nothing; an open removes it too
-	default:
-		j.spare = jf
+		return
+	}
+	j.spare = jf
+	j.trimSpare()
+}
+
+// trimSpare removes the spare once the ring is full: the ring takes no
+// new file any more. The spare holds nothing, and an open would remove it
+// too, so an error removing it is let go. The caller holds wmu.
+func (j *journal) trimSpare() {
+	if len(j.ring) >= j.maxFiles && j.spare != nil {
+		_ = j.dropSpare()
 	}
 }
 
@@ -1057,10 +1045,8 @@ func (b *BoltStore) rotate() error {
 	if next := j.ring[0]; len(j.ring) >= j.maxFiles && j.ckptDone == nil && !j.dead(next) {
 		b.startCheckpoint(next)
 	}
-	if len(j.ring) >= j.maxFiles && j.spare != nil {
-		_ = j.dropSpare() // the full ring takes no new file
-	}
 	j.pollSpare()
+	j.trimSpare()
 	j.startSpare()
 	return nil
 }
@@ -1406,18 +1392,26 @@ func (b *BoltStore) syncJournal() error {
 	return nil
 }
 
-// writeZeros extends the file to size bytes of written zeros, for file
-// systems without fallocate.
-func writeZeros(f *os.File, size int64) error {
+// writeZeros extends the file to size bytes of written zeros and syncs
+// it: for file systems without fallocate, and for a journal's spare file.
+// With syncEach every chunk gets its own fdatasync, as a spare's
+// preparation needs: one burst of a whole file and a single sync made the
+// other files' fdatasyncs wait behind megabytes of writes.
+func writeZeros(f *os.File, size int64, syncEach bool) error {
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	zeros := make([]byte, 1<<20)
+	zeros := make([]byte, zeroChunk)
 	for off := st.Size(); off < size; {
 		n := min(int64(len(zeros)), size-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {
 			return err
+		}
+		if syncEach {
+			if err := fdatasync(f); err != nil {
+				return err
+			}
 		}
 		off += n
 	}

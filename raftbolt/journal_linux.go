@@ -13,7 +13,7 @@ import (
 func preallocate(f *os.File, size int64) error {
 	err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
 	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) {
-		return writeZeros(f, size)
+		return writeZeros(f, size, false)
 	}
 	return err
 }

@@ -7,7 +7,7 @@ import "os"
 // preallocate makes sure the file has size bytes allocated, so writes
 // inside them change no file metadata.
 func preallocate(f *os.File, size int64) error {
-	return writeZeros(f, size)
+	return writeZeros(f, size, false)
 }
 
 // fdatasync flushes the file to stable storage (File.Sync, which is

@@ -32,10 +32,7 @@ func TestConformanceJournal(t *testing.T) {
 		t.Run(fmt.Sprintf("size=%d,files=%d", c.size, c.files), func(t *testing.T) {
 			storetest.Run(t, storetest.Factory{
 				Open: func(t *testing.T, dir string) storetest.Store {
-					s, err := New(Options{Path: filepath.Join(dir, "raft.db"), Journal: true, JournalSize: c.size, JournalFiles: c.files})
-					if err != nil {
-						t.Fatal(err)
-					}
+					s := mustOpen(t, Options{Path: filepath.Join(dir, "raft.db"), Journal: true, JournalSize: c.size, JournalFiles: c.files})
 					return s
 				},
 				Persistent: true,
@@ -131,10 +128,7 @@ func TestJournalWritesSkipTheDatabase(t *testing.T) {
 
 func TestJournalReplayAfterCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	mustStoreLogs(t, s, logAt(1, 1, "a"), logAt(2, 1, "b"))
 	if err := s.StageCommitIndex(2); err != nil {
 		t.Fatal(err)
@@ -144,7 +138,7 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 
 	// A plain open (no Journal) replays the journal into the database and
 	// removes it.
-	s, err = NewBoltStore(path)
+	s, err := NewBoltStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,10 +159,7 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 
 func TestJournalCloseLeavesACompleteDatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	for i := uint64(1); i <= 100; i++ {
 		mustStoreLogs(t, s, logAt(i, 3, fmt.Sprint(i)))
 	}
@@ -215,10 +206,7 @@ func TestJournalCloseLeavesACompleteDatabase(t *testing.T) {
 // replayed.
 func TestJournalTornTailDropped(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	mustStoreLogs(t, s, logAt(1, 1, "a"))
 	mustStoreLogs(t, s, logAt(2, 1, "b"))
 	tornAt := activeFile(s).off
@@ -253,10 +241,7 @@ func TestJournalTornTailDropped(t *testing.T) {
 func TestJournalStaleRecordsIgnored(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
 	opts := Options{Path: path, Journal: true, JournalSize: 300, JournalFiles: 3}
-	s, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, opts)
 	for i := uint64(1); i <= 40; i++ {
 		mustStoreLogs(t, s, logAt(i, 1, fmt.Sprintf("old%02d", i)))
 	}
@@ -290,10 +275,7 @@ func TestJournalStaleRecordsIgnored(t *testing.T) {
 // entries of a deposed leader. The deletion is a record in the journal.
 func TestJournalDeletedSuffixStaysDeleted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	for i := uint64(1); i <= 8; i++ {
 		mustStoreLogs(t, s, logAt(i, 1, "x"))
 	}
@@ -318,10 +300,7 @@ func TestJournalDeletedSuffixStaysDeleted(t *testing.T) {
 // error naming the journal rather than guessing.
 func TestJournalMalformedRecordIsAnError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	gen, jpath := activeFile(s).gen, activeFile(s).path
 	crash(t, s)
 	payload := []byte{0, 0, 0, 0, 9} // no flags, 9 entries, no bytes for them
@@ -346,10 +325,7 @@ func TestJournalMalformedRecordIsAnError(t *testing.T) {
 
 func TestJournalReadOnlyOpenSeesJournal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	mustStoreLogs(t, s, logAt(1, 1, "a"), logAt(2, 1, "b"))
 	crash(t, s)
 	ro := openTemp(t, Options{Path: path, BoltOptions: &bbolt.Options{ReadOnly: true}})
@@ -368,10 +344,7 @@ func TestJournalReadOnlyOpenSeesJournal(t *testing.T) {
 // the database as it fills, and the store reads the same throughout.
 func TestJournalCheckpointsWhenFull(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true, JournalSize: 1024, JournalFiles: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true, JournalSize: 1024, JournalFiles: 2})
 	for i := uint64(1); i <= 200; i++ {
 		mustStoreLogs(t, s, logAt(i, 1, fmt.Sprint(i)))
 	}
@@ -453,10 +426,7 @@ func TestJournalNoGapDuringCheckpoint(t *testing.T) {
 // give; a reopen replays what is durable.
 func TestJournalBrokenAfterFailedWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	mustStoreLogs(t, s, logAt(1, 1, "a"))
 	// Make the next write fail: a read-only handle in place of the file.
 	good := activeFile(s).f
@@ -573,10 +543,7 @@ func TestJournalBothFilesReplayOldestFirst(t *testing.T) {
 	// A file counts as full somewhere past two thirds of its size: 800
 	// bytes leave room for the three records after the switch, so no
 	// second switch waits for the blocked checkpoint.
-	s, err := New(Options{Path: path, Journal: true, JournalSize: 800, JournalFiles: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true, JournalSize: 800, JournalFiles: 2})
 	mustStoreLogs(t, s, logAt(1, 1, "a"))
 	mustStoreLogs(t, s, logAt(2, 1, "old"))
 	// Hold the database's writer lock so the background checkpoint cannot
@@ -666,10 +633,7 @@ func TestJournalWritesContinueDuringCheckpoint(t *testing.T) {
 // transaction reaches the database whole, with its commit index.
 func TestJournalCheckpointInChunks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true, JournalSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true, JournalSize: 8 << 20})
 	const n = 3 * checkpointChunkBytes / 1024
 	big := strings.Repeat("v", 1024)
 	for i := uint64(1); i <= n; i++ {
@@ -715,10 +679,7 @@ func TestStoreFillsPages(t *testing.T) {
 
 func testStoreFillsPages(t *testing.T, journal bool, minUsed float64) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: journal, JournalSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: journal, JournalSize: 8 << 20})
 	const n = 3000
 	big := strings.Repeat("v", 1024)
 	for i := uint64(1); i <= n; i += 100 {
@@ -974,10 +935,7 @@ func TestJournalReadOnlyHidesReplayedDeletion(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "raft.db")
 			opts := Options{Path: path, Journal: true, JournalSize: 4 << 10, JournalFiles: 2}
-			s, err := New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := mustOpen(t, opts)
 			n := uint64(0)
 			for first := activeFile(s); activeFile(s) == first; {
 				n++
@@ -1302,16 +1260,13 @@ func TestJournalConcurrentCompaction(t *testing.T) {
 // a 3 GiB read.
 func TestJournalRefusesOversizedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true})
 	mustStoreLogs(t, s, logAt(1, 1, "a"))
 	crash(t, s)
 	if err := os.Truncate(path+journalSuffix, maxJournalFile+1); err != nil {
 		t.Fatal(err) // sparse: no disk space used
 	}
-	_, err = New(Options{Path: path, Journal: true})
+	_, err := New(Options{Path: path, Journal: true})
 	if err == nil || !strings.Contains(err.Error(), journalSuffix) || !strings.Contains(err.Error(), "more than this package ever writes") {
 		t.Fatalf("open beside a 3 GiB journal file: %v", err)
 	}

@@ -64,10 +64,7 @@ func TestJournalSpareFileTakesTheNextTurn(t *testing.T) {
 // file is left beside the database, spare included.
 func TestJournalSpareFileNeverOutlivesItsUse(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := New(Options{Path: path, Journal: true, JournalSize: 2 << 10, JournalFiles: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, Options{Path: path, Journal: true, JournalSize: 2 << 10, JournalFiles: 3})
 	next := uint64(1)
 	for len(s.j.ring) < 3 {
 		fillUntilRotation(t, s, &next)
@@ -84,10 +81,7 @@ func TestJournalSpareFileNeverOutlivesItsUse(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = New(Options{Path: path, Journal: true, JournalSize: 2 << 10, JournalFiles: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = mustOpen(t, Options{Path: path, Journal: true, JournalSize: 2 << 10, JournalFiles: 3})
 	settle(s)
 	if s.j.spare == nil {
 		t.Fatal("no spare file was prepared")
@@ -106,10 +100,7 @@ func TestJournalSpareFileNeverOutlivesItsUse(t *testing.T) {
 func TestJournalCrashLeavesASpareFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
 	opts := Options{Path: path, Journal: true, JournalSize: 4 << 10, JournalFiles: 8}
-	s, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, opts)
 	next := uint64(1)
 	fillUntilRotation(t, s, &next)
 	mustStoreLogs(t, s, logAt(next, 2, "last"))
