@@ -791,7 +791,10 @@ func (r *Raft) LeaderWithID() (ServerAddress, ServerID) {
 // Apply appends cmd to the log, on the leader; the future resolves once the
 // entry is committed and applied to this node's FSM, with the FSM's
 // response. A nonzero timeout bounds the wait for the main loop to take the
-// command (ErrEnqueueTimeout, nothing written), not the commit.
+// command, not the commit: a command the leader loop has not taken from
+// its queue within the timeout fails with ErrEnqueueTimeout and is not
+// written. Apply itself returns at once unless the queue is full (4096
+// waiting commands), and then waits at most the timeout.
 //
 // On a follower it fails with ErrNotLeader. If leadership is lost after the
 // entry was written, it fails with ErrLeadershipLost: the entry may still
@@ -819,6 +822,9 @@ func (r *Raft) enqueue(f *logFuture, timeout time.Duration) ApplyFuture {
 	case <-r.shutdownCh:
 		return errorFuture{ErrRaftShutdown}
 	default:
+	}
+	if timeout > 0 {
+		f.enqueueBy = time.Now().Add(timeout)
 	}
 	if err := r.applyQ.push(f, timeout, r.shutdownCh); err != nil {
 		return errorFuture{err}

@@ -93,10 +93,30 @@ func (b *commitBatch) release() {
 	commitBatchPool.Put(b)
 }
 
+// fsmSawEntry reports whether applying an entry of type t gives the FSM
+// something to snapshot, by hashicorp/raft's rule: commands and barriers
+// do, configurations do when the FSM batches or stores configurations,
+// no-ops never do. So a node that has applied only its bootstrap
+// configuration and a leader's no-op has nothing to snapshot.
+func fsmSawEntry(t LogType, batching, configStore bool) bool {
+	switch t {
+	case LogCommand, LogBarrier:
+		return true
+	case LogConfiguration:
+		return batching || configStore
+	}
+	return false
+}
+
 // runFSM is the only goroutine that touches the FSM. It applies committed
 // entries in log order, takes FSM snapshots, and restores snapshots.
 func (r *Raft) runFSM() {
 	var lastIndex, lastTerm uint64
+	// seen: the FSM has been given an entry that counts (fsmSawEntry) or
+	// a snapshot. Before that Snapshot fails with ErrNothingNewToSnapshot,
+	// as in hashicorp/raft; after it, a snapshot is taken at the last
+	// applied entry, whatever its type.
+	seen := false
 	batchingFSM, batching := r.fsm.(BatchingFSM)
 	configStore, hasConfigStore := r.fsm.(ConfigurationStore)
 	pv := r.protocolVersion
@@ -116,6 +136,7 @@ func (r *Raft) runFSM() {
 			}
 		}
 		lastIndex, lastTerm = t.log.Index, t.log.Term
+		seen = seen || fsmSawEntry(t.log.Type, false, hasConfigStore)
 		r.appliedIndex.Store(lastIndex)
 		if t.future != nil {
 			stampRange(stageApplied, lastIndex, lastIndex)
@@ -161,6 +182,7 @@ func (r *Raft) runFSM() {
 				j++
 			}
 			lastIndex, lastTerm = t.log.Index, t.log.Term
+			seen = seen || fsmSawEntry(t.log.Type, true, hasConfigStore)
 			if t.future != nil {
 				stampRange(stageApplied, lastIndex, lastIndex)
 				t.future.response = resp
@@ -182,12 +204,13 @@ func (r *Raft) runFSM() {
 			return
 		}
 		lastIndex, lastTerm = meta.Index, meta.Term
+		seen = true
 		r.appliedIndex.Store(lastIndex)
 		req.respond(nil)
 	}
 
 	snapshot := func(req *reqSnapshotFuture) {
-		if lastIndex == 0 {
+		if !seen {
 			req.respond(ErrNothingNewToSnapshot)
 			return
 		}

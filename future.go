@@ -124,6 +124,9 @@ type logFuture struct {
 	clock    stageClock // when Apply was called (raftstages build)
 	response interface{}
 	dispatch time.Time
+	// enqueueBy: the leader loop must take the entry by then or answer
+	// ErrEnqueueTimeout without writing it (zero: no limit).
+	enqueueBy time.Time
 }
 
 func (l *logFuture) Response() interface{} { return l.response }

@@ -184,7 +184,7 @@ func (r *Raft) leaderLoop() {
 		case <-lease.C:
 			lease.Reset(r.checkLeaderLease())
 		case err := <-transferDone:
-			r.finishLeadershipTransfer(err)
+			r.transferTimeoutNowDone(err)
 		case <-transferTimeout:
 			r.finishLeadershipTransfer(fmt.Errorf("leadership transfer timeout"))
 		case <-r.ctl.notify:
@@ -216,9 +216,18 @@ func (r *Raft) notifyLeadership(leader bool) {
 		}
 	}
 	if ch := r.config().NotifyCh; ch != nil {
+		// A send that fits goes first: a select with shutdownCh already
+		// closed would pick at random, and a node shutting down would
+		// lose its false although the channel had room (hashicorp/raft
+		// makes the same best effort). Only a full channel waits, and
+		// not past shutdown.
 		select {
 		case ch <- leader:
-		case <-r.shutdownCh:
+		default:
+			select {
+			case ch <- leader:
+			case <-r.shutdownCh:
+			}
 		}
 	}
 }
@@ -239,18 +248,30 @@ func (r *Raft) leaveLeader() {
 	for _, v := range ls.verifies {
 		v.future.respond(ErrNotLeader)
 	}
-	if ls.transferInProgress {
-		// The transfer goroutine answers: a TimeoutNow already sent is a
-		// success even though we step down before hearing of it.
-		ls.transferInProgress = false
-		ls.transferTimer.Stop()
-		close(ls.transferStop)
-	}
 	if addr, _ := r.LeaderWithID(); addr == r.localAddr {
 		r.setLeader("", "")
 	}
 	if r.State() == Leader {
 		r.transition(Follower)
+	}
+	// As hashicorp/raft does: a former leader's LastContact is the moment
+	// it stopped leading, not a time from before its term (or zero), so
+	// that its data does not look older than it is.
+	r.setLastContact()
+	if ls.transferInProgress {
+		// Leadership ended while a transfer ran: that is what was asked
+		// for (hashicorp/raft answers nil here too, whether or not the
+		// TimeoutNow had been answered). The future resolves only now,
+		// when State no longer reads Leader.
+		ls.transferInProgress = false
+		ls.transferTimer.Stop()
+		close(ls.transferStop)
+		select {
+		case <-r.shutdownCh:
+			ls.transferFuture.respond(ErrRaftShutdown)
+		default:
+			ls.transferFuture.respond(nil)
+		}
 	}
 	r.notifyLeadership(false)
 	r.logger.Info("leadership ended", "term", ls.term)
@@ -288,11 +309,28 @@ func (r *Raft) dispatchQueued() {
 	// clients 1.6-1.9x the throughput, S3's p99 13 -> 2-3 ms; no change
 	// with one client.
 	runtime.Gosched()
-	futures := r.applyQ.take(groupCommitFactor * r.config().MaxAppendEntries)
+	futures := dropExpired(r.applyQ.take(groupCommitFactor*r.config().MaxAppendEntries), time.Now())
 	if len(futures) == 0 {
 		return
 	}
 	_ = r.dispatchLogs(futures)
+}
+
+// dropExpired answers ErrEnqueueTimeout to the futures whose enqueue
+// deadline passed before the leader loop took them (hashicorp/raft's Apply
+// times out while its leader loop does not take the command) and returns
+// the others, in order, reusing the slice.
+func dropExpired(futures []*logFuture, now time.Time) []*logFuture {
+	kept := futures[:0]
+	for _, f := range futures {
+		if !f.enqueueBy.IsZero() && now.After(f.enqueueBy) {
+			f.respond(ErrEnqueueTimeout)
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(futures[len(kept):])
+	return kept
 }
 
 // groupCommitFactor is how many AppendEntries' worth of queued applies one
@@ -655,10 +693,22 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	done, stop := ls.transferDone, ls.transferStop
 	header := r.getRPCHeader()
 	r.goFunc(func() {
-		err := r.leadershipTransfer(repl, target, lastIdx, header, stop)
-		f.respond(err)
-		done <- err
+		done <- r.leadershipTransfer(repl, target, lastIdx, header, stop)
 	})
+}
+
+// transferTimeoutNowDone takes the transfer goroutine's outcome. A failure
+// ends the transfer with that error. After a TimeoutNow the target was
+// told to campaign, but this node still leads: the future resolves when
+// leadership ends (leaveLeader), or with a timeout error if the target has
+// not taken over within an election timeout, as in hashicorp/raft.
+func (r *Raft) transferTimeoutNowDone(err error) {
+	ls := r.leaderState
+	if err != nil || !ls.transferInProgress {
+		r.finishLeadershipTransfer(err)
+		return
+	}
+	ls.transferTimer.Reset(r.config().ElectionTimeout)
 }
 
 // leadershipTransfer runs on its own goroutine: wait until the target has
