@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -197,10 +198,33 @@ func writeSnapshot(w *bufio.Writer, data map[string][]byte, members map[string]s
 	return err
 }
 
+// readSnapshot reads a whole snapshot into maps.
 func readSnapshot(r *bufio.Reader) (map[string][]byte, map[string]string, error) {
+	data, members := map[string][]byte{}, map[string]string{}
+	err := scanSnapshot(r, func(k string, v []byte) { data[k] = bytes.Clone(v) },
+		func(id, addr string) { members[id] = addr })
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, members, nil
+}
+
+// checkSnapshot reads a snapshot through and reports how many keys it
+// holds, keeping none of it: memory stays at one value however large the
+// snapshot is.
+func checkSnapshot(r *bufio.Reader) (keys int, err error) {
+	err = scanSnapshot(r, func(string, []byte) { keys++ }, func(string, string) {})
+	return keys, err
+}
+
+// scanSnapshot walks a snapshot, calling key for each key and value (the
+// value is valid only during the call) and member for each member, and
+// fails on anything that is not exactly a snapshot: a wrong magic, a field
+// above its limit, a truncation or trailing bytes.
+func scanSnapshot(r *bufio.Reader, key func(k string, v []byte), member func(id, addr string)) error {
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
-		return nil, nil, errors.New("not a raftkv snapshot")
+		return errors.New("not a raftkv snapshot")
 	}
 	count := func(what string) (uint64, error) {
 		n, err := binary.ReadUvarint(r)
@@ -209,6 +233,7 @@ func readSnapshot(r *bufio.Reader) (map[string][]byte, map[string]string, error)
 		}
 		return n, nil
 	}
+	var scratch []byte
 	field := func(limit int) ([]byte, error) {
 		n, err := binary.ReadUvarint(r)
 		if err != nil {
@@ -217,7 +242,10 @@ func readSnapshot(r *bufio.Reader) (map[string][]byte, map[string]string, error)
 		if n > uint64(limit) {
 			return nil, fmt.Errorf("length %d above the limit %d", n, limit)
 		}
-		b := make([]byte, n)
+		if uint64(cap(scratch)) < n {
+			scratch = make([]byte, n)
+		}
+		b := scratch[:n]
 		if _, err := io.ReadFull(r, b); err != nil {
 			return nil, err
 		}
@@ -225,37 +253,37 @@ func readSnapshot(r *bufio.Reader) (map[string][]byte, map[string]string, error)
 	}
 	n, err := count("keys")
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	data := map[string][]byte{}
 	for i := uint64(0); i < n; i++ {
 		k, err := field(maxKeyLen)
 		if err != nil {
-			return nil, nil, fmt.Errorf("key %d of %d: %w", i, n, err)
+			return fmt.Errorf("key %d of %d: %w", i, n, err)
 		}
+		ks := string(k)
 		v, err := field(maxValueLen)
 		if err != nil {
-			return nil, nil, fmt.Errorf("value of key %q: %w", k, err)
+			return fmt.Errorf("value of key %q: %w", ks, err)
 		}
-		data[string(k)] = v
+		key(ks, v)
 	}
 	if n, err = count("members"); err != nil {
-		return nil, nil, err
+		return err
 	}
-	members := map[string]string{}
 	for i := uint64(0); i < n; i++ {
 		id, err := field(maxKeyLen)
 		if err != nil {
-			return nil, nil, fmt.Errorf("member %d of %d: %w", i, n, err)
+			return fmt.Errorf("member %d of %d: %w", i, n, err)
 		}
+		ids := string(id)
 		addr, err := field(maxKeyLen)
 		if err != nil {
-			return nil, nil, fmt.Errorf("address of member %q: %w", id, err)
+			return fmt.Errorf("address of member %q: %w", ids, err)
 		}
-		members[string(id)] = string(addr)
+		member(ids, string(addr))
 	}
 	if _, err := r.ReadByte(); err != io.EOF {
-		return nil, nil, errors.New("trailing bytes after the last member")
+		return errors.New("trailing bytes after the last member")
 	}
-	return data, members, nil
+	return nil
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strconv"
 	"syscall"
 	"time"
@@ -115,6 +117,10 @@ func (n *node) key(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (n *node) forward(w http.ResponseWriter, r *http.Request) bool {
 	if n.raft.State() == raft.Leader {
 		return false
+	}
+	if n.removed() {
+		httpError(w, http.StatusGone, "this node (%s) was removed from the cluster; it serves only ?stale reads and /status", n.cfg.id)
+		return true
 	}
 	if by := r.Header.Get(headerForwarded); by != "" {
 		unavailable(w, "not the leader (forwarded here by %s); leadership is changing", by)
@@ -246,33 +252,111 @@ func (n *node) write(w http.ResponseWriter, r *http.Request, cmd []byte) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// maxJoinBody bounds the body of POST /join.
+const maxJoinBody = 64 << 10
+
 func (n *node) handleJoin(w http.ResponseWriter, r *http.Request) {
-	var req joinRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, "bad body: want {\"id\", \"raft_addr\", \"http_addr\"}: %v", err)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJoinBody))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "bad body: %v", err)
 		return
 	}
-	// In the body's order, so the first bad field is always the one named.
-	for _, f := range [...]struct{ name, v string }{{"id", req.ID}, {"raft_addr", req.RaftAddr}, {"http_addr", req.HTTPAddr}} {
-		if why := validKey(f.v); why != "" {
-			httpError(w, http.StatusBadRequest, "bad %s: %s", f.name, why)
-			return
-		}
+	req, field, err := parseJoin(body)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "bad %s: %v", field, err)
+		return
 	}
+	// The body was read here; a forwarded request carries it again.
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	if n.forward(w, r) {
 		return
 	}
-	f := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, applyTimeout)
-	if err := f.Error(); err != nil {
-		raftError(w, "adding "+req.ID, err)
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		raftError(w, "reading the configuration", err)
 		return
 	}
-	if err := n.raft.Apply(encodeCommand(opMember, req.ID, []byte(req.HTTPAddr)), applyTimeout).Error(); err != nil {
-		raftError(w, "recording the HTTP address of "+req.ID, err)
-		return
+	already := false
+	for _, s := range cf.Configuration().Servers {
+		switch {
+		case s.ID == raft.ServerID(req.ID) && s.Address == raft.ServerAddress(req.RaftAddr):
+			already = s.Suffrage == raft.Voter
+		case s.ID == raft.ServerID(req.ID) && !req.Replace:
+			httpError(w, http.StatusConflict, "%s is already a member at %s; to move it to %s, send \"replace\": true", req.ID, s.Address, req.RaftAddr)
+			return
+		case s.ID != raft.ServerID(req.ID) && s.Address == raft.ServerAddress(req.RaftAddr):
+			httpError(w, http.StatusConflict, "bad raft_addr: %s is the address of member %s", req.RaftAddr, s.ID)
+			return
+		}
 	}
-	n.log.Info("added a voter", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr)
-	writeJSON(w, map[string]any{"id": req.ID, "index": f.Index()})
+	index := cf.Index()
+	if !already {
+		f := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, applyTimeout)
+		if err := f.Error(); err != nil {
+			raftError(w, "adding "+req.ID, err)
+			return
+		}
+		index = f.Index()
+	}
+	if n.fsm.member(req.ID) != req.HTTPAddr {
+		if err := n.raft.Apply(encodeCommand(opMember, req.ID, []byte(req.HTTPAddr)), applyTimeout).Error(); err != nil {
+			raftError(w, "recording the HTTP address of "+req.ID, err)
+			return
+		}
+	}
+	if already {
+		n.log.Info("join of a member already present", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr)
+	} else {
+		n.log.Info("added a voter", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr, "replace", req.Replace)
+	}
+	writeJSON(w, map[string]any{"id": req.ID, "index": index, "already_member": already})
+}
+
+// parseJoin decodes and checks a POST /join body: one JSON object with
+// known fields and nothing after it, an ID that is a valid key, and
+// addresses that are host:port. On error it names the field at fault
+// ("body" for the JSON as a whole).
+func parseJoin(body []byte) (joinRequest, string, error) {
+	var req joinRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, "body", fmt.Errorf("want {\"id\", \"raft_addr\", \"http_addr\"} (and optionally \"replace\": true): %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, "body", errors.New("bytes after the JSON object")
+	}
+	if why := validKey(req.ID); why != "" {
+		return req, "id", errors.New(why)
+	}
+	for _, f := range [...]struct{ name, v string }{{"raft_addr", req.RaftAddr}, {"http_addr", req.HTTPAddr}} {
+		if err := validHostPort(f.v); err != nil {
+			return req, f.name, err
+		}
+	}
+	return req, "", nil
+}
+
+// validHostPort checks that addr can name a server to dial: host:port
+// with a host and a port from 1 to 65535.
+func validHostPort(addr string) error {
+	if addr == "" {
+		return errors.New("empty; want host:port")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host; others could not dial it", addr)
+	}
+	if why := validKey(host); why != "" {
+		return fmt.Errorf("the host of %q: %s", addr, why)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("the port of %q is not a number from 1 to 65535", addr)
+	}
+	return nil
 }
 
 func (n *node) handleRemove(w http.ResponseWriter, r *http.Request) {
@@ -329,9 +413,14 @@ func (n *node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"id": meta.ID, "index": meta.Index, "term": meta.Term, "size": meta.Size})
 }
 
+// backupWriteTimeout is how long GET /backup may take to send a backup, in
+// place of the server's write timeout.
+const backupWriteTimeout = 10 * time.Minute
+
 // handleBackup takes a snapshot on this node and streams it: a backup of
 // everything this node has applied.
 func (n *node) handleBackup(w http.ResponseWriter, r *http.Request) {
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(backupWriteTimeout))
 	f := n.raft.Snapshot()
 	if err := f.Error(); err != nil {
 		code := http.StatusInternalServerError
@@ -356,32 +445,65 @@ func (n *node) handleBackup(w http.ResponseWriter, r *http.Request) {
 // maxRestoreSize bounds a backup sent to POST /restore.
 const maxRestoreSize = 1 << 30
 
+// restoreReadTimeout is how long an upload to POST /restore may take: far
+// longer than other requests get (the server's read timeout), since a
+// backup may be large.
+const restoreReadTimeout = 10 * time.Minute
+
 // handleRestore replaces the cluster's state with a backup (the body of a
 // GET /backup), through the leader's Restore: the leader installs it and
-// sends it to every follower. The backup is checked before anything
-// changes.
+// sends it to every follower. The upload goes to a file in the data
+// directory, is checked there, and only then restored from the file, so the
+// node's memory does not grow with it; a refused backup changes nothing.
 func (n *node) handleRestore(w http.ResponseWriter, r *http.Request) {
 	if n.forward(w, r) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRestoreSize))
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(restoreReadTimeout))
+	f, err := os.CreateTemp(n.cfg.dataDir, "restore-*.upload")
 	if err != nil {
+		httpError(w, http.StatusInternalServerError, "restore: a file for the upload: %v", err)
+		return
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	size, err := io.Copy(f, http.MaxBytesReader(w, r.Body, maxRestoreSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, "restore: a backup is at most %d bytes", maxRestoreSize)
+			return
+		}
 		httpError(w, http.StatusBadRequest, "restore: reading the backup: %v", err)
 		return
 	}
-	data, _, err := readSnapshot(bufio.NewReader(bytes.NewReader(body)))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		httpError(w, http.StatusInternalServerError, "restore: %v", err)
+		return
+	}
+	keys, err := checkSnapshot(bufio.NewReader(f))
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "restore: not a usable backup: %v", err)
 		return
 	}
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(body))}
-	if err := n.raft.Restore(meta, bytes.NewReader(body), time.Minute); err != nil {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		httpError(w, http.StatusInternalServerError, "restore: %v", err)
+		return
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
+	if err := n.raft.Restore(meta, f, time.Minute); err != nil {
 		raftError(w, "restore", err)
 		return
 	}
-	n.log.Info("restored a backup", "keys", len(data), "bytes", len(body))
-	writeJSON(w, map[string]any{"restored_keys": len(data), "index": n.raft.LastIndex()})
+	n.log.Info("restored a backup", "keys", keys, "bytes", size)
+	writeJSON(w, map[string]any{"restored_keys": keys, "index": n.raft.LastIndex()})
 }
+
+// transferWait bounds how long POST /leader/transfer waits for the new
+// leader to be known after this node stepped down.
+const transferWait = 10 * time.Second
 
 func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	if n.forward(w, r) {
@@ -389,6 +511,10 @@ func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	var f raft.Future
 	if id := r.URL.Query().Get("id"); id != "" {
+		if id == n.cfg.id {
+			httpError(w, http.StatusConflict, "%s already leads", id)
+			return
+		}
 		var addr raft.ServerAddress
 		cf := n.raft.GetConfiguration()
 		if err := cf.Error(); err != nil {
@@ -406,14 +532,64 @@ func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		}
 		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
 	} else {
+		if !n.hasOtherVoter() {
+			httpError(w, http.StatusConflict, "there is no other voter to hand leadership to")
+			return
+		}
 		f = n.raft.LeadershipTransfer()
 	}
-	if err := f.Error(); err != nil {
-		raftError(w, "leadership transfer", err)
+	if err := f.Error(); err != nil && n.raft.State() == raft.Leader {
+		// Nothing changed: this node still leads.
+		unavailable(w, "leadership transfer: %v (%s still leads)", err, n.cfg.id)
 		return
 	}
-	_, leader := n.raft.LeaderWithID()
+	// The future resolves once this node no longer leads; name the new
+	// leader once it is known.
+	var leader raft.ServerID
+	waitFor(transferWait, "a new leader", func() bool {
+		_, leader = n.raft.LeaderWithID()
+		return leader != "" && leader != raft.ServerID(n.cfg.id)
+	})
+	if leader == "" || leader == raft.ServerID(n.cfg.id) {
+		unavailable(w, "%s stepped down, but no new leader is known yet", n.cfg.id)
+		return
+	}
 	writeJSON(w, map[string]any{"transferred_from": n.cfg.id, "leader": leader})
+}
+
+// hasOtherVoter reports whether the configuration holds a voter other than
+// this node.
+func (n *node) hasOtherVoter() bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return true // let the library answer
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.ID != raft.ServerID(n.cfg.id) && s.Suffrage == raft.Voter {
+			return true
+		}
+	}
+	return false
+}
+
+// removed reports whether this node was a member and no longer is: its
+// configuration names other servers but not itself. A node still waiting
+// to join has an empty configuration.
+func (n *node) removed() bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	servers := cf.Configuration().Servers
+	if len(servers) == 0 {
+		return false
+	}
+	for _, s := range servers {
+		if s.ID == raft.ServerID(n.cfg.id) {
+			return false
+		}
+	}
+	return true
 }
 
 // status is the JSON of GET /status.

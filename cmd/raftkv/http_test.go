@@ -26,6 +26,13 @@ func testNode(t *testing.T, id string, bootstrap bool, join string) *node {
 func testNodeWith(t *testing.T, cfg nodeConfig) *node {
 	t.Helper()
 	cfg.heartbeat, cfg.election, cfg.snapshotThreshold, cfg.logLevel = 200*time.Millisecond, 200*time.Millisecond, 8192, "warn"
+	if cfg.httpReadTimeout == 0 {
+		cfg.httpReadTimeout = 30 * time.Second
+	}
+	cfg.httpWriteTimeout, cfg.httpIdleTimeout = time.Minute, time.Minute
+	if cfg.httpMaxConns == 0 {
+		cfg.httpMaxConns = 1024
+	}
 	n, err := startNode(cfg)
 	if err != nil {
 		t.Fatal(err)

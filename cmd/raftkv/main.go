@@ -26,9 +26,11 @@
 // A file <data>/peers.json present at start recovers a cluster that lost its
 // quorum (raft.RecoverCluster); it is renamed peers.json.applied.
 //
-// Errors are plain text: 400 for a bad key or body, 413 for a value above
-// 1 MiB, 404 for a missing key, 503 with Retry-After when there is no
-// leader or it changed (nothing was applied, unless the response carries
+// Errors are plain text: 400 for a bad key or body, 409 for a request that
+// conflicts with the cluster (a join naming another member's address, a
+// transfer to the leader itself), 410 on a node removed from the cluster,
+// 413 for a value above 1 MiB, 404 for a missing key, 503 with Retry-After
+// when there is no leader or it changed (nothing was applied, unless the response carries
 // X-Raftkv-Outcome: unknown, in which case the write may have been), 502
 // when the leader failed while serving a forwarded request (a write's
 // outcome is then unknown too).

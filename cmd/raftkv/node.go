@@ -37,7 +37,22 @@ type nodeConfig struct {
 	journalFiles                    int
 	logLevel                        string
 	exitOnStdinClose                bool
+	// The HTTP server's limits (flags -http-*).
+	httpReadTimeout, httpWriteTimeout, httpIdleTimeout time.Duration
+	httpMaxConns                                       int
 }
+
+// Bounds of the HTTP server that are not flags.
+const (
+	httpReadHeaderTimeout = 10 * time.Second
+	httpMaxHeaderBytes    = 64 << 10
+)
+
+// Journal file sizes raftkv accepts (raftbolt caps at 1 GiB).
+const (
+	minJournalFileSize = 4 << 10
+	maxJournalFileSize = 1 << 30
+)
 
 func parseNodeFlags(args []string) (nodeConfig, error) {
 	var c nodeConfig
@@ -58,23 +73,52 @@ func parseNodeFlags(args []string) (nodeConfig, error) {
 	fs.IntVar(&c.journalFiles, "journal-files", 0, "most raftbolt journal files before the oldest moves into raft.db (0: raftbolt's default, 32)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&c.exitOnStdinClose, "exit-on-stdin-close", false, "shut down when standard input closes (used by the demo)")
+	fs.DurationVar(&c.httpReadTimeout, "http-read-timeout", 30*time.Second, "most time to read a request, body included (POST /restore gets 10 minutes)")
+	fs.DurationVar(&c.httpWriteTimeout, "http-write-timeout", time.Minute, "most time to write a response (GET /backup gets 10 minutes)")
+	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.httpMaxConns, "http-max-conns", 1024, "most HTTP connections open at once; more wait to be accepted")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	switch {
-	case c.id == "":
-		return c, errors.New("-id is required")
-	case c.dataDir == "":
-		return c, errors.New("-data is required")
-	case (c.tlsCert != "" || c.tlsKey != "" || c.tlsCA != "") && (c.tlsCert == "" || c.tlsKey == "" || c.tlsCA == ""):
-		return c, errors.New("-tls-cert, -tls-key and -tls-ca go together")
-	case c.bootstrap && c.join != "":
-		return c, errors.New("-bootstrap and -join exclude each other")
+	if err := c.check(); err != nil {
+		return c, err
 	}
 	return c, nil
+}
+
+// check refuses values no node can run with, naming the flag.
+func (c *nodeConfig) check() error {
+	switch {
+	case hclog.LevelFromString(c.logLevel) == hclog.NoLevel:
+		return fmt.Errorf("-log-level %q: want trace, debug, info, warn or error", c.logLevel)
+	case c.journalFiles < 0 || c.journalFiles == 1:
+		return fmt.Errorf("-journal-files %d: want 0 (raftbolt's default, 32) or at least 2", c.journalFiles)
+	case c.journalFileSize != 0 && (c.journalFileSize < minJournalFileSize || c.journalFileSize > maxJournalFileSize):
+		return fmt.Errorf("-journal-file-size %d: want 0 (raftbolt's default, 8 MiB) or %d to %d bytes",
+			c.journalFileSize, minJournalFileSize, maxJournalFileSize)
+	case c.snapshotThreshold == 0:
+		return errors.New("-snapshot-threshold 0: want at least 1 entry")
+	case c.heartbeat <= 0 || c.election <= 0:
+		return fmt.Errorf("-heartbeat-timeout %v and -election-timeout %v must be positive", c.heartbeat, c.election)
+	case c.httpReadTimeout <= 0 || c.httpWriteTimeout <= 0 || c.httpIdleTimeout <= 0:
+		return errors.New("-http-read-timeout, -http-write-timeout and -http-idle-timeout must be positive")
+	case c.httpMaxConns < 1:
+		return fmt.Errorf("-http-max-conns %d: want at least 1", c.httpMaxConns)
+	}
+	switch {
+	case c.id == "":
+		return errors.New("-id is required")
+	case c.dataDir == "":
+		return errors.New("-data is required")
+	case (c.tlsCert != "" || c.tlsKey != "" || c.tlsCA != "") && (c.tlsCert == "" || c.tlsKey == "" || c.tlsCA == ""):
+		return errors.New("-tls-cert, -tls-key and -tls-ca go together")
+	case c.bootstrap && c.join != "":
+		return errors.New("-bootstrap and -join exclude each other")
+	}
+	return nil
 }
 
 // node is one running raftkv server.
@@ -103,8 +147,14 @@ type node struct {
 func startNode(cfg nodeConfig) (*node, error) {
 	n := &node{cfg: cfg, fsm: newKVStore(), done: make(chan struct{}), peers: http.DefaultTransport.(*http.Transport).Clone()}
 	n.log = hclog.New(&hclog.LoggerOptions{Name: cfg.id, Level: hclog.LevelFromString(cfg.logLevel), Output: os.Stderr})
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the data directory: %w", err)
+	}
+	if err := claimDataDir(cfg.dataDir, cfg.id); err != nil {
+		return nil, err
 	}
 
 	// Metrics: the library reports to go-metrics' global sink.
@@ -171,6 +221,9 @@ func startNode(cfg nodeConfig) (*node, error) {
 	conf.ElectionTimeout = cfg.election
 	conf.LeaderLeaseTimeout = min(conf.LeaderLeaseTimeout, cfg.heartbeat/2)
 	conf.SnapshotThreshold = cfg.snapshotThreshold
+	// A removed node stays up, so that it can tell clients it was removed
+	// (410) instead of vanishing.
+	conf.ShutdownOnRemove = false
 	closers = append(closers, n.trans.Close)
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, err
@@ -213,9 +266,17 @@ func startNode(cfg nodeConfig) (*node, error) {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 
-	n.server = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.server = &http.Server{
+		Handler:           n.routes(),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       cfg.httpReadTimeout,
+		WriteTimeout:      cfg.httpWriteTimeout,
+		IdleTimeout:       cfg.httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		ErrorLog:          n.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
 	closers = nil
-	go n.server.Serve(n.ln)
+	go n.server.Serve(newLimitListener(n.ln, cfg.httpMaxConns))
 	go n.keepMembership()
 	if cfg.join != "" && !existing {
 		go n.joinThrough(cfg.join)
@@ -273,6 +334,10 @@ type joinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
+	// Replace allows a new raft_addr for an ID already in the
+	// configuration (a member moved to another address); without it such
+	// a join is refused.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // joinThrough asks a member to add this node until one accepts.
@@ -289,6 +354,11 @@ func (n *node) joinThrough(addr string) {
 				return
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+			if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusConflict {
+				// A definite refusal: asking again cannot help.
+				n.log.Error("the cluster refused to add this node; not asking again", "through", addr, "error", err)
+				return
+			}
 		}
 		n.log.Warn("join failed, retrying", "through", addr, "error", err)
 		select {
