@@ -47,7 +47,7 @@ func (n *node) routes() http.Handler {
 	mux.HandleFunc("POST /join", n.handleJoin)
 	mux.HandleFunc("DELETE /members/{id}", n.handleRemove)
 	mux.HandleFunc("GET /status", n.handleStatus)
-	mux.HandleFunc("GET /metrics", n.handleMetrics)
+	mux.Handle("GET /metrics", n.metrics)
 	mux.HandleFunc("POST /snapshot", n.handleSnapshot)
 	mux.HandleFunc("POST /leader/transfer", n.handleTransfer)
 	mux.HandleFunc("GET /backup", n.handleBackup)

@@ -136,8 +136,11 @@ func TestHTTPSingleNode(t *testing.T) {
 		t.Fatalf("snapshot: %d %q", r.code, r.body)
 	}
 	r = call(t, "GET", addr, "/metrics", nil)
-	if r.code != 200 || !strings.Contains(r.body, "# TYPE raftkv_raft_apply_total counter\nraftkv_raft_apply_total 3\n") ||
-		!strings.Contains(r.body, "# TYPE raftkv_raft_commitTime summary") {
+	if r.code != 200 || !strings.Contains(r.body, "# TYPE raftkv_raft_apply counter\nraftkv_raft_apply 3\n") ||
+		!strings.Contains(r.body, "# TYPE raftkv_raft_commitTime summary") ||
+		!strings.Contains(r.body, `raftkv_raft_commitTime{quantile="0.99"}`) ||
+		!strings.Contains(r.body, "# TYPE go_goroutines gauge") ||
+		!strings.Contains(r.body, "# TYPE process_resident_memory_bytes gauge") {
 		t.Fatalf("metrics: %d\n%s", r.code, r.body)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-metrics"
 	"github.com/seed48a2b68f/raft"
 	raftboltdb "github.com/seed48a2b68f/raft/raftbolt"
 )
@@ -123,15 +122,16 @@ func (c *nodeConfig) check() error {
 
 // node is one running raftkv server.
 type node struct {
-	cfg    nodeConfig
-	log    hclog.Logger
-	raft   *raft.Raft
-	fsm    *kvStore
-	store  *raftboltdb.BoltStore
-	trans  *raft.NetworkTransport
-	sink   *promSink
-	server *http.Server
-	ln     net.Listener
+	cfg   nodeConfig
+	log   hclog.Logger
+	raft  *raft.Raft
+	fsm   *kvStore
+	store *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+	// metrics serves GET /metrics.
+	metrics http.Handler
+	server  *http.Server
+	ln      net.Listener
 	// peers carries this node's own requests to other nodes (joins,
 	// forwarded requests). It is the node's, not the process's default,
 	// so that close can drop its idle connections: another node's server
@@ -158,12 +158,9 @@ func startNode(cfg nodeConfig) (*node, error) {
 	}
 
 	// Metrics: the library reports to go-metrics' global sink.
-	n.sink = newPromSink()
-	mc := metrics.DefaultConfig("raftkv")
-	mc.EnableHostname = false
-	mc.EnableRuntimeMetrics = true
-	if _, err := metrics.NewGlobal(mc, n.sink); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+	var err error
+	if n.metrics, err = newMetrics(); err != nil {
+		return nil, err
 	}
 
 	// Everything opened is closed again if a later step fails.
@@ -175,7 +172,6 @@ func startNode(cfg nodeConfig) (*node, error) {
 			}
 		}
 	}()
-	var err error
 	n.ln, err = net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP listener on %s: %w", cfg.httpAddr, err)
