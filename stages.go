@@ -35,32 +35,6 @@ const (
 	numStages
 )
 
-// stageNames are the stages as the table prints them.
-var stageNames = [numStages]string{
-	"apply", "dispatch", "leader stored", "replication woke", "sending",
-	"follower read", "follower loop", "follower stored", "follower answering",
-	"leader read", "matched", "committed", "applied",
-}
-
-// stageAfter lists the stages each stage waits for; the table measures a
-// stage from the latest of them that the entry passed. The leader's write
-// and replication run side by side from dispatch; the commit waits for
-// both (in a cluster of three, for the leader's write and one follower).
-var stageAfter = [numStages][]stage{
-	stageDispatch:          {stageApply},
-	stageLeaderStored:      {stageDispatch},
-	stageReplicationWoke:   {stageDispatch},
-	stageSending:           {stageReplicationWoke},
-	stageFollowerRead:      {stageSending},
-	stageFollowerLoop:      {stageFollowerRead},
-	stageFollowerStored:    {stageFollowerLoop},
-	stageFollowerAnswering: {stageFollowerStored},
-	stageLeaderRead:        {stageFollowerAnswering},
-	stageMatched:           {stageLeaderRead},
-	stageCommitted:         {stageLeaderStored, stageMatched},
-	stageApplied:           {stageCommitted},
-}
-
 // stampEntries records stage s for the entries (by their first and last
 // index).
 func stampEntries(s stage, entries []*Log) {

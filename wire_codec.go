@@ -71,17 +71,6 @@ var (
 // ---------------------------------------------------------------------------
 // Encoding
 
-func appendMapHeader(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, mpMap16, byte(n>>8), byte(n))
-	default:
-		return append(b, mpMap32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-}
-
 func appendArrayHeader(b []byte, n int) []byte {
 	switch {
 	case n < 16:

@@ -33,7 +33,6 @@ type kv struct {
 	mu       sync.Mutex
 	data     map[string]string
 	applied  []appliedEntry // since the last restore
-	base     uint64         // index of the snapshot restored, 0 if none
 	restores int
 }
 

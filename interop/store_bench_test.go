@@ -45,11 +45,6 @@ type storeOps struct {
 	close     func()
 }
 
-func openStores(b *testing.B) map[string]storeOps {
-	b.Helper()
-	return openStoresCached(b, 0)
-}
-
 // openStoresCached puts each library's LogCache of size entries in front
 // of its bolt store (none for size 0).
 func openStoresCached(b *testing.B, size int) map[string]storeOps {

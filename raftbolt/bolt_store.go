@@ -35,6 +35,7 @@ import (
 	"github.com/seed48a2b68f/raft"
 	"github.com/seed48a2b68f/raft/internal/logcodec"
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // dbFileMode is the mode of a database file this package creates.
@@ -291,7 +292,7 @@ func (b *BoltStore) view(bucket []byte, fn func(*bbolt.Bucket) error) (err error
 
 // mapClosed turns bbolt's "database not open" into an error naming us.
 func mapClosed(err error) error {
-	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("%w: %w", errClosed, err)
 	}
 	return err

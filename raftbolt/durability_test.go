@@ -126,13 +126,6 @@ func (n *diskNode) stop() {
 	n.r = nil
 }
 
-func (n *diskNode) restart() {
-	n.t.Helper()
-	n.stop()
-	n.open()
-	n.start()
-}
-
 func startDiskCluster(t *testing.T, size int) []*diskNode {
 	t.Helper()
 	return startTunedDiskCluster(t, size, nil)

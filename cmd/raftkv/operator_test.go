@@ -257,14 +257,12 @@ func TestLimitListenerHoldsBackConnectionsBeyondTheLimit(t *testing.T) {
 	}
 	ln := newLimitListener(inner, 2)
 	defer ln.Close()
-	var clients []net.Conn
 	for i := 0; i < 3; i++ {
 		c, err := net.Dial("tcp", inner.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		clients = append(clients, c)
 	}
 	a, err := ln.Accept()
 	if err != nil {
