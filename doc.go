@@ -4,6 +4,36 @@
 // Transport. Programs written for hashicorp/raft build against it by changing
 // the import path.
 //
+// # Using it
+//
+// A node is built from a Config, an FSM (the application's state: Apply,
+// Snapshot, Restore) and four stores: a LogStore and a StableStore (raftbolt
+// on disk, or NewInmemStore), a SnapshotStore (NewFileSnapshotStore, or
+// NewInmemSnapshotStore) and a Transport (NewTCPTransport, NewTLSTransport,
+// or NewInmemTransport in tests):
+//
+//	conf := raft.DefaultConfig()
+//	conf.LocalID = "node1"
+//	// First server of a new cluster, once: a node with state answers
+//	// ErrCantBootstrap.
+//	err := raft.BootstrapCluster(conf, logs, stable, snaps, trans,
+//		raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: trans.LocalAddr()}}})
+//	r, err := raft.NewRaft(conf, fsm, logs, stable, snaps, trans)
+//
+// Writes go through the leader: Apply returns a future whose Error is nil
+// once the command is committed and applied to the FSM, and whose Response
+// is what FSM.Apply returned. On a follower it fails with ErrNotLeader;
+// LeaderWithID names the leader, LeaderCh and NotifyCh report this node's
+// leadership as it changes. Membership changes (AddVoter, AddNonvoter,
+// DemoteVoter, RemoveServer), Barrier, VerifyLeader, Snapshot, Restore and
+// LeadershipTransfer are leader operations with futures too; GetConfiguration,
+// State, Stats, LastContact and AppliedIndex can be read on any node.
+// Shutdown stops the node; every future still waiting resolves.
+//
+// The package example (example_test.go) is a whole program; README.md has
+// more, and the cmd/raftkv service shows a real one (disk stores, TCP,
+// joins, linearizable reads, backups).
+//
 // # Goroutines and ownership
 //
 //	goroutine            owns                                        reads from
