@@ -215,15 +215,21 @@ func RecoverCluster(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 	logger := newLogger(conf)
 	for _, snapshot := range snapshots {
 		if !conf.NoSnapshotRestoreOnStart {
+			snapLogger := logger.With("id", snapshot.ID, "last-index", snapshot.Index, "last-term", snapshot.Term, "size-in-bytes", snapshot.Size)
 			_, source, err := snaps.Open(snapshot.ID)
 			if err != nil {
-				logger.Error("failed to open snapshot", "id", snapshot.ID, "error", err)
+				snapLogger.Error("failed to open snapshot", "error", err)
 				continue
 			}
-			err = fsm.Restore(source)
+			// Not restoreWithProgress: as in hashicorp/raft, this restore
+			// only checks the state and reports no metrics.
+			c := &byteCounterCloser{byteCounter: byteCounter{r: source}, c: source}
+			p := startProgressLog(snapLogger, msgRestoreProgress, c, snapshot.Size)
+			err = fsm.Restore(c)
 			source.Close()
+			p.end()
 			if err != nil {
-				logger.Error("failed to restore snapshot", "id", snapshot.ID, "error", err)
+				snapLogger.Error("failed to restore snapshot", "error", err)
 				continue
 			}
 		}
@@ -584,6 +590,9 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		}
 	}
 	r.setCommitIndex(max(st.commitIndex, r.appliedIndex.Load()))
+	r.logger.Info("initial configuration",
+		"index", r.configurations.latestIndex,
+		"servers", hclog.Fmt("%+v", r.configurations.latest.Servers))
 
 	trans.SetHeartbeatHandler(r.processHeartbeat)
 	r.goFunc(r.run)
@@ -629,18 +638,20 @@ func (r *Raft) restoreSnapshot(st *durableState) error {
 			continue
 		}
 		if !conf.NoSnapshotRestoreOnStart {
+			snapLogger := r.logger.With("id", meta.ID, "last-index", meta.Index, "last-term", meta.Term, "size-in-bytes", meta.Size)
+			snapLogger.Info("starting restore from snapshot")
 			_, source, err := r.snapshots.Open(meta.ID)
 			if err != nil {
-				r.logger.Error("failed to open snapshot", "id", meta.ID, "error", err)
+				snapLogger.Error("failed to open snapshot", "error", err)
 				continue
 			}
-			err = r.fsm.Restore(source)
+			err = restoreWithProgress(snapLogger, r.fsm, source, meta.Size)
 			source.Close()
 			if err != nil {
-				r.logger.Error("failed to restore snapshot", "id", meta.ID, "error", err)
+				snapLogger.Error("failed to restore snapshot", "error", err)
 				continue
 			}
-			r.logger.Info("restored from snapshot", "id", meta.ID, "last-index", meta.Index)
+			snapLogger.Info("restored from snapshot")
 			r.appliedIndex.Store(meta.Index)
 			r.startupAppliedTerm = meta.Term
 		}

@@ -145,7 +145,8 @@ func (f *FileSnapshotStore) Create(version SnapshotVersion, index, term uint64,
 	path := filepath.Join(f.path, name+fileSnapTmp)
 	f.logger.Info("creating new snapshot", "path", path)
 	if err := os.MkdirAll(path, 0o755); err != nil {
-		f.logger.Error("failed to make snapshot directory", "error", err)
+		// hashicorp/raft's message, spelling and all: alerts match it.
+		f.logger.Error("failed to make snapshot directly", "error", err)
 		return nil, fmt.Errorf("create snapshot directory %s: %w", path, err)
 	}
 	f.mu.Lock()
@@ -394,7 +395,7 @@ func (s *FileSnapshotSink) Close() error {
 		return fmt.Errorf("snapshot %s: %s: %w", s.meta.ID, what, err)
 	}
 	if err := s.finalize(); err != nil {
-		return fail("finalize", err)
+		return fail("finalize snapshot", err)
 	}
 	if err := s.writeMeta(); err != nil {
 		return fail("write metadata", err)

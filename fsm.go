@@ -199,7 +199,7 @@ func (r *Raft) runFSM() {
 			return
 		}
 		defer source.Close()
-		if err := r.fsm.Restore(source); err != nil {
+		if err := restoreWithProgress(r.logger, r.fsm, source, meta.Size); err != nil {
 			req.respond(fmt.Errorf("failed to restore snapshot %v: %w", req.ID, err))
 			return
 		}

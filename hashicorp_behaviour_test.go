@@ -5,12 +5,15 @@ package raft_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	raft "github.com/seed48a2b68f/raft"
 	"github.com/seed48a2b68f/raft/rafttest"
 )
@@ -212,4 +215,132 @@ func TestHashicorpBehaviour_ApplyTimesOutWhileTheLeaderLoopIsBusy(t *testing.T) 
 		stores[id] = ss
 		return ss, s
 	}))
+}
+
+// refusingPipelineTransport is an in-memory transport whose pipelines
+// refuse the first request and then behave as a pipeline that is full and
+// whose answers nobody reads: AppendEntries waits until the pipeline is
+// closed.
+type refusingPipelineTransport struct {
+	*raft.InmemTransport
+	opened atomic.Int64
+}
+
+func (t *refusingPipelineTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	t.opened.Add(1)
+	return &refusingPipeline{consumer: make(chan raft.AppendFuture, 1), closed: make(chan struct{})}, nil
+}
+
+type refusingPipeline struct {
+	consumer chan raft.AppendFuture
+	closed   chan struct{}
+	once     sync.Once
+	sent     atomic.Int64
+}
+
+func (p *refusingPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	if p.sent.Add(1) == 1 {
+		resp.Term, resp.Success = args.Term, false
+		f := &answeredAppend{req: args, resp: resp, start: time.Now()}
+		p.consumer <- f
+		return f, nil
+	}
+	<-p.closed
+	return nil, raft.ErrPipelineShutdown
+}
+
+func (p *refusingPipeline) Consumer() <-chan raft.AppendFuture { return p.consumer }
+func (p *refusingPipeline) Close() error {
+	p.once.Do(func() { close(p.closed) })
+	return nil
+}
+
+type answeredAppend struct {
+	req   *raft.AppendEntriesRequest
+	resp  *raft.AppendEntriesResponse
+	start time.Time
+}
+
+func (a *answeredAppend) Error() error                          { return nil }
+func (a *answeredAppend) Start() time.Time                      { return a.start }
+func (a *answeredAppend) Request() *raft.AppendEntriesRequest   { return a.req }
+func (a *answeredAppend) Response() *raft.AppendEntriesResponse { return a.resp }
+
+// A pipeline whose decoder stops (here on a refusal) while the sender is
+// blocked on it, full, must not hang the replication goroutine: the
+// decoder closes the pipeline. Before, the sender waited for ever and so
+// did Shutdown (found by .ci/busy: TestClusterOverTCPSplitsLargeBatches
+// hung for 10 minutes in its cleanup).
+func TestPipelineSenderIsFreedWhenTheDecoderStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var nodes []*raft.Raft
+		var trans []*refusingPipelineTransport
+		var servers []raft.Server
+		for i := 0; i < 3; i++ {
+			addr, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("p%d", i)))
+			trans = append(trans, &refusingPipelineTransport{InmemTransport: tr})
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(addr), Address: addr})
+		}
+		for i, a := range trans {
+			for j, b := range trans {
+				if i != j {
+					a.Connect(b.LocalAddr(), b.InmemTransport)
+				}
+			}
+		}
+		for i, tr := range trans {
+			conf := rafttest.Config(servers[i].ID)
+			conf.MaxAppendEntries = 4 // a batch takes many pipelined requests
+			conf.RandomSeed = uint64(i + 1)
+			conf.Logger = hclog.NewNullLogger()
+			store := raft.NewInmemStore()
+			snaps := raft.NewInmemSnapshotStore()
+			if err := raft.BootstrapCluster(conf, store, store, snaps, tr, raft.Configuration{Servers: servers}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := raft.NewRaft(conf, &plainFSM{}, store, store, snaps, tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes = append(nodes, r)
+		}
+		var leader *raft.Raft
+		for leader == nil {
+			time.Sleep(10 * time.Millisecond)
+			for _, r := range nodes {
+				if r.State() == raft.Leader {
+					leader = r
+				}
+			}
+		}
+		// Every round must commit within a minute of virtual time; with a
+		// hung sender on both followers none does (and Shutdown below then
+		// hangs too, which synctest reports as a deadlock).
+		for round := 0; round < 20; round++ {
+			for i := 0; i < 64; i++ {
+				leader.Apply([]byte("x"), 0)
+			}
+			target := leader.LastIndex()
+			deadline := time.Now().Add(time.Minute)
+			for leader.CommitIndex() < target && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := leader.CommitIndex(); got < target {
+				t.Errorf("round %d: commit index %d, want %d: replication is stuck", round, got, target)
+				break
+			}
+		}
+		opened := int64(0)
+		for _, tr := range trans {
+			opened += tr.opened.Load()
+		}
+		if opened == 0 {
+			t.Fatal("no pipeline was opened: the test tests nothing")
+		}
+		for _, r := range nodes {
+			if err := r.Shutdown().Error(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }

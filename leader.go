@@ -263,6 +263,7 @@ func (r *Raft) leaveLeader() {
 		// for (hashicorp/raft answers nil here too, whether or not the
 		// TimeoutNow had been answered). The future resolves only now,
 		// when State no longer reads Leader.
+		r.logger.Debug("lost leadership during transfer (expected)")
 		ls.transferInProgress = false
 		ls.transferTimer.Stop()
 		close(ls.transferStop)
@@ -376,7 +377,7 @@ func (r *Raft) dispatchLogs(futures []*logFuture) error {
 		// under a new leader, so the outcome is unknown: the error wraps
 		// ErrLeadershipLost as well as the store's error.
 		err = fmt.Errorf("%w: failed to store entries [%d, %d]: %w", ErrLeadershipLost, logs[0].Index, lastIndex, err)
-		r.logger.Error("failed to commit logs, stepping down", "error", err)
+		r.logger.Error("failed to commit logs", "error", err)
 		for _, f := range futures {
 			f.respond(err)
 		}
@@ -519,9 +520,13 @@ func (r *Raft) startStopReplication() {
 		}
 		inConfig[server.ID] = true
 		if repl, ok := ls.replState[server.ID]; ok {
+			if repl.getPeer().Address != server.Address {
+				r.logger.Info("updating peer", "peer", server.ID)
+			}
 			repl.setPeer(server)
 			continue
 		}
+		r.logger.Info("added peer, starting replication", "peer", server.ID)
 		ls.nextSession++
 		repl := newFollowerReplication(r, ls, server, lastIdx+1, ls.nextSession)
 		ls.replState[server.ID] = repl
@@ -683,7 +688,7 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 		f.respond(fmt.Errorf("cannot find replication state for %v", target.ID))
 		return
 	}
-	r.logger.Info("starting leadership transfer", "id", target.ID, "address", target.Address)
+	r.logger.Debug("starting leadership transfer", "id", target.ID, "address", target.Address)
 	ls.transferInProgress = true
 	ls.transferFuture = f
 	ls.transferDone = make(chan error, 1)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-metrics"
 )
 
@@ -153,7 +154,7 @@ func (r *Raft) runFollower() {
 				}
 			case !hasVote(r.configurations.latest, r.localID):
 				if !didWarn {
-					r.logger.Warn("not a voter in the latest configuration, aborting election")
+					r.logger.Warn("heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election")
 					didWarn = true
 				}
 			case r.hole.active():
@@ -274,6 +275,8 @@ type election struct {
 	respCh   chan voteResult
 	tally    *electionTally
 	transfer bool
+	// failedLogged: "pre-vote campaign failed" was logged for this round.
+	failedLogged bool
 }
 
 // runCandidate is the main loop of a candidate: one election (after a
@@ -310,7 +313,7 @@ func (r *Raft) runCandidate() {
 			r.countVote(el, v)
 		case <-timer.C:
 			// Election failed: the run loop starts a new round.
-			r.logger.Warn("election timeout reached, restarting election")
+			r.logger.Warn("Election timeout reached, restarting election")
 			return
 		case <-r.applyQ.notify:
 			r.rejectQueued(ErrNotLeader)
@@ -330,7 +333,8 @@ func (r *Raft) runCandidate() {
 // real election follows; after a vote it makes the node leader.
 func (r *Raft) electionWon(el *election) bool {
 	if el.preVote {
-		r.logger.Info("pre-vote successful, starting election", "term", el.term)
+		r.logger.Info("pre-vote successful, starting election", "term", el.term,
+			"tally", len(el.tally.granted), "refused", el.tally.refused, "votesNeeded", el.tally.needed)
 		return true
 	}
 	r.logger.Info("election won", "term", el.term, "tally", len(el.tally.granted))
@@ -349,13 +353,33 @@ func (r *Raft) countVote(el *election, v voteResult) {
 		r.stepDownTo(v.term)
 		return
 	}
+	if v.preVote {
+		r.logger.Debug("pre-vote received", "from", v.voter, "term", v.term, "tally", len(el.tally.granted))
+	}
 	if v.preVote && v.term > el.term {
-		r.logger.Debug("newer term discovered in pre-vote, fallback to follower", "term", v.term)
+		r.logger.Debug("pre-vote denied: found newer term, falling back to follower", "term", v.term)
 		r.stepDownTo(v.term)
 		return
 	}
 	if v.granted {
 		el.tally.grant(v.voter)
+		if v.preVote {
+			r.logger.Debug("pre-vote granted", "from", v.voter, "term", v.term, "tally", len(el.tally.granted))
+		} else {
+			r.logger.Debug("vote granted", "from", v.voter, "term", v.term, "tally", len(el.tally.granted))
+		}
+		return
+	}
+	if v.preVote {
+		el.tally.refuse(v.voter)
+		r.logger.Debug("pre-vote denied", "from", v.voter, "term", v.term, "tally", len(el.tally.granted))
+		if el.tally.lost() && !el.failedLogged {
+			// The timer still runs out before the next round, as in
+			// hashicorp/raft.
+			el.failedLogged = true
+			r.logger.Info("pre-vote campaign failed, waiting for election timeout", "term", el.term,
+				"tally", len(el.tally.granted), "refused", el.tally.refused, "votesNeeded", el.tally.needed)
+		}
 	}
 }
 
@@ -393,7 +417,13 @@ func (r *Raft) startElection(preVote, transfer bool) *election {
 		}
 		metrics.IncrCounter([]string{"raft", "election", "started"}, 1)
 	}
+	r.logger.Debug("calculated votes needed", "needed", el.tally.needed, "term", el.term)
 	el.tally.grant(r.localID)
+	if preVote {
+		r.logger.Debug("pre-voting for self", "term", el.term, "id", r.localID)
+	} else {
+		r.logger.Debug("voting for self", "term", el.term, "id", r.localID)
+	}
 	header := r.getRPCHeader()
 	for _, server := range latest.Servers {
 		if server.Suffrage != Voter || server.ID == r.localID {
@@ -401,6 +431,7 @@ func (r *Raft) startElection(preVote, transfer bool) *election {
 		}
 		server := server
 		if preVote {
+			r.logger.Debug("asking for pre-vote", "term", el.term, "from", server.ID, "address", server.Address)
 			req := &RequestPreVoteRequest{RPCHeader: header, Term: el.term, LastLogIndex: lastIdx, LastLogTerm: lastTerm}
 			r.goFunc(func() { r.sendPreVote(server, req, el.respCh) })
 			continue
@@ -413,6 +444,7 @@ func (r *Raft) startElection(preVote, transfer bool) *election {
 			LastLogTerm:        lastTerm,
 			LeadershipTransfer: transfer,
 		}
+		r.logger.Debug("asking for vote", "term", el.term, "from", server.ID, "address", server.Address)
 		r.goFunc(func() { r.sendVote(server, req, el.respCh) })
 	}
 	return el
@@ -421,7 +453,7 @@ func (r *Raft) startElection(preVote, transfer bool) *election {
 func (r *Raft) sendVote(server Server, req *RequestVoteRequest, out chan<- voteResult) {
 	var resp RequestVoteResponse
 	if err := r.trans.RequestVote(server.ID, server.Address, req, &resp); err != nil {
-		r.logger.Debug("failed to make requestVote RPC", "target", server, "error", err, "term", req.Term)
+		r.logger.Error("failed to make requestVote RPC", "target", server, "error", err, "term", req.Term)
 		resp.Term = req.Term
 		resp.Granted = false
 	}
@@ -441,8 +473,10 @@ func (r *Raft) sendPreVote(server Server, req *RequestPreVoteRequest, out chan<-
 		// A peer that does not know pre-vote answers "unexpected command";
 		// count it as granted so it cannot block elections.
 		granted := bytes.Contains([]byte(err.Error()), []byte(errTextUnexpectedCommand))
-		if !granted {
-			r.logger.Debug("failed to make requestPreVote RPC", "target", server, "error", err, "term", req.Term)
+		if granted {
+			r.logger.Error("target does not support pre-vote RPC, treating as granted", "target", server, "error", err, "term", req.Term)
+		} else {
+			r.logger.Error("failed to make requestVote RPC", "target", server, "error", err, "term", req.Term)
 		}
 		resp = RequestPreVoteResponse{Term: req.Term, Granted: granted}
 	}
@@ -581,7 +615,7 @@ func (r *Raft) termAt(index uint64) (uint64, bool) {
 	var l Log
 	if err := r.logs.GetLog(index, &l); err != nil {
 		if !errors.Is(err, ErrLogNotFound) {
-			r.logger.Warn("failed to read log entry", "index", index, "error", err)
+			r.logger.Warn("failed to get log entry", "index", index, "error", err)
 		}
 		return 0, false
 	}
@@ -673,14 +707,20 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		return
 	}
 	if !checkPrev(a.PrevLogEntry, a.PrevLogTerm, r.termAt) {
-		r.logger.Debug("previous log entry mismatch", "prev-index", a.PrevLogEntry, "prev-term", a.PrevLogTerm, "last-index", lastIdx)
+		// hashicorp/raft's two lines: the entry is missing, or its term
+		// differs.
+		if ours, ok := r.termAt(a.PrevLogEntry); ok {
+			r.logger.Warn("previous log term mis-match", "ours", ours, "remote", a.PrevLogTerm)
+		} else {
+			r.logger.Warn("failed to get previous log", "previous-index", a.PrevLogEntry, "last-index", lastIdx, "error", ErrLogNotFound)
+		}
 		resp.NoRetryBackoff = true
 		return
 	}
 
 	if len(a.Entries) > 0 {
 		if err := r.storeEntries(a); err != nil {
-			r.logger.Error("failed to append entries", "error", err)
+			r.logger.Error("failed to append to logs", "error", err)
 			resp.LastLog, _ = r.getLastLog()
 			if errors.Is(err, errBadEntries) {
 				rpcErr = err
@@ -722,6 +762,7 @@ func (r *Raft) storeEntries(a *AppendEntriesRequest) error {
 		}
 		r.logger.Warn("clearing log suffix", "from", plan.truncateFrom, "to", lastIdx)
 		if err := r.logs.DeleteRange(plan.truncateFrom, lastIdx); err != nil {
+			r.logger.Error("failed to clear log suffix", "error", err)
 			return fmt.Errorf("failed to clear log suffix [%d, %d]: %w", plan.truncateFrom, lastIdx, err)
 		}
 		r.tail.truncateFrom(plan.truncateFrom)
@@ -871,6 +912,7 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 		r.setLeader("", "")
 	}
 	resp.Term = r.getCurrentTerm()
+	r.logVoteDecision(false, d, in, candAddr, req.Term, req.LastLogIndex, req.LastLogTerm)
 	if d.grant {
 		if err := r.persistVote(req.Term, r.trans.EncodePeer(ServerID(req.ID), candAddr)); err != nil {
 			r.logger.Error("failed to persist vote", "error", err)
@@ -879,10 +921,55 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 		}
 		resp.Granted = true
 		r.setLastContact()
-	} else {
-		r.logger.Debug("rejecting vote request", "candidate", candAddr, "term", req.Term, "reason", d.reason)
 	}
 	rpc.Respond(resp, nil)
+}
+
+// voteLog holds hashicorp/raft's messages for refused votes ([0]) and
+// pre-votes ([1]), written out so that a grep of the source finds them.
+var voteLog = [2]struct{ leader, notVoter, lastTerm, lastIndex, stale string }{
+	{
+		leader:    "rejecting vote request since we have a leader",
+		notVoter:  "rejecting vote request since node is not a voter",
+		lastTerm:  "rejecting vote request since our last term is greater",
+		lastIndex: "rejecting vote request since our last index is greater",
+		stale:     "rejecting vote request with an older term",
+	},
+	{
+		leader:    "rejecting pre-vote request since we have a leader",
+		notVoter:  "rejecting pre-vote request since node is not a voter",
+		lastTerm:  "rejecting pre-vote request since our last term is greater",
+		lastIndex: "rejecting pre-vote request since our last index is greater",
+		stale:     "rejecting pre-vote request with an older term",
+	},
+}
+
+// logVoteDecision writes the line hashicorp/raft writes for a vote or
+// pre-vote decision, with its level and keys; a grant logs nothing there,
+// and a stale term only a debug line here.
+func (r *Raft) logVoteDecision(preVote bool, d voteDecision, in voteInput, cand ServerAddress, term, lastIndex, lastTerm uint64) {
+	msgs := voteLog[0]
+	if preVote {
+		msgs = voteLog[1]
+	}
+	switch d.why {
+	case whyLeaderKnown:
+		leaderAddr, leaderID := r.LeaderWithID()
+		r.logger.Warn(msgs.leader, "from", cand, "leader", leaderAddr, "leader-id", string(leaderID))
+	case whyNotVoter:
+		r.logger.Warn(msgs.notVoter, "from", cand)
+	case whyVotedForOther, whyVotedForCandidate:
+		r.logger.Info("duplicate requestVote for same term", "term", term)
+		if d.why == whyVotedForCandidate {
+			r.logger.Warn("duplicate requestVote from", "candidate", cand)
+		}
+	case whyLastTermGreater:
+		r.logger.Warn(msgs.lastTerm, "candidate", cand, "last-term", in.lastLogTerm, "last-candidate-term", lastTerm)
+	case whyLastIndexGreater:
+		r.logger.Warn(msgs.lastIndex, "candidate", cand, "last-index", in.lastLogIndex, "last-candidate-index", lastIndex)
+	case whyStaleTerm:
+		r.logger.Debug(msgs.stale, "candidate", cand, "term", term, "current-term", in.currentTerm)
+	}
 }
 
 // requestPreVote handles a RequestPreVote: it changes nothing, durable or
@@ -905,8 +992,9 @@ func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
 	})
 	resp.Term = d.replyTerm
 	resp.Granted = d.grant
-	if !d.grant {
-		r.logger.Debug("rejecting pre-vote request", "candidate", string(req.Addr), "term", req.Term, "reason", d.reason)
+	r.logVoteDecision(true, d, in, r.leaderAddrOf(&req.RPCHeader, nil), req.Term, req.LastLogIndex, req.LastLogTerm)
+	if d.grant && req.Term > in.currentTerm {
+		r.logger.Debug("received a requestPreVote with a newer term, grant the pre-vote")
 	}
 	rpc.Respond(resp, nil)
 }
@@ -929,7 +1017,8 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		return
 	}
 	if req.Term < r.getCurrentTerm() {
-		r.logger.Info("ignoring installSnapshot request with older term", "request-term", req.Term, "current-term", r.getCurrentTerm())
+		r.logger.Info("ignoring installSnapshot request with older term than current term",
+			"request-term", req.Term, "current-term", r.getCurrentTerm())
 		return
 	}
 	if req.Term > r.getCurrentTerm() || r.State() != Follower {
@@ -973,21 +1062,28 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 
 	sink, err := r.snapshots.Create(SnapshotVersionMax, req.LastLogIndex, req.LastLogTerm, conf, confIndex, r.trans)
 	if err != nil {
+		r.logger.Error("failed to create snapshot to install", "error", err)
 		rpcErr = fmt.Errorf("failed to create snapshot to install: %w", err)
 		return
 	}
-	n, err := io.Copy(sink, io.LimitReader(rpc.Reader, req.Size))
+	counted := &byteCounter{r: io.LimitReader(rpc.Reader, req.Size)}
+	progress := startProgressLog(r.logger, msgTransferProgress, counted, req.Size)
+	n, err := io.Copy(sink, counted)
+	progress.end()
 	if err != nil {
 		_ = sink.Cancel()
+		r.logger.Error("failed to copy snapshot", "error", err)
 		rpcErr = fmt.Errorf("failed to copy snapshot: %w", err)
 		return
 	}
 	if n != req.Size {
 		_ = sink.Cancel()
+		r.logger.Error("failed to receive whole snapshot", "received", hclog.Fmt("%d / %d", n, req.Size))
 		rpcErr = fmt.Errorf("failed to receive whole snapshot: %d/%d bytes: short read", n, req.Size)
 		return
 	}
 	if err := sink.Close(); err != nil {
+		r.logger.Error("failed to finalize snapshot", "error", err)
 		rpcErr = fmt.Errorf("failed to finalize snapshot: %w", err)
 		return
 	}
@@ -1000,6 +1096,7 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	}
 
 	r.adoptSnapshot(req.LastLogIndex, req.LastLogTerm, conf, confIndex)
+	r.logger.Info("Installed remote snapshot")
 	resp.Success = true
 	r.setLastContact()
 }

@@ -267,7 +267,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64) bool {
 				err = fmt.Errorf("the newest snapshot ends at %d, before the missing entry %d", s.nextIndex-1, before)
 			}
 			if err != nil {
-				r.logger.Error("failed to send snapshot", "peer", peer, "error", err)
+				r.logger.Error("failed to send snapshot to", "peer", peer, "error", err)
 				s.failures++
 				return false
 			}
@@ -292,6 +292,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64) bool {
 		metrics.MeasureSinceWithLabels([]string{"raft", "replication", "appendEntries", "rpc"}, start,
 			[]metrics.Label{{Name: "peer_id", Value: string(peer.ID)}})
 		if resp.Term > req.Term {
+			r.logger.Error("peer has newer term, stopping replication", "peer", peer)
 			s.reportTerm(resp.Term)
 			return true
 		}
@@ -396,14 +397,18 @@ func (s *followerReplication) sendLatestSnapshot() (bool, error) {
 	peer := s.getPeer()
 	snapshots, err := r.snapshots.List()
 	if err != nil {
+		r.logger.Error("failed to list snapshots", "error", err)
 		return false, fmt.Errorf("failed to list snapshots: %w", err)
 	}
 	if len(snapshots) == 0 {
 		return false, fmt.Errorf("no snapshots found")
 	}
-	meta, snapshot, err := r.snapshots.Open(snapshots[0].ID)
+	snapID := snapshots[0].ID
+	r.logger.Info("opening snapshot", "id", snapID)
+	meta, snapshot, err := r.snapshots.Open(snapID)
 	if err != nil {
-		return false, fmt.Errorf("failed to open snapshot %v: %w", snapshots[0].ID, err)
+		r.logger.Error("failed to open snapshot", "id", snapID, "error", err)
+		return false, fmt.Errorf("failed to open snapshot %v: %w", snapID, err)
 	}
 	defer snapshot.Close()
 
@@ -422,7 +427,9 @@ func (s *followerReplication) sendLatestSnapshot() (bool, error) {
 	}
 	start := time.Now()
 	var resp InstallSnapshotResponse
+	r.logger.Info("installing snapshot on", "peer", peer.ID, "id", snapID, "size", req.Size)
 	if err := r.trans.InstallSnapshot(peer.ID, peer.Address, req, &resp, snapshot); err != nil {
+		r.logger.Error("failed to install snapshot", "peer", peer.ID, "id", snapID, "error", err)
 		return false, fmt.Errorf("failed to install snapshot %v: %w", meta.ID, err)
 	}
 	metrics.MeasureSinceWithLabels([]string{"raft", "replication", "installSnapshot"}, start,
@@ -433,6 +440,7 @@ func (s *followerReplication) sendLatestSnapshot() (bool, error) {
 	}
 	s.setLastContact()
 	if !resp.Success {
+		r.logger.Warn("installSnapshot rejected to", "peer", peer.ID, "id", snapID)
 		return false, fmt.Errorf("installSnapshot rejected by %v", peer.ID)
 	}
 	s.nextIndex = meta.Index + 1
@@ -486,12 +494,12 @@ func (s *followerReplication) heartbeat() {
 			if failures == 1 {
 				r.observe(FailedHeartbeatObservation{PeerID: peer.ID, LastContact: s.getLastContact()})
 			}
-			r.logger.Error("failed to heartbeat to", "peer", peer.Address, "error", err)
+			d := time.Duration(backoff(uint64(failureWait), failures, maxFailureScale, uint64(hbTimeout/2)))
+			r.logger.Error("failed to heartbeat to", "peer", peer.Address, "backoff time", d, "error", err)
 			// Those rounds still need an answer from this follower.
 			s.verifyLock.Lock()
 			s.verifies = append(verifies, s.verifies...)
 			s.verifyLock.Unlock()
-			d := time.Duration(backoff(uint64(failureWait), failures, maxFailureScale, uint64(hbTimeout/2)))
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -596,7 +604,10 @@ func (s *followerReplication) pipelineSend(p AppendPipeline, nextIndex *uint64, 
 		}
 		stampEntries(stageSending, req.Entries)
 		if _, err := p.AppendEntries(req, new(AppendEntriesResponse)); err != nil {
-			s.r.logger.Error("failed to pipeline appendEntries", "peer", s.getPeer(), "error", err)
+			if !errors.Is(err, ErrPipelineShutdown) {
+				// A shut pipeline is the decoder's doing; it said why.
+				s.r.logger.Error("failed to pipeline appendEntries", "peer", s.getPeer(), "error", err)
+			}
 			return true
 		}
 		if n := len(req.Entries); n > 0 {
@@ -608,9 +619,19 @@ func (s *followerReplication) pipelineSend(p AppendPipeline, nextIndex *uint64, 
 	}
 }
 
-// pipelineDecode reads the pipeline's answers in order.
+// pipelineDecode reads the pipeline's answers in order. When it ends on
+// its own (an error, a refusal, a newer term) it closes the pipeline: the
+// sender may be blocked in AppendEntries on a full pipeline whose answers
+// nobody reads any more, and would otherwise never return, nor would
+// Shutdown, which waits for it.
 func (s *followerReplication) pipelineDecode(p AppendPipeline, stop <-chan struct{}, finished chan<- struct{}) {
 	defer close(finished)
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = p.Close()
+		}
+	}()
 	for {
 		select {
 		case ready := <-p.Consumer():
@@ -620,6 +641,7 @@ func (s *followerReplication) pipelineDecode(p AppendPipeline, stop <-chan struc
 			}
 			req, resp := ready.Request(), ready.Response()
 			if resp.Term > req.Term {
+				s.r.logger.Error("peer has newer term, stopping replication", "peer", s.getPeer())
 				s.reportTerm(resp.Term)
 				return
 			}
@@ -631,6 +653,7 @@ func (s *followerReplication) pipelineDecode(p AppendPipeline, stop <-chan struc
 			last := req.PrevLogEntry + uint64(len(req.Entries))
 			s.matched(last)
 		case <-stop:
+			stopped = true
 			return
 		}
 	}

@@ -34,7 +34,23 @@ type voteDecision struct {
 	// replyTerm is the term to put into the response.
 	replyTerm uint64
 	reason    string
+	why       voteWhy
 }
+
+// voteWhy is the rule that decided a vote, for the log line hashicorp/raft
+// writes in each case.
+type voteWhy uint8
+
+const (
+	whyGranted           voteWhy = iota
+	whyLeaderKnown               // a live leader other than the candidate is known
+	whyStaleTerm                 // the request's term is behind ours
+	whyNotVoter                  // the candidate is no voter here and its log is behind
+	whyVotedForCandidate         // granted again: already voted for it in this term
+	whyVotedForOther             // already voted for another in this term
+	whyLastTermGreater           // our last entry's term is newer
+	whyLastIndexGreater          // same last term, our log is longer
+)
 
 // logUpToDate reports whether a log ending at (index, term) is at least as
 // up to date as one ending at (ourIndex, ourTerm) (Raft §5.4.1).
@@ -73,11 +89,11 @@ func decidePreVote(in voteInput, req voteRequest) voteDecision {
 func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 	d := voteDecision{replyTerm: in.currentTerm}
 	if in.knownLeaderAddr != "" && in.knownLeaderAddr != req.candidateAddr && !req.leadershipTransfer {
-		d.reason = "a leader is known"
+		d.reason, d.why = "a leader is known", whyLeaderKnown
 		return d
 	}
 	if req.term < in.currentTerm {
-		d.reason = "stale term"
+		d.reason, d.why = "stale term", whyStaleTerm
 		return d
 	}
 	upToDate := logUpToDate(req.lastLogTerm, req.lastLogIndex, in.lastLogTerm, in.lastLogIndex)
@@ -90,7 +106,7 @@ func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 	// candidates with the newest configuration are refused by voters that
 	// lack it (found by fuzzy, seed 1898).
 	if req.candidateID != "" && len(in.latest.Servers) > 0 && !hasVote(in.latest, req.candidateID) && !upToDate {
-		d.reason = "candidate is not a voter here and its log is behind"
+		d.reason, d.why = "candidate is not a voter here and its log is behind", whyNotVoter
 		return d
 	}
 	if req.term > in.currentTerm {
@@ -101,14 +117,17 @@ func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 	}
 	if !preVote && in.lastVoteTerm == req.term && len(in.lastVoteCandAddr) > 0 {
 		if string(in.lastVoteCandAddr) == string(req.candidateAddr) {
-			d.grant, d.reason = true, "already voted for this candidate"
+			d.grant, d.reason, d.why = true, "already voted for this candidate", whyVotedForCandidate
 		} else {
-			d.reason = "already voted in this term"
+			d.reason, d.why = "already voted in this term", whyVotedForOther
 		}
 		return d
 	}
 	if !upToDate {
-		d.reason = "candidate log is behind"
+		d.reason, d.why = "candidate log is behind", whyLastIndexGreater
+		if in.lastLogTerm > req.lastLogTerm {
+			d.why = whyLastTermGreater
+		}
 		return d
 	}
 	d.grant, d.reason = true, "granted"
@@ -119,6 +138,8 @@ func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 type electionTally struct {
 	needed  int
 	granted map[ServerID]bool
+	refused int // refusals counted (pre-vote rounds only)
+	seen    map[ServerID]bool
 }
 
 func newElectionTally(c Configuration) *electionTally {
@@ -130,5 +151,20 @@ func (t *electionTally) grant(id ServerID) {
 	t.granted[id] = true
 }
 
+// refuse records a refusal from id; a voter counts once.
+func (t *electionTally) refuse(id ServerID) {
+	if t.seen == nil {
+		t.seen = make(map[ServerID]bool)
+	}
+	if !t.seen[id] && !t.granted[id] {
+		t.seen[id] = true
+		t.refused++
+	}
+}
+
 // won reports whether the tally has a quorum.
 func (t *electionTally) won() bool { return len(t.granted) >= t.needed }
+
+// lost reports whether refusals alone make a quorum, hashicorp/raft's test
+// for a failed pre-vote campaign.
+func (t *electionTally) lost() bool { return t.refused >= t.needed }

@@ -86,7 +86,7 @@ func TestJoinRefusesWhatCannotBeAServer(t *testing.T) {
 		{"address of another", fmt.Sprintf(`{"id":"n9","raft_addr":%q,"http_addr":"127.0.0.1:9"}`, n2raft), 409, "address of member n2"},
 	} {
 		for _, via := range []*node{l, f} {
-			r := call(t, "POST", via.cfg.httpAddr, "/join", []byte(tc.body))
+			r := callRetry(t, "POST", via.cfg.httpAddr, "/join", []byte(tc.body))
 			if r.code != tc.code || !strings.Contains(r.body, tc.msg) {
 				t.Errorf("%s via %s: %d %q, want %d with %q", tc.name, via.cfg.id, r.code, r.body, tc.code, tc.msg)
 			}
@@ -111,12 +111,12 @@ func TestJoinRefusesWhatCannotBeAServer(t *testing.T) {
 
 	// The same join again is no change, and succeeds.
 	same := fmt.Sprintf(`{"id":"n3","raft_addr":%q,"http_addr":%q}`, n3raft, n3.cfg.httpAddr)
-	if r := call(t, "POST", f.cfg.httpAddr, "/join", []byte(same)); r.code != 200 || !strings.Contains(r.body, `"already_member": true`) {
+	if r := callRetry(t, "POST", f.cfg.httpAddr, "/join", []byte(same)); r.code != 200 || !strings.Contains(r.body, `"already_member": true`) {
 		t.Fatalf("repeating a join: %d %q", r.code, r.body)
 	}
 	// With replace, a member moves.
 	moved := fmt.Sprintf(`{"id":"n3","raft_addr":"127.0.0.1:9","http_addr":%q,"replace":true}`, n3.cfg.httpAddr)
-	if r := call(t, "POST", f.cfg.httpAddr, "/join", []byte(moved)); r.code != 200 {
+	if r := callRetry(t, "POST", f.cfg.httpAddr, "/join", []byte(moved)); r.code != 200 {
 		t.Fatalf("replacing n3's address: %d %q", r.code, r.body)
 	}
 	st, _ = newKVClient().status(l.cfg.httpAddr)
@@ -131,7 +131,7 @@ func TestJoinRefusesWhatCannotBeAServer(t *testing.T) {
 func TestTransferToTheLeaderItselfIsRefused(t *testing.T) {
 	n1, n2, n3 := testCluster3(t)
 	l := leaderOf(t, n1, n2, n3)
-	r := call(t, "POST", l.cfg.httpAddr, "/leader/transfer?id="+l.cfg.id, nil)
+	r := callRetry(t, "POST", l.cfg.httpAddr, "/leader/transfer?id="+l.cfg.id, nil)
 	if r.code != http.StatusConflict || r.header.Get("Retry-After") != "" || r.header.Get(headerOutcome) != "" {
 		t.Fatalf("transfer to the leader itself: %d %q (Retry-After %q, outcome %q)", r.code, r.body,
 			r.header.Get("Retry-After"), r.header.Get(headerOutcome))
@@ -333,7 +333,7 @@ func TestDataDirectoryKnowsItsOwner(t *testing.T) {
 func TestTransferNamesTheNewLeaderAndRemovedNodeSaysSo(t *testing.T) {
 	n1, n2, n3 := testCluster3(t)
 	old := leaderOf(t, n1, n2, n3)
-	r := call(t, "POST", old.cfg.httpAddr, "/leader/transfer", nil)
+	r := callRetry(t, "POST", old.cfg.httpAddr, "/leader/transfer", nil)
 	var out struct {
 		Leader string `json:"leader"`
 	}
@@ -346,7 +346,7 @@ func TestTransferNamesTheNewLeaderAndRemovedNodeSaysSo(t *testing.T) {
 
 	now := leaderOf(t, n1, n2, n3)
 	gone := follower(t, n1, n2, n3)
-	if r := call(t, "DELETE", now.cfg.httpAddr, "/members/"+gone.cfg.id, nil); r.code != 200 {
+	if r := callRetry(t, "DELETE", now.cfg.httpAddr, "/members/"+gone.cfg.id, nil); r.code != 200 {
 		t.Fatalf("removing %s: %d %q", gone.cfg.id, r.code, r.body)
 	}
 	if err := waitFor(10*time.Second, gone.cfg.id+" to learn it was removed", gone.removed); err != nil {
