@@ -490,6 +490,12 @@ func (g *gatedLogStore) StoreLog(l *Log) error { return g.StoreLogs([]*Log{l}) }
 // timeouts), the heartbeats on their own connections are still answered, so
 // the leader keeps its lease (it would step down after LeaderLeaseTimeout
 // without contact from a majority) and no term changes.
+//
+// This test is about leadership and tolerates no change of it: a lost lease
+// or a new term is exactly what a heartbeat stuck behind the AppendEntries
+// would cause. Its timeouts are roomy (500 ms, lease 300 ms, against
+// heartbeats every 50 ms) so that a loaded machine alone does not lose the
+// lease; it passes under .ci/busy.
 func TestClusterOverTCPHeartbeatsDoNotWaitBehindAppendEntries(t *testing.T) {
 	gates := map[int]*gatedLogStore{}
 	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport { return newTestTCPTransport(t, time.Second) },
