@@ -71,7 +71,9 @@ type Raft struct {
 	state        atomic.Uint32
 	currentTerm  atomic.Uint64
 	commitIndex  atomic.Uint64
-	appliedIndex atomic.Uint64 // written by runFSM
+	appliedIndex atomic.Uint64  // written by runFSM
+	applied      appliedWaiters // woken by runFSM as appliedIndex moves
+	readsByRound atomic.Uint64  // ReadIndex calls served by a heartbeat round
 
 	lastLock          sync.Mutex
 	lastLogIndex      uint64
@@ -1122,6 +1124,7 @@ func (r *Raft) Stats() map[string]string {
 		"protocol_version_max": strconv.Itoa(int(ProtocolVersionMax)),
 		"snapshot_version_min": strconv.Itoa(int(SnapshotVersionMin)),
 		"snapshot_version_max": strconv.Itoa(int(SnapshotVersionMax)),
+		"reads_by_round":       toString(r.readsByRound.Load()),
 	}
 
 	c := r.getConfigurations()

@@ -54,6 +54,11 @@ var (
 	// ErrTransportShutdown: the transport was closed.
 	ErrTransportShutdown = errors.New("transport shutdown")
 
+	// ErrReadIndexUnsupported: the leader cannot serve ReadIndex (a
+	// hashicorp/raft node), so a follower cannot read linearizably through
+	// it. Nothing was done; read on the leader, or through it.
+	ErrReadIndexUnsupported = errors.New("the leader does not support ReadIndex")
+
 	// ErrPipelineShutdown: the AppendEntries pipeline was closed.
 	ErrPipelineShutdown = errors.New("append pipeline closed")
 

@@ -138,6 +138,7 @@ func (r *Raft) runFSM() {
 		lastIndex, lastTerm = t.log.Index, t.log.Term
 		seen = seen || fsmSawEntry(t.log.Type, false, hasConfigStore)
 		r.appliedIndex.Store(lastIndex)
+		r.applied.advance(lastIndex)
 		if t.future != nil {
 			stampRange(stageApplied, lastIndex, lastIndex)
 			t.future.response = resp
@@ -190,6 +191,7 @@ func (r *Raft) runFSM() {
 			}
 		}
 		r.appliedIndex.Store(lastIndex)
+		r.applied.advance(lastIndex)
 	}
 
 	restore := func(req *restoreFuture) {
@@ -206,6 +208,7 @@ func (r *Raft) runFSM() {
 		lastIndex, lastTerm = meta.Index, meta.Term
 		seen = true
 		r.appliedIndex.Store(lastIndex)
+		r.applied.advance(lastIndex)
 		req.respond(nil)
 	}
 

@@ -198,9 +198,27 @@ type restoreFuture struct {
 	ID string
 }
 
-// verifyFuture is a VerifyLeader request.
+// verifyFuture is a VerifyLeader or ReadIndex request.
 type verifyFuture struct {
 	deferError
+	// read marks a ReadIndex: losing leadership fails it with
+	// ErrLeadershipLost rather than VerifyLeader's ErrNotLeader.
+	read bool
+	// index is the commit index when the round started (before any of
+	// its heartbeats was sent); set by the leader loop, read after Error.
+	index uint64
+}
+
+// Index is the read index of a ReadIndex: the commit index of the moment
+// its round started. Call it only after Error has returned nil.
+func (v *verifyFuture) Index() uint64 { return v.index }
+
+// lostErr is the error a round fails with when leadership is lost.
+func (v *verifyFuture) lostErr() error {
+	if v.read {
+		return ErrLeadershipLost
+	}
+	return ErrNotLeader
 }
 
 // leadershipTransferFuture carries a transfer request to the leader loop.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,7 +267,12 @@ func TestAppendEntriesNeverOverwritesCommitted(t *testing.T) {
 	}
 }
 
-func TestKnownBug20_VerifyLeaderWaitsForFirstCommitOfTerm(t *testing.T) {
+// verifyBeforeFirstCommit starts a VerifyLeader (read false) or ReadIndex
+// (read true) round on a single-voter leader of a term starting at index 10
+// whose commit index is still 9, checks that it waits, then commits index
+// 10 and returns the round's future.
+func verifyBeforeFirstCommit(t *testing.T, read bool) *verifyFuture {
+	t.Helper()
 	r, _ := newStoppedRaft(t, 3)
 	ls := &leaderState{startIndex: 10, replState: map[ServerID]*followerReplication{}}
 	r.leaderState = ls
@@ -275,17 +281,21 @@ func TestKnownBug20_VerifyLeaderWaitsForFirstCommitOfTerm(t *testing.T) {
 	c := r.configurations
 	c.latest = Configuration{Servers: []Server{{Voter, "a", "addr-a"}}}
 	r.setConfigurations(c)
-	f := &verifyFuture{}
+	f := &verifyFuture{read: read}
 	f.init()
 	r.verifyLeader(f)
 	if f.responded.Load() || len(ls.deferredVerifies) != 1 {
-		t.Fatal("VerifyLeader went ahead before the leader's first commit")
+		t.Fatal("the round went ahead before the leader's first commit")
 	}
 	ls.commitCh = make(chan struct{}, 1)
 	ls.commitment = newCommitment(ls.commitCh, c.latest, 10)
 	ls.commitment.match("a", 0, 10)
 	r.leaderCommit()
-	if err := f.Error(); err != nil {
+	return f
+}
+
+func TestKnownBug20_VerifyLeaderWaitsForFirstCommitOfTerm(t *testing.T) {
+	if err := verifyBeforeFirstCommit(t, false).Error(); err != nil {
 		t.Fatalf("VerifyLeader after the first commit = %v", err)
 	}
 }
@@ -373,5 +383,46 @@ func TestStepDownLeavesLeadershipBeforeTheTermMoves(t *testing.T) {
 	}
 	if r.State() != Follower || r.getCurrentTerm() != 2 {
 		t.Fatalf("after the step down: %v in term %d", r.State(), r.getCurrentTerm())
+	}
+}
+
+// Bug 20 for ReadIndex: on a leader that has not committed an entry of its
+// term, the read waits; once it has, the read index is that commit, not an
+// older one.
+func TestKnownBug20_ReadIndexWaitsForFirstCommitOfTerm(t *testing.T) {
+	f := verifyBeforeFirstCommit(t, true)
+	if err := f.Error(); err != nil || f.Index() != 10 {
+		t.Fatalf("ReadIndex after the first commit = %d, %v; want 10", f.Index(), err)
+	}
+}
+
+// appliedWaiters wakes exactly the waiters whose index was reached, also
+// one added after the index was published.
+func TestAppliedWaiters(t *testing.T) {
+	var w appliedWaiters
+	var applied atomic.Uint64
+	a, b := w.wait(5, &applied), w.wait(7, &applied)
+	applied.Store(5)
+	w.advance(5)
+	select {
+	case <-a:
+	default:
+		t.Fatal("the waiter for 5 was not woken at 5")
+	}
+	select {
+	case <-b:
+		t.Fatal("the waiter for 7 was woken at 5")
+	default:
+	}
+	select {
+	case <-w.wait(3, &applied):
+	default:
+		t.Fatal("a waiter for an index already applied waits")
+	}
+	applied.Store(9)
+	w.advance(9)
+	<-b
+	if w.n.Load() != 0 || len(w.waiters) != 0 {
+		t.Fatalf("%d waiters left (count %d)", len(w.waiters), w.n.Load())
 	}
 }

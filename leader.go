@@ -51,7 +51,7 @@ func (v *verifyState) ack(id ServerID, ok bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !ok {
-		v.future.respond(ErrNotLeader)
+		v.future.respond(v.future.lostErr())
 		return
 	}
 	v.acks[id] = true
@@ -246,7 +246,7 @@ func (r *Raft) leaveLeader() {
 		f.respond(ErrLeadershipLost)
 	}
 	for _, v := range ls.verifies {
-		v.future.respond(ErrNotLeader)
+		v.future.respond(v.future.lostErr())
 	}
 	if addr, _ := r.LeaderWithID(); addr == r.localAddr {
 		r.setLeader("", "")
@@ -591,6 +591,14 @@ func (r *Raft) verifyLeader(f *verifyFuture) {
 
 // startVerify asks every voter for a fresh heartbeat on behalf of v.
 func (r *Raft) startVerify(v *verifyState) {
+	// The read index is the commit index now, before any heartbeat of the
+	// round goes out: a quorum answering them proves that no other leader
+	// had committed anything newer at this moment.
+	v.future.index = r.getCommitIndex()
+	if v.future.read {
+		metrics.IncrCounter(keyReadIndexRound, 1)
+		r.readsByRound.Add(1)
+	}
 	// A deferred round may start under a newer configuration than the one
 	// it was created in.
 	for _, id := range v.reconfigure(r.configurations.latest, r.localID) {

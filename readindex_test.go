@@ -1,0 +1,134 @@
+package raft_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	raft "github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/rafttest"
+)
+
+// readBarrierRead reads a node's FSM through ReadBarrier.
+func readBarrierRead(n *rafttest.Node) ([][]byte, error) {
+	if err := n.Raft.ReadBarrier(time.Second).Error(); err != nil {
+		return nil, err
+	}
+	return n.Recorder().Logs(), nil
+}
+
+// On the leader, ReadIndex is at least the index of every acknowledged
+// write, and after ReadBarrier the FSM holds them all; many concurrent reads
+// all succeed, and Stats counts them.
+func TestReadIndex_LeaderCoversAcknowledgedWrites(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		var last uint64
+		for i := 0; i < 20; i++ {
+			f := leader.Raft.Apply([]byte{byte(i)}, time.Second)
+			if err := f.Error(); err != nil {
+				t.Fatal(err)
+			}
+			last = f.Index()
+		}
+		rf := leader.Raft.ReadIndex(time.Second)
+		if err := rf.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if rf.Index() < last {
+			t.Fatalf("read index %d is below the last acknowledged write %d", rf.Index(), last)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := readBarrierRead(leader)
+				if err == nil && len(got) < 20 {
+					err = errors.New("a read after ReadBarrier missed acknowledged writes")
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := leader.Raft.Stats()["reads_by_round"]; got != "51" {
+			t.Fatalf("reads_by_round = %s, want 51", got)
+		}
+	})
+}
+
+// Bug 19 for ReadIndex: a leader cut off from the others serves no read by
+// round, neither at once nor after the others elected a leader and
+// committed a write; the new leader's read sees that write.
+func TestKnownBug19_DeposedLeaderServesNoReadIndex(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "a", 3)
+		c.Partition(old)
+		early := old.Raft.ReadBarrier(0)
+		newLeader := c.WaitLeader(c.Others(old)...)
+		c.ApplyN(newLeader, "b", 1)
+		if err := early.Error(); err == nil {
+			t.Fatal("the cut-off leader served a read")
+		} else if !errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("the cut-off leader's read failed with %v, want ErrLeadershipLost or ErrNotLeader", err)
+		}
+		if _, err := readBarrierRead(old); err == nil {
+			t.Fatal("the cut-off leader served a read after the new leader's write")
+		}
+		got, err := readBarrierRead(newLeader)
+		if err != nil || len(got) != 4 {
+			t.Fatalf("read on the new leader: %d commands, %v", len(got), err)
+		}
+	})
+}
+
+// Off the leader ReadIndex fails with ErrNotLeader for now (follower reads
+// through the leader are not served yet); after Shutdown it fails with
+// ErrRaftShutdown.
+func TestReadIndex_OffTheLeader(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		f := c.Others(leader)[0]
+		if err := f.Raft.ReadIndex(time.Second).Error(); !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("ReadIndex on a follower = %v, want ErrNotLeader", err)
+		}
+		c.Stop(f)
+		if err := f.Raft.ReadBarrier(time.Second).Error(); !errors.Is(err, raft.ErrRaftShutdown) {
+			t.Fatalf("ReadBarrier after Shutdown = %v, want ErrRaftShutdown", err)
+		}
+	})
+}
+
+// A ReadIndex the main loop does not take within its timeout fails with
+// ErrEnqueueTimeout; one with time to spare succeeds.
+func TestReadIndex_EnqueueTimeout(t *testing.T) {
+	stores := map[raft.ServerID]*slowStore{}
+	inBubble(t, 1, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		stores[leader.ID].stall.Store(int64(20 * time.Millisecond))
+		leader.Raft.Apply([]byte("x"), 0)
+		time.Sleep(time.Millisecond) // the leader loop is in StoreLogs
+		late := leader.Raft.ReadIndex(5 * time.Millisecond)
+		patient := leader.Raft.ReadIndex(time.Second)
+		if err := late.Error(); !errors.Is(err, raft.ErrEnqueueTimeout) {
+			t.Fatalf("ReadIndex behind a 20ms disk write with a 5ms timeout = %v, want ErrEnqueueTimeout", err)
+		}
+		if err := patient.Error(); err != nil {
+			t.Fatalf("ReadIndex with time to spare = %v", err)
+		}
+		stores[leader.ID].stall.Store(0)
+	}, rafttest.WithStores(func(id raft.ServerID, s *raft.InmemStore) (raft.LogStore, raft.StableStore) {
+		ss := &slowStore{InmemStore: s}
+		stores[id] = ss
+		return ss, s
+	}))
+}
