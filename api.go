@@ -74,6 +74,10 @@ type Raft struct {
 	appliedIndex atomic.Uint64  // written by runFSM
 	applied      appliedWaiters // woken by runFSM as appliedIndex moves
 	readsByRound atomic.Uint64  // ReadIndex calls served by a heartbeat round
+	readsByLease atomic.Uint64  // ReadIndex calls served by the lease
+	// started is when NewRaft ran, on the monotonic clock: the base of the
+	// lease's clock readings, and the start of the voting quiet period.
+	started time.Time
 
 	lastLock          sync.Mutex
 	lastLogIndex      uint64
@@ -514,6 +518,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		snapshots:             snaps,
 		trans:                 trans,
 		rng:                   newLockedRand(conf.RandomSeed),
+		started:               time.Now(),
 		tail:                  newLogTail(max(8*conf.MaxAppendEntries, 1024)),
 		appendBytesBudget:     appendBytesBudget(trans),
 		applyQ:                newApplyQueue(applyQueueLimit),
@@ -1125,6 +1130,7 @@ func (r *Raft) Stats() map[string]string {
 		"snapshot_version_min": strconv.Itoa(int(SnapshotVersionMin)),
 		"snapshot_version_max": strconv.Itoa(int(SnapshotVersionMax)),
 		"reads_by_round":       toString(r.readsByRound.Load()),
+		"reads_by_lease":       toString(r.readsByLease.Load()),
 	}
 
 	c := r.getConfigurations()

@@ -125,6 +125,39 @@ type Config struct {
 	// CommitTrackingLogStore knows to be committed before it returns.
 	RestoreCommittedLogs bool
 
+	// LeaseReads lets the leader answer ReadIndex (and ReadBarrier) from a
+	// lease, without a round of heartbeats, while the lease holds. (Not in
+	// hashicorp/raft.)
+	//
+	// The lease rule. The leader notes, for each voter, when it sent the
+	// newest heartbeat that voter acknowledged. The lease starts at the
+	// newest time by which a quorum of voters (counting the leader itself)
+	// had acknowledged heartbeats sent at or after it, and lasts
+	// HeartbeatTimeout / (1 + LeaseClockDrift) from there, on the leader's
+	// monotonic clock. It holds because a voter refuses votes and pre-votes
+	// for one HeartbeatTimeout after it last heard from its leader (and for
+	// one HeartbeatTimeout after it starts), so no quorum can elect another
+	// leader before the lease ends. No lease is used before an entry of
+	// the leader's term has committed, while a configuration change is
+	// uncommitted, or while a leadership transfer runs; starting a transfer
+	// (before TimeoutNow is sent) or appending a configuration ends the
+	// current lease, and only heartbeats sent after that start a new one.
+	// A leader that steps down has none.
+	//
+	// The clock assumption: no node's clock runs faster than another's by
+	// more than the factor 1 + LeaseClockDrift over a HeartbeatTimeout, and
+	// every voter runs this library with the same HeartbeatTimeout (or a
+	// larger one). A hashicorp/raft voter that restarts votes at once, so do
+	// not use leases in a mixed cluster.
+	LeaseReads bool
+
+	// LeaseClockDrift bounds how much faster one node's clock may run than
+	// another's, as a fraction (0.1: 10%). Zero means the default, 0.1, far
+	// above the drift of real clocks (parts per million), so that a lease
+	// ends well before any other leader can be elected. Negative values
+	// are refused.
+	LeaseClockDrift float64
+
 	// RandomSeed seeds this node's timer jitter. Zero picks a random seed.
 	// Tests set it, with a virtual clock, to make elections reproducible.
 	// (Not in hashicorp/raft.)
@@ -231,7 +264,22 @@ func ValidateConfig(config *Config) error {
 	if config.ElectionTimeout < config.HeartbeatTimeout {
 		return fmt.Errorf("ElectionTimeout (%s) must be equal or greater than Heartbeat Timeout (%s)", config.ElectionTimeout, config.HeartbeatTimeout)
 	}
+	if config.LeaseClockDrift < 0 || config.LeaseClockDrift != config.LeaseClockDrift {
+		return fmt.Errorf("LeaseClockDrift (%v) must be zero (the default) or positive", config.LeaseClockDrift)
+	}
 	return nil
+}
+
+// defaultLeaseClockDrift is LeaseClockDrift's value when it is zero.
+const defaultLeaseClockDrift = 0.1
+
+// leaseDuration is how long a lease lasts from its start on the leader's
+// clock: one heartbeat timeout, shortened by the clock drift allowed.
+func leaseDuration(heartbeatTimeout time.Duration, drift float64) time.Duration {
+	if drift == 0 {
+		drift = defaultLeaseClockDrift
+	}
+	return time.Duration(float64(heartbeatTimeout) / (1 + drift))
 }
 
 // newLogger builds the logger NewRaft uses when Config.Logger is nil.

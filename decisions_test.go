@@ -42,6 +42,13 @@ func TestDecideVote(t *testing.T) {
 			in: func(v *voteInput) { v.knownLeaderAddr = "addr-c" }, req: func(r *voteRequest) { r.leadershipTransfer = true },
 			grant: true, adoptTerm: 6},
 		{name: "candidate is the known leader", in: func(v *voteInput) { v.knownLeaderAddr = "addr-b" }, grant: true, adoptTerm: 6},
+		// Within a heartbeat timeout of its start a voter refuses as if
+		// the leader it may have acknowledged before restarting were live
+		// (a read lease counts on it), except for a leadership transfer.
+		{name: "voter just started refuses", in: func(v *voteInput) { v.starting = true }},
+		{name: "voter just started yields to a leadership transfer",
+			in: func(v *voteInput) { v.starting = true }, req: func(r *voteRequest) { r.leadershipTransfer = true },
+			grant: true, adoptTerm: 6},
 		// A candidate this voter does not know as a voter: refused without
 		// the term when behind (a removed server), granted when up to date
 		// (a promotion this voter has not received; found by fuzzy, seed 1898).

@@ -56,6 +56,8 @@ func newStoppedRaftWith(t *testing.T, last uint64, wrap func(LogStore) LogStore)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A node that has run for a while: past its voting quiet period.
+	r.started = r.started.Add(-time.Hour)
 	t.Cleanup(func() { r.Shutdown() })
 	return r, store
 }
@@ -424,5 +426,96 @@ func TestAppliedWaiters(t *testing.T) {
 	<-b
 	if w.n.Load() != 0 || len(w.waiters) != 0 {
 		t.Fatalf("%d waiters left (count %d)", len(w.waiters), w.n.Load())
+	}
+}
+
+// leaseStart: the newest send time a quorum acknowledged, the leader
+// counting with now.
+func TestLeaseStart(t *testing.T) {
+	for _, tc := range []struct {
+		acks   []int64
+		self   bool
+		quorum int
+		want   int64
+		ok     bool
+	}{
+		{[]int64{50, 70}, true, 2, 70, true}, // self (100) and the newest ack
+		{[]int64{50, 70, 90, 0}, true, 3, 70, true},
+		{[]int64{0, 0}, true, 2, 0, false}, // nobody acknowledged
+		{[]int64{50, 0}, true, 2, 50, true},
+		{[]int64{50, 70}, false, 2, 50, true}, // a leader that is no voter
+		{[]int64{50}, false, 2, 0, false},
+	} {
+		got, ok := leaseStart(tc.acks, tc.self, tc.quorum, 100)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("leaseStart(%v, self %v, quorum %d) = %d, %v; want %d, %v", tc.acks, tc.self, tc.quorum, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// The lease rule's conditions, each of which alone refuses the lease.
+func TestLeaseHoldsRule(t *testing.T) {
+	r, _ := newStoppedRaft(t, 3)
+	conf := r.config()
+	conf.LeaseReads = true
+	conf.HeartbeatTimeout = time.Second
+	r.conf.Store(&conf)
+	c := r.configurations
+	c.committed, c.committedIndex = c.latest, c.latestIndex
+	r.setConfigurations(c)
+	r.setCommitIndex(10)
+	now := int64(time.Since(r.started))
+	newLS := func() *leaderState {
+		ls := &leaderState{startIndex: 10, replState: map[ServerID]*followerReplication{}}
+		for _, id := range []ServerID{"b", "c"} {
+			s := &followerReplication{}
+			s.leaseAck.Store(now - int64(100*time.Millisecond))
+			ls.replState[id] = s
+		}
+		return ls
+	}
+	cases := []struct {
+		name   string
+		change func(ls *leaderState)
+		want   bool
+	}{
+		{"fresh acknowledgements", func(*leaderState) {}, true},
+		{"no entry of the term committed", func(ls *leaderState) { ls.startIndex = 11 }, false},
+		{"a transfer runs", func(ls *leaderState) { ls.transferInProgress = true }, false},
+		{"acknowledged only before the floor", func(ls *leaderState) { ls.leaseFloor = now }, false},
+		{"acknowledgements older than the lease", func(ls *leaderState) {
+			for _, s := range ls.replState {
+				s.leaseAck.Store(now - int64(time.Second))
+			}
+		}, false},
+		{"one voter acknowledged: still a quorum with the leader", func(ls *leaderState) { ls.replState["c"].leaseAck.Store(0) }, true},
+		{"no voter acknowledged", func(ls *leaderState) {
+			for _, s := range ls.replState {
+				s.leaseAck.Store(0)
+			}
+		}, false},
+	}
+	for _, tc := range cases {
+		ls := newLS()
+		tc.change(ls)
+		r.leaderState = ls
+		if got := r.leaseHolds(); got != tc.want {
+			t.Errorf("%s: leaseHolds = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// An uncommitted configuration change refuses it too.
+	r.leaderState = newLS()
+	c = r.configurations
+	c.latestIndex++
+	r.setConfigurations(c)
+	if r.leaseHolds() {
+		t.Error("lease held with a configuration change uncommitted")
+	}
+	c.committedIndex = c.latestIndex
+	r.setConfigurations(c)
+	conf.LeaseReads = false
+	r.conf.Store(&conf)
+	if r.leaseHolds() {
+		t.Error("lease held with LeaseReads off")
 	}
 }

@@ -28,6 +28,10 @@ type leaderState struct {
 	deferredVerifies []*verifyState
 	stopCh           chan struct{} // closed when leadership ends
 
+	// leaseFloor: heartbeats sent at or before it (monotonic nanoseconds
+	// since Raft.started) do not count toward a lease (see endLease).
+	leaseFloor int64
+
 	transferInProgress bool
 	transferFuture     *leadershipTransferFuture
 	transferDone       chan error
@@ -494,6 +498,8 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 	}
 	lastIdx, _ := r.getLastLog()
 	c.latest, c.latestIndex = next, lastIdx+1
+	// A lease counted on the old configuration's quorums ends here.
+	r.endLease()
 	r.setConfigurations(c)
 	r.leaderState.commitment.setConfiguration(next)
 	if err := r.dispatchLogs([]*logFuture{&f.logFuture}); err != nil {
@@ -580,6 +586,14 @@ func (r *Raft) verifyLeader(f *verifyFuture) {
 		if !old.future.responded.Load() {
 			kept = append(kept, old)
 		}
+	}
+	if f.read && r.leaseHolds() {
+		f.index = r.getCommitIndex()
+		metrics.IncrCounter(keyReadIndexLease, 1)
+		r.readsByLease.Add(1)
+		f.respond(nil)
+		ls.verifies = kept
+		return
 	}
 	ls.verifies = append(kept, v)
 	if r.getCommitIndex() < ls.startIndex {
@@ -697,6 +711,9 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 		return
 	}
 	r.logger.Debug("starting leadership transfer", "id", target.ID, "address", target.Address)
+	// The target will campaign at once and voters grant it despite a live
+	// leader: the lease ends before the TimeoutNow can be sent.
+	r.endLease()
 	ls.transferInProgress = true
 	ls.transferFuture = f
 	ls.transferDone = make(chan error, 1)

@@ -867,6 +867,7 @@ func (r *Raft) voteInputFor() (voteInput, error) {
 	if r.State() == Leader {
 		in.knownLeaderAddr = r.localAddr
 	}
+	in.starting = time.Since(r.started) < r.config().HeartbeatTimeout
 	var err error
 	in.lastVoteTerm, err = r.stable.GetUint64(keyLastVoteTerm)
 	if err != nil && !isNotFound(err) {
@@ -927,13 +928,14 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 
 // voteLog holds hashicorp/raft's messages for refused votes ([0]) and
 // pre-votes ([1]), written out so that a grep of the source finds them.
-var voteLog = [2]struct{ leader, notVoter, lastTerm, lastIndex, stale string }{
+var voteLog = [2]struct{ leader, notVoter, lastTerm, lastIndex, stale, starting string }{
 	{
 		leader:    "rejecting vote request since we have a leader",
 		notVoter:  "rejecting vote request since node is not a voter",
 		lastTerm:  "rejecting vote request since our last term is greater",
 		lastIndex: "rejecting vote request since our last index is greater",
 		stale:     "rejecting vote request with an older term",
+		starting:  "rejecting vote request since this node started less than a heartbeat timeout ago",
 	},
 	{
 		leader:    "rejecting pre-vote request since we have a leader",
@@ -941,6 +943,7 @@ var voteLog = [2]struct{ leader, notVoter, lastTerm, lastIndex, stale string }{
 		lastTerm:  "rejecting pre-vote request since our last term is greater",
 		lastIndex: "rejecting pre-vote request since our last index is greater",
 		stale:     "rejecting pre-vote request with an older term",
+		starting:  "rejecting pre-vote request since this node started less than a heartbeat timeout ago",
 	},
 }
 
@@ -969,6 +972,8 @@ func (r *Raft) logVoteDecision(preVote bool, d voteDecision, in voteInput, cand 
 		r.logger.Warn(msgs.lastIndex, "candidate", cand, "last-index", in.lastLogIndex, "last-candidate-index", lastIndex)
 	case whyStaleTerm:
 		r.logger.Debug(msgs.stale, "candidate", cand, "term", term, "current-term", in.currentTerm)
+	case whyStarting:
+		r.logger.Debug(msgs.starting, "candidate", cand, "term", term)
 	}
 }
 

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,8 +12,69 @@ import (
 var (
 	keyReadIndex      = []string{"raft", "read_index"}
 	keyReadIndexRound = []string{"raft", "read_index", "round"}
+	keyReadIndexLease = []string{"raft", "read_index", "lease"}
 	keyReadBarrier    = []string{"raft", "read_barrier"}
 )
+
+// leaseStart returns when the lease starts: the newest time t such that a
+// quorum of voters acknowledged heartbeats sent at or after t, the leader
+// (if a voter) counting with now. acks holds the other voters' newest
+// acknowledged send times (0: none), all in nanoseconds on one monotonic
+// clock. It reports false when no quorum has acknowledged anything.
+func leaseStart(acks []int64, selfVoter bool, quorum int, now int64) (int64, bool) {
+	times := make([]int64, 0, len(acks)+1)
+	if selfVoter {
+		times = append(times, now)
+	}
+	for _, a := range acks {
+		if a > 0 {
+			times = append(times, a)
+		}
+	}
+	if quorum <= 0 || len(times) < quorum {
+		return 0, false
+	}
+	slices.Sort(times)
+	return times[len(times)-quorum], true
+}
+
+// leaseHolds reports whether the leader may answer a read from its lease
+// now; it runs on the leader loop. See Config.LeaseReads for the rule.
+func (r *Raft) leaseHolds() bool {
+	conf := r.config()
+	ls := r.leaderState
+	c := r.configurations
+	if !conf.LeaseReads || ls == nil || ls.transferInProgress ||
+		c.latestIndex != c.committedIndex || r.getCommitIndex() < ls.startIndex {
+		return false
+	}
+	now := int64(time.Since(r.started))
+	var acks []int64
+	for _, s := range c.latest.Servers {
+		if s.Suffrage != Voter || s.ID == r.localID {
+			continue
+		}
+		if repl, ok := ls.replState[s.ID]; ok {
+			acks = append(acks, repl.leaseAck.Load())
+		} else {
+			acks = append(acks, 0)
+		}
+	}
+	start, ok := leaseStart(acks, hasVote(c.latest, r.localID), quorumSize(c.latest), now)
+	if !ok || start <= ls.leaseFloor {
+		return false
+	}
+	return time.Duration(now-start) < leaseDuration(conf.HeartbeatTimeout, conf.LeaseClockDrift)
+}
+
+// endLease ends the current lease: only heartbeats sent after now can start
+// a new one. Called before a TimeoutNow can be sent and when a
+// configuration is appended.
+func (r *Raft) endLease() {
+	if ls := r.leaderState; ls != nil {
+		ls.leaseFloor = int64(time.Since(r.started))
+	}
+}
 
 // ReadIndex returns a future whose Index is the commit index a linearizable
 // read must wait for: once this node has applied up to it, its FSM reflects

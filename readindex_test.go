@@ -132,3 +132,101 @@ func TestReadIndex_EnqueueTimeout(t *testing.T) {
 		return ss, s
 	}))
 }
+
+// leaseConfig turns leases on.
+func leaseConfig(conf *raft.Config) { conf.LeaseReads = true }
+
+// With leases on, a settled leader answers ReadIndex from its lease: no
+// round, and the reads still see every acknowledged write.
+func TestReadIndex_LeaseServesWithoutARound(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 10)
+		time.Sleep(20 * time.Millisecond) // heartbeats acknowledged
+		for i := 0; i < 10; i++ {
+			got, err := readBarrierRead(leader)
+			if err != nil || len(got) < 10 {
+				t.Fatalf("lease read %d: %d commands, %v", i, len(got), err)
+			}
+		}
+		st := leader.Raft.Stats()
+		if st["reads_by_lease"] != "10" || st["reads_by_round"] != "0" {
+			t.Fatalf("reads by lease %s, by round %s; want 10 and 0", st["reads_by_lease"], st["reads_by_round"])
+		}
+	}, rafttest.WithConfig(leaseConfig))
+}
+
+// Bug 19 with leases: a leader cut off from the others stops answering from
+// its lease before any other node can lead, and answers nothing after.
+func TestKnownBug19_DeposedLeaderLeaseEndsBeforeAnotherLeads(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		old := c.WaitLeader()
+		c.ApplyN(old, "a", 3)
+		time.Sleep(20 * time.Millisecond)
+		c.Partition(old)
+		cut := time.Now()
+		var lastServed time.Time
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if old.Raft.ReadIndex(0).Error() == nil {
+					lastServed = time.Now()
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		var elected time.Time
+		c.WaitFor(5*time.Second, "another leader", func() bool {
+			for _, n := range c.Others(old) {
+				if n.Raft.State() == raft.Leader {
+					elected = time.Now()
+					return true
+				}
+			}
+			return false
+		})
+		newLeader := c.WaitLeader(c.Others(old)...)
+		c.ApplyN(newLeader, "b", 1)
+		time.Sleep(100 * time.Millisecond)
+		close(stop)
+		<-done
+		if lastServed.IsZero() {
+			t.Fatal("the cut-off leader never served from its lease: the test shows nothing")
+		}
+		if !lastServed.Before(elected) {
+			t.Fatalf("the cut-off leader served a read %v after the cut, %v after another node led",
+				lastServed.Sub(cut), lastServed.Sub(elected))
+		}
+	}, rafttest.WithConfig(leaseConfig))
+}
+
+// A leadership transfer ends the lease before TimeoutNow goes out: a read
+// taken after the transfer started is not answered from the lease.
+func TestReadIndex_TransferEndsTheLease(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 3)
+		time.Sleep(20 * time.Millisecond)
+		if err := leader.Raft.ReadIndex(0).Error(); err != nil {
+			t.Fatal(err)
+		}
+		before := leader.Raft.Stats()["reads_by_lease"]
+		if before != "1" {
+			t.Fatalf("reads by lease before the transfer = %s, want 1", before)
+		}
+		tf := leader.Raft.LeadershipTransfer()
+		rf := leader.Raft.ReadIndex(0) // queued behind the transfer
+		rf.Error()
+		tf.Error()
+		if after := leader.Raft.Stats()["reads_by_lease"]; after != before {
+			t.Fatalf("a read after the transfer started was served from the lease (%s -> %s)", before, after)
+		}
+	}, rafttest.WithConfig(leaseConfig))
+}

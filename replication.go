@@ -34,6 +34,9 @@ type followerReplication struct {
 
 	matchIndex  atomic.Uint64
 	lastContact atomic.Int64 // unix nanoseconds
+	// leaseAck is when the leader sent the newest heartbeat this follower
+	// acknowledged, in monotonic nanoseconds since Raft.started (0: none).
+	leaseAck atomic.Int64
 
 	triggerCh chan struct{}
 	notifyCh  chan struct{}
@@ -522,6 +525,9 @@ func (s *followerReplication) heartbeat() {
 		ok := resp.Success && resp.Term == req.Term
 		if ok {
 			s.setLastContact()
+			if sent := int64(start.Sub(r.started)); sent > s.leaseAck.Load() {
+				s.leaseAck.Store(sent) // only this goroutine writes it
+			}
 		} else if resp.Term > req.Term {
 			s.reportTerm(resp.Term)
 		}

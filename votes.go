@@ -13,6 +13,11 @@ type voteInput struct {
 	knownLeaderAddr  ServerAddress // "" when no live leader is known
 	lastVoteTerm     uint64
 	lastVoteCandAddr []byte
+	// starting: the voter started less than a heartbeat timeout ago. It
+	// may have acknowledged a leader just before a restart, so it refuses
+	// votes as if that leader were still live (a leader's read lease
+	// counts on it).
+	starting bool
 }
 
 // voteRequest is the part of a RequestVote or RequestPreVote that matters.
@@ -50,6 +55,7 @@ const (
 	whyVotedForOther             // already voted for another in this term
 	whyLastTermGreater           // our last entry's term is newer
 	whyLastIndexGreater          // same last term, our log is longer
+	whyStarting                  // the voter started within a heartbeat timeout
 )
 
 // logUpToDate reports whether a log ending at (index, term) is at least as
@@ -90,6 +96,10 @@ func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 	d := voteDecision{replyTerm: in.currentTerm}
 	if in.knownLeaderAddr != "" && in.knownLeaderAddr != req.candidateAddr && !req.leadershipTransfer {
 		d.reason, d.why = "a leader is known", whyLeaderKnown
+		return d
+	}
+	if in.starting && in.knownLeaderAddr == "" && !req.leadershipTransfer {
+		d.reason, d.why = "started less than a heartbeat timeout ago", whyStarting
 		return d
 	}
 	if req.term < in.currentTerm {
