@@ -75,6 +75,13 @@ type Raft struct {
 	applied      appliedWaiters // woken by runFSM as appliedIndex moves
 	readsByRound atomic.Uint64  // ReadIndex calls served by a heartbeat round
 	readsByLease atomic.Uint64  // ReadIndex calls served by the lease
+	// readsForFollowers counts the reads followers asked this leader for.
+	readsForFollowers atomic.Uint64
+	// leaderCaps: what the current leader advertised in its last
+	// AppendEntries (capReadIndex...); 0 for a hashicorp/raft leader.
+	leaderCaps atomic.Uint64
+	// followerReads batches ReadIndex calls made off the leader.
+	followerReads followerReadBatch
 	// started is when NewRaft ran, on the monotonic clock: the base of the
 	// lease's clock readings, and the start of the voting quiet period.
 	started time.Time
@@ -1131,6 +1138,7 @@ func (r *Raft) Stats() map[string]string {
 		"snapshot_version_max": strconv.Itoa(int(SnapshotVersionMax)),
 		"reads_by_round":       toString(r.readsByRound.Load()),
 		"reads_by_lease":       toString(r.readsByLease.Load()),
+		"reads_for_followers":  toString(r.readsForFollowers.Load()),
 	}
 
 	c := r.getConfigurations()

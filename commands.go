@@ -40,7 +40,21 @@ type AppendEntriesRequest struct {
 
 	// LeaderCommitIndex is the commit index on the leader.
 	LeaderCommitIndex uint64
+
+	// capabilities is what a leader of this library can do beyond
+	// hashicorp/raft (capReadIndex...), sent as an extra msgpack key
+	// that hashicorp/raft's decoder skips; zero from a hashicorp node.
+	capabilities uint64
 }
+
+// Capabilities a leader advertises in its AppendEntries.
+const (
+	// capReadIndex: the leader serves ReadIndexRequest.
+	capReadIndex uint64 = 1 << iota
+)
+
+// ourCapabilities is what a leader of this library advertises.
+const ourCapabilities = capReadIndex
 
 // GetRPCHeader - See WithRPCHeader.
 func (r *AppendEntriesRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
@@ -203,3 +217,35 @@ type TimeoutNowResponse struct {
 
 // GetRPCHeader - See WithRPCHeader.
 func (r *TimeoutNowResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// ReadIndexRequest asks the leader for a read index on behalf of reads
+// waiting on a follower or nonvoter (ReadIndex off the leader). Not in
+// hashicorp/raft: it is sent only to a leader that advertised it.
+type ReadIndexRequest struct {
+	RPCHeader
+
+	// Term is the sender's current term.
+	Term uint64
+
+	// Reads is how many waiting reads the request carries.
+	Reads uint64
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *ReadIndexRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
+
+// ReadIndexResponse answers a ReadIndexRequest: the read index, confirmed
+// by the leader as Raft.ReadIndex is on the leader. A leader that cannot
+// confirm it answers with an error instead.
+type ReadIndexResponse struct {
+	RPCHeader
+
+	// Term is the leader's term.
+	Term uint64
+
+	// Index is the read index.
+	Index uint64
+}
+
+// GetRPCHeader - See WithRPCHeader.
+func (r *ReadIndexResponse) GetRPCHeader() RPCHeader { return r.RPCHeader }

@@ -138,6 +138,16 @@ func (i *InmemTransport) TimeoutNow(id ServerID, target ServerAddress, args *Tim
 	return nil
 }
 
+// ReadIndex is part of WithReadIndex.
+func (i *InmemTransport) ReadIndex(id ServerID, target ServerAddress, args *ReadIndexRequest, resp *ReadIndexResponse) error {
+	rpcResp, err := i.makeRPC(target, args, nil, i.timeout)
+	if err != nil {
+		return err
+	}
+	*resp = *rpcResp.Response.(*ReadIndexResponse)
+	return nil
+}
+
 // makeRPC hands args to the target's consumer and waits for the answer, at
 // most timeout in all.
 func (i *InmemTransport) makeRPC(target ServerAddress, args interface{}, r io.Reader, timeout time.Duration) (rpcResp RPCResponse, err error) {

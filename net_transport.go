@@ -24,6 +24,10 @@ const (
 	rpcRequestPreVote
 )
 
+// rpcReadIndex is a ReadIndexRequest, this library's own; it is sent only
+// to a leader that advertised it, so a hashicorp/raft node never sees one.
+const rpcReadIndex uint8 = 64
+
 const (
 	// DefaultTimeoutScale is the default TimeoutScale in a NetworkTransport:
 	// InstallSnapshot gets Timeout for every TimeoutScale bytes.
@@ -493,6 +497,11 @@ func (n *NetworkTransport) RequestPreVote(id ServerID, target ServerAddress, arg
 	return n.genericRPC(id, target, rpcRequestPreVote, args, resp)
 }
 
+// ReadIndex is part of WithReadIndex.
+func (n *NetworkTransport) ReadIndex(id ServerID, target ServerAddress, args *ReadIndexRequest, resp *ReadIndexResponse) error {
+	return n.genericRPC(id, target, rpcReadIndex, args, resp)
+}
+
 // TimeoutNow is part of Transport.
 func (n *NetworkTransport) TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error {
 	return n.genericRPC(id, target, rpcTimeoutNow, args, resp)
@@ -858,6 +867,12 @@ func (in *inboundConn) readCommand() (inflightRPC, error) {
 	case rpcTimeoutNow:
 		req := new(TimeoutNowRequest)
 		if err := in.decodeRequest("TimeoutNow", req); err != nil {
+			return inflightRPC{}, err
+		}
+		rpc.Command = req
+	case rpcReadIndex:
+		req := new(ReadIndexRequest)
+		if err := in.decodeRequest("ReadIndex", req); err != nil {
 			return inflightRPC{}, err
 		}
 		rpc.Command = req

@@ -705,3 +705,53 @@ func TestNetworkTransportReadsAheadOnPipeline(t *testing.T) {
 		}
 	}
 }
+
+// ReadIndex on followers over TCP: the leader advertises it in its
+// AppendEntries (a key hashicorp/raft skips), followers ask it over the
+// transport, and their reads cover every acknowledged write.
+func TestClusterOverTCPFollowerReadIndex(t *testing.T) {
+	nodes, _ := startNetCluster(t, 3, func() *NetworkTransport { return newTestTCPTransport(t, time.Second) })
+	var last uint64
+	for i := 0; i < 20; i++ {
+		l := currentLeader(t, nodes)
+		f := l.r.Apply([]byte("x"), time.Second)
+		if err := f.Error(); err != nil {
+			if leaderMoved(err) {
+				i--
+				continue
+			}
+			t.Fatal(err)
+		}
+		last = f.Index()
+	}
+	served := 0
+	for _, n := range nodes {
+		if n.r.State() == Leader {
+			continue
+		}
+		var err error
+		for try := 0; try < 20; try++ {
+			rf := n.r.ReadIndex(time.Second)
+			if err = rf.Error(); err == nil {
+				if rf.Index() < last {
+					t.Fatalf("%s: read index %d below the last acknowledged write %d", n.conf.LocalID, rf.Index(), last)
+				}
+				break
+			}
+			if !errors.Is(err, ErrLeadershipLost) && !errors.Is(err, ErrNotLeader) {
+				t.Fatalf("%s: ReadIndex = %v", n.conf.LocalID, err)
+			}
+			time.Sleep(50 * time.Millisecond) // leadership moved: ask the next leader
+		}
+		if err != nil {
+			t.Fatalf("%s: ReadIndex kept failing: %v", n.conf.LocalID, err)
+		}
+		if err := n.r.ReadBarrier(time.Second).Error(); err != nil && !leaderMoved(err) {
+			t.Fatalf("%s: ReadBarrier = %v", n.conf.LocalID, err)
+		}
+		served++
+	}
+	if served == 0 {
+		t.Fatal("no follower read")
+	}
+}

@@ -534,6 +534,8 @@ func (r *Raft) processRPC(rpc RPC) {
 		r.installSnapshot(rpc, cmd)
 	case *TimeoutNowRequest:
 		r.timeoutNow(rpc, cmd)
+	case *ReadIndexRequest:
+		r.serveReadIndex(rpc, cmd)
 	default:
 		r.logger.Error("got unexpected command", "command", fmt.Sprintf("%T", rpc.Command))
 		rpc.Respond(nil, errors.New(errTextUnexpectedCommand))
@@ -573,6 +575,7 @@ func (r *Raft) answerHeartbeat(rpc RPC, req *AppendEntriesRequest) bool {
 		return false
 	}
 	r.setLeaderFrom(&req.RPCHeader, req.Leader)
+	r.leaderCaps.Store(req.capabilities)
 	r.setLastContact()
 	lastIdx, _ := r.getLastLog()
 	rpc.Respond(&AppendEntriesResponse{
@@ -696,6 +699,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		resp.Term = a.Term
 	}
 	r.setLeaderFrom(&a.RPCHeader, a.Leader)
+	r.leaderCaps.Store(a.capabilities)
 
 	if r.hole.active() && a.PrevLogEntry >= r.hole.from {
 		// Entries after the hole cannot be checked or applied yet: ask the

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,9 @@ var (
 	keyReadIndex      = []string{"raft", "read_index"}
 	keyReadIndexRound = []string{"raft", "read_index", "round"}
 	keyReadIndexLease = []string{"raft", "read_index", "lease"}
-	keyReadBarrier    = []string{"raft", "read_barrier"}
+	// keyReadIndexFollowers counts reads followers asked this leader for.
+	keyReadIndexFollowers = []string{"raft", "read_index", "followers"}
+	keyReadBarrier        = []string{"raft", "read_barrier"}
 )
 
 // leaseStart returns when the lease starts: the newest time t such that a
@@ -88,16 +91,26 @@ func (r *Raft) endLease() {
 // an entry of its own term has committed, so the index is never from
 // before its term (etcd #7331).
 //
-// Errors: ErrNotLeader (this node is not the leader; reads on followers
-// through the leader are not served yet), ErrLeadershipLost (leadership
-// ended before the round completed), ErrEnqueueTimeout (the main loop did
-// not take the request within a nonzero timeout; nothing was done),
-// ErrRaftShutdown. The timeout bounds only the wait for the main loop.
+// On a follower or nonvoter, the read index comes from the leader: waiting
+// calls are sent together in one ReadIndexRequest (a call waits for the
+// next request if one is already on its way, so the leader's round always
+// starts after the call), and the leader answers as above.
+//
+// Errors: ErrNotLeader (no leader is known), ErrLeadershipLost (leadership
+// ended, or the leader could not be reached, before the index was
+// confirmed), ErrReadIndexUnsupported (the leader is a hashicorp/raft node,
+// or the transport cannot carry the request), ErrEnqueueTimeout (the
+// request was not taken, by the main loop or by a request to the leader,
+// within a nonzero timeout; nothing was done), ErrRaftShutdown. The
+// timeout bounds only that wait.
 func (r *Raft) ReadIndex(timeout time.Duration) IndexFuture {
 	metrics.IncrCounter(keyReadIndex, 1)
 	f := &verifyFuture{read: true}
 	f.init()
 	f.shutdownCh = r.shutdownCh
+	if r.State() != Leader {
+		return r.followerReadIndex(f, timeout)
+	}
 	if !r.ctl.push(f) {
 		return errorFuture{ErrRaftShutdown}
 	}
@@ -205,4 +218,128 @@ func (w *appliedWaiters) advance(applied uint64) {
 	w.n.Add(-int32(len(w.waiters) - len(kept)))
 	clear(w.waiters[len(kept):])
 	w.waiters = kept
+}
+
+// followerReadBatch holds the ReadIndex calls waiting on a follower for the
+// next request to the leader.
+type followerReadBatch struct {
+	mu       sync.Mutex
+	pending  []*verifyFuture
+	inflight bool
+}
+
+// followerReadIndex queues f for the next request to the leader and starts
+// a sender if none runs.
+func (r *Raft) followerReadIndex(f *verifyFuture, timeout time.Duration) IndexFuture {
+	b := &r.followerReads
+	b.mu.Lock()
+	b.pending = append(b.pending, f)
+	start := !b.inflight
+	b.inflight = true
+	b.mu.Unlock()
+	if timeout > 0 {
+		time.AfterFunc(timeout, func() {
+			if b.withdraw(f) {
+				f.respond(ErrEnqueueTimeout)
+			}
+		})
+	}
+	if start {
+		go r.sendFollowerReads()
+	}
+	return f
+}
+
+// withdraw removes f if it is still waiting to be sent.
+func (b *followerReadBatch) withdraw(f *verifyFuture) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, p := range b.pending {
+		if p == f {
+			b.pending = append(b.pending[:i], b.pending[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// sendFollowerReads sends the waiting calls to the leader, one request at a
+// time, until none waits.
+func (r *Raft) sendFollowerReads() {
+	b := &r.followerReads
+	for {
+		b.mu.Lock()
+		batch := b.pending
+		b.pending = nil
+		if len(batch) == 0 {
+			b.inflight = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		index, err := r.askLeaderForReadIndex(len(batch))
+		for _, f := range batch {
+			if err == nil {
+				f.index = index
+			}
+			f.respond(err)
+		}
+	}
+}
+
+// askLeaderForReadIndex asks the current leader for a read index on behalf
+// of n waiting reads.
+func (r *Raft) askLeaderForReadIndex(n int) (uint64, error) {
+	select {
+	case <-r.shutdownCh:
+		return 0, ErrRaftShutdown
+	default:
+	}
+	addr, id := r.LeaderWithID()
+	switch {
+	case addr == "":
+		return 0, ErrNotLeader
+	case addr == r.localAddr:
+		// This node has just become leader: the caller asks again.
+		return 0, ErrLeadershipLost
+	case r.leaderCaps.Load()&capReadIndex == 0:
+		return 0, ErrReadIndexUnsupported
+	}
+	t, ok := r.trans.(WithReadIndex)
+	if !ok {
+		return 0, ErrReadIndexUnsupported
+	}
+	req := &ReadIndexRequest{RPCHeader: r.getRPCHeader(), Term: r.getCurrentTerm(), Reads: uint64(n)}
+	var resp ReadIndexResponse
+	if err := t.ReadIndex(id, addr, req, &resp); err != nil {
+		if err.Error() == ErrLeadershipLost.Error() || err.Error() == ErrNotLeader.Error() {
+			return 0, ErrLeadershipLost
+		}
+		return 0, fmt.Errorf("%w: asking the leader %s for a read index: %v", ErrLeadershipLost, id, err)
+	}
+	return resp.Index, nil
+}
+
+// serveReadIndex answers a follower's ReadIndexRequest as ReadIndex is
+// answered on the leader, without holding up the main loop: the answer
+// goes out once the round (or the lease) confirms the index.
+func (r *Raft) serveReadIndex(rpc RPC, req *ReadIndexRequest) {
+	resp := &ReadIndexResponse{RPCHeader: r.getRPCHeader(), Term: r.getCurrentTerm()}
+	if r.State() != Leader || req.Term > r.getCurrentTerm() {
+		rpc.Respond(resp, ErrNotLeader)
+		return
+	}
+	r.readsForFollowers.Add(max(req.Reads, 1))
+	metrics.IncrCounter(keyReadIndexFollowers, float32(max(req.Reads, 1)))
+	f := &verifyFuture{read: true}
+	f.init()
+	f.shutdownCh = r.shutdownCh
+	r.verifyLeader(f)
+	go func() {
+		err := f.Error()
+		if err == nil {
+			resp.Index = f.Index()
+		}
+		rpc.Respond(resp, err)
+	}()
 }

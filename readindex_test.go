@@ -91,19 +91,68 @@ func TestKnownBug19_DeposedLeaderServesNoReadIndex(t *testing.T) {
 	})
 }
 
-// Off the leader ReadIndex fails with ErrNotLeader for now (follower reads
-// through the leader are not served yet); after Shutdown it fails with
+// On a follower ReadIndex comes from the leader and covers every
+// acknowledged write; ReadBarrier there sees them all, many concurrent
+// reads go to the leader together, and after Shutdown reads fail with
 // ErrRaftShutdown.
-func TestReadIndex_OffTheLeader(t *testing.T) {
+func TestReadIndex_OnAFollower(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
+		var last uint64
+		for i := 0; i < 20; i++ {
+			f := leader.Raft.Apply([]byte{byte(i)}, time.Second)
+			if err := f.Error(); err != nil {
+				t.Fatal(err)
+			}
+			last = f.Index()
+		}
 		f := c.Others(leader)[0]
-		if err := f.Raft.ReadIndex(time.Second).Error(); !errors.Is(err, raft.ErrNotLeader) {
-			t.Fatalf("ReadIndex on a follower = %v, want ErrNotLeader", err)
+		rf := f.Raft.ReadIndex(time.Second)
+		if err := rf.Error(); err != nil || rf.Index() < last {
+			t.Fatalf("ReadIndex on a follower = %d, %v; the last write is at %d", rf.Index(), err, last)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 40)
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := readBarrierRead(f)
+				if err == nil && len(got) < 20 {
+					err = errors.New("a follower read after ReadBarrier missed acknowledged writes")
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := leader.Raft.Stats()["reads_for_followers"]; got != "41" {
+			t.Fatalf("reads_for_followers = %s, want 41", got)
 		}
 		c.Stop(f)
 		if err := f.Raft.ReadBarrier(time.Second).Error(); !errors.Is(err, raft.ErrRaftShutdown) {
 			t.Fatalf("ReadBarrier after Shutdown = %v, want ErrRaftShutdown", err)
+		}
+	})
+}
+
+// A node that knows no leader answers ErrNotLeader.
+func TestReadIndex_NoLeaderKnown(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		f := c.Others(leader)[0]
+		c.Partition(f)
+		c.WaitFor(time.Second, "the cut follower to forget its leader", func() bool {
+			addr, _ := f.Raft.LeaderWithID()
+			return addr == ""
+		})
+		if err := f.Raft.ReadIndex(time.Second).Error(); !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("ReadIndex with no leader known = %v, want ErrNotLeader", err)
 		}
 	})
 }
@@ -229,4 +278,79 @@ func TestReadIndex_TransferEndsTheLease(t *testing.T) {
 			t.Fatalf("a read after the transfer started was served from the lease (%s -> %s)", before, after)
 		}
 	}, rafttest.WithConfig(leaseConfig))
+}
+
+// stallFSM is rafttest's FSM whose Apply waits while its gate is shut.
+type stallFSM struct {
+	*rafttest.FSM
+	mu   sync.Mutex
+	gate chan struct{} // nil: open
+}
+
+func (s *stallFSM) shut() {
+	s.mu.Lock()
+	s.gate = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *stallFSM) open() {
+	s.mu.Lock()
+	if s.gate != nil {
+		close(s.gate)
+		s.gate = nil
+	}
+	s.mu.Unlock()
+}
+
+func (s *stallFSM) Apply(l *raft.Log) interface{} {
+	s.mu.Lock()
+	g := s.gate
+	s.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+	return s.FSM.Apply(l)
+}
+
+// A follower's read waits for the leader's index and then for its own FSM:
+// with its FSM stalled it answers nothing, and once the FSM catches up the
+// read sees the write acknowledged before it.
+func TestReadBarrier_FollowerWaitsForItsOwnFSM(t *testing.T) {
+	var fsms []*stallFSM
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 5)
+		var f *rafttest.Node
+		var fsm *stallFSM
+		for i, n := range c.Nodes {
+			if n != leader {
+				f, fsm = n, fsms[i]
+				break
+			}
+		}
+		c.WaitFor(time.Second, "the follower to apply the first writes", func() bool { return fsm.Len() == 5 })
+		fsm.shut()
+		if err := leader.Raft.Apply([]byte("late"), time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- f.Raft.ReadBarrier(time.Second).Error() }()
+		time.Sleep(time.Second)
+		select {
+		case err := <-done:
+			t.Fatalf("ReadBarrier on a follower whose FSM is stalled returned (%v) with %d of 6 commands applied", err, fsm.Len())
+		default:
+		}
+		fsm.open()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if fsm.Len() != 6 {
+			t.Fatalf("after ReadBarrier the follower's FSM holds %d commands, want 6", fsm.Len())
+		}
+	}, rafttest.WithFSM(func() raft.FSM {
+		s := &stallFSM{FSM: rafttest.NewFSM()}
+		fsms = append(fsms, s)
+		return s
+	}))
 }

@@ -354,6 +354,7 @@ func (s *followerReplication) setupAppendEntries(nextIndex, lastIndex uint64) (*
 		Term:              s.ls.term,
 		Leader:            header.Addr,
 		LeaderCommitIndex: r.getCommitIndex(),
+		capabilities:      ourCapabilities,
 	}
 	prev := nextIndex - 1
 	if prev > 0 {
@@ -489,7 +490,7 @@ func (s *followerReplication) heartbeat() {
 		verifies := s.takeVerifies()
 		peer := s.getPeer()
 		header := r.getRPCHeader()
-		req := AppendEntriesRequest{RPCHeader: header, Term: s.ls.term, Leader: header.Addr}
+		req := AppendEntriesRequest{RPCHeader: header, Term: s.ls.term, Leader: header.Addr, capabilities: ourCapabilities}
 		var resp AppendEntriesResponse
 		start := time.Now()
 		if err := r.trans.AppendEntries(peer.ID, peer.Address, &req, &resp); err != nil {

@@ -75,6 +75,15 @@ type WithPreVote interface {
 	RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error
 }
 
+// WithReadIndex is implemented by transports that can carry ReadIndex
+// requests from followers to the leader (NetworkTransport and
+// InmemTransport do); without it, ReadIndex off the leader fails with
+// ErrReadIndexUnsupported. Not in hashicorp/raft.
+type WithReadIndex interface {
+	// ReadIndex sends args to target and fills resp with the answer.
+	ReadIndex(id ServerID, target ServerAddress, args *ReadIndexRequest, resp *ReadIndexResponse) error
+}
+
 // WithClose is implemented by transports that Raft.Shutdown should close.
 type WithClose interface {
 	// Close stops the transport for good and releases what it holds.

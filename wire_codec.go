@@ -219,7 +219,11 @@ func appendLog(b []byte, l *Log, newTime bool) []byte {
 // appendAppendEntriesRequest appends the msgpack encoding of req, identical
 // to go-msgpack/v2's with hashicorp/raft's handle.
 func appendAppendEntriesRequest(b []byte, req *AppendEntriesRequest, newTime bool) []byte {
-	b = append(b, 0x89)
+	if req.capabilities != 0 {
+		b = append(b, 0x8a) // one more key, written last
+	} else {
+		b = append(b, 0x89)
+	}
 	b = appendKey(b, "Addr")
 	b = appendBytes(b, req.Addr)
 	b = appendKey(b, "Entries")
@@ -244,8 +248,18 @@ func appendAppendEntriesRequest(b []byte, req *AppendEntriesRequest, newTime boo
 	b = appendKey(b, "ProtocolVersion")
 	b = appendInt(b, int64(req.ProtocolVersion))
 	b = appendKey(b, "Term")
-	return appendUint(b, req.Term)
+	b = appendUint(b, req.Term)
+	if req.capabilities != 0 {
+		// A key hashicorp/raft's go-msgpack skips: an unknown field.
+		b = appendKey(b, keyCapabilities)
+		b = appendUint(b, req.capabilities)
+	}
+	return b
 }
+
+// keyCapabilities is the msgpack key of AppendEntriesRequest.capabilities;
+// hashicorp/raft has no such field and skips it.
+const keyCapabilities = "XSeedCapabilities"
 
 // appendAppendEntriesResponse appends the msgpack encoding of resp, identical
 // to go-msgpack/v2's.
@@ -819,6 +833,7 @@ const (
 	fData
 	fExtensions
 	fAppendedAt
+	fCapabilities
 	fUnknown
 )
 
@@ -846,6 +861,8 @@ func aeRequestKey(k []byte) int {
 		return fProtocolVersion
 	case "Term":
 		return fTerm
+	case keyCapabilities:
+		return fCapabilities
 	}
 	return fUnknown
 }
@@ -996,6 +1013,8 @@ func decodeAppendEntriesRequest(msg []byte, req *AppendEntriesRequest) error {
 			req.LeaderCommitIndex = r.uint("LeaderCommitIndex")
 		case fEntries:
 			req.Entries = r.entries()
+		case fCapabilities:
+			req.capabilities = r.uint(keyCapabilities)
 		default:
 			r.skip()
 		}
