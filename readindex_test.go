@@ -338,7 +338,9 @@ func TestReadBarrier_FollowerWaitsForItsOwnFSM(t *testing.T) {
 		time.Sleep(time.Second)
 		select {
 		case err := <-done:
-			t.Fatalf("ReadBarrier on a follower whose FSM is stalled returned (%v) with %d of 6 commands applied", err, fsm.Len())
+			n := fsm.Len()
+			fsm.open() // so that the cluster can shut down
+			t.Fatalf("ReadBarrier on a follower whose FSM is stalled returned (%v) with %d of 6 commands applied", err, n)
 		default:
 		}
 		fsm.open()
