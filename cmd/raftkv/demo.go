@@ -133,7 +133,7 @@ func (d *demo) run(writes, clients int) error {
 	if err := d.verifyAll(follower); err != nil {
 		return err
 	}
-	d.say("read all %d keys back through follower %s (linearizable reads, forwarded to the leader): all match", len(d.acked), follower.id)
+	d.say("read all %d keys back through follower %s (linearizable reads served by the follower, its read index from the leader): all match", len(d.acked), follower.id)
 
 	// Kill the leader and time the failover.
 	d.say("killing the leader %s with SIGKILL (pid %d)", leader.id, leader.cmd.Process.Pid)

@@ -165,13 +165,32 @@ func (n *node) handleGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, stale := r.URL.Query()["stale"]; !stale {
-		if n.forward(w, r) {
+	q := r.URL.Query()
+	consistency := q.Get("consistency")
+	if _, stale := q["stale"]; stale {
+		consistency = "stale"
+	}
+	switch consistency {
+	case "", "linearizable":
+	case "lease":
+		if !n.cfg.leaseReads {
+			httpError(w, http.StatusBadRequest, "bad consistency: this node was not started with -lease-reads")
+			return
+		}
+	case "stale":
+	default:
+		httpError(w, http.StatusBadRequest, "bad consistency %q: want linearizable (the default), lease or stale", consistency)
+		return
+	}
+	if consistency != "stale" {
+		if n.removed() {
+			httpError(w, http.StatusGone, "this node (%s) was removed from the cluster; it serves only ?stale reads and /status", n.cfg.id)
 			return
 		}
 		idx, err := n.readBarrier(r.Context())
 		if err != nil {
-			raftError(w, "linearizable read", err)
+			// A read changes nothing: whatever failed, asking again is safe.
+			unavailable(w, "linearizable read: %v", err)
 			return
 		}
 		w.Header().Set(headerIndex, strconv.FormatUint(idx, 10))
@@ -185,15 +204,17 @@ func (n *node) handleGet(w http.ResponseWriter, r *http.Request) {
 	w.Write(v)
 }
 
-// readBarrier makes a read of the local state linearizable: this node
-// confirms it still leads (a round of heartbeats answered by a quorum
-// after the call), then waits until it has applied everything committed
-// at that point. No log entry is written.
+// readBarrier makes a read of this node's state linearizable, on the leader
+// or a follower, without a log write and without forwarding: ReadIndex
+// (the leader confirms its index by a round of heartbeats, or its lease
+// with -lease-reads; a follower asks the leader for it), then a wait until
+// this node has applied that index.
 func (n *node) readBarrier(ctx context.Context) (uint64, error) {
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	rf := n.raft.ReadIndex(applyTimeout)
+	if err := rf.Error(); err != nil {
 		return 0, err
 	}
-	idx := n.raft.CommitIndex()
+	idx := rf.Index()
 	for n.raft.AppliedIndex() < idx {
 		// Entries the FSM never sees (no-ops, configurations) advance
 		// AppliedIndex without a batch of ours, hence the short tick.

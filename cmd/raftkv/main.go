@@ -8,11 +8,11 @@
 //	raftkv -id n2 -raft 127.0.0.1:7002 -http 127.0.0.1:8002 -data ./data/n2 -join 127.0.0.1:8001
 //	raftkv demo
 //
-// HTTP API (any node; writes and linearizable reads sent to a follower are
+// HTTP API (any node; writes sent to a follower are
 // forwarded to the leader):
 //
 //	PUT    /kv/{key}           body = value; 204 once committed and applied
-//	GET    /kv/{key}           linearizable read; ?stale reads this node's state
+//	GET    /kv/{key}           linearizable read on this node; ?consistency=lease|stale
 //	DELETE /kv/{key}           204 once committed and applied
 //	POST   /join               {"id", "raft_addr", "http_addr"}: add a voter
 //	DELETE /members/{id}       remove a server

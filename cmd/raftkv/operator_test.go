@@ -394,3 +394,61 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		t.Fatalf("good flags refused: %v", err)
 	}
 }
+
+// Reads are served by the node asked, not forwarded: a follower gets its
+// read index from the leader over Raft and answers from its own state.
+// ?consistency picks linearizable (the default), lease (needs -lease-reads)
+// or stale; anything else is refused.
+func TestReadsOnTheNodeAsked(t *testing.T) {
+	n1, n2, n3 := testCluster3(t)
+	kv := newKVClient()
+	if err := putRetry(kv, n1.cfg.httpAddr, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	l := leaderOf(t, n1, n2, n3)
+	f := follower(t, n1, n2, n3)
+	before := l.raft.Stats()["reads_for_followers"]
+	r := callRetry(t, "GET", f.cfg.httpAddr, "/kv/k", nil)
+	if r.code != 200 || r.body != "v" || r.header.Get(headerIndex) == "" {
+		t.Fatalf("linearizable read on a follower: %d %q (index %q)", r.code, r.body, r.header.Get(headerIndex))
+	}
+	if r.header.Get("X-Raftkv-Forwarded-By") != "" {
+		t.Fatal("the read was forwarded")
+	}
+	if after := l.raft.Stats()["reads_for_followers"]; after == before && l.raft.State().String() == "Leader" {
+		t.Fatalf("the follower's read did not ask the leader for its index (reads_for_followers %s)", after)
+	}
+	for _, tc := range []struct {
+		query string
+		code  int
+	}{
+		{"?consistency=linearizable", 200},
+		{"?consistency=stale", 200},
+		{"?stale", 200},
+		{"?consistency=lease", 400},
+		{"?consistency=eventual", 400},
+	} {
+		if r := callRetry(t, "GET", f.cfg.httpAddr, "/kv/k"+tc.query, nil); r.code != tc.code {
+			t.Errorf("GET %s: %d %q, want %d", tc.query, r.code, r.body, tc.code)
+		}
+	}
+}
+
+// With -lease-reads a settled leader answers linearizable reads from its
+// lease, and ?consistency=lease is accepted.
+func TestLeaseReadsFlag(t *testing.T) {
+	cfg := nodeConfig{id: "n1", raftAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", dataDir: t.TempDir(), bootstrap: true, leaseReads: true}
+	n := testNodeWith(t, cfg)
+	waitLeader(t, n)
+	if err := newKVClient().put(n.cfg.httpAddr, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"", "?consistency=lease"} {
+		if r := call(t, "GET", n.cfg.httpAddr, "/kv/k"+q, nil); r.code != 200 || r.body != "v" {
+			t.Fatalf("GET %s with -lease-reads: %d %q", q, r.code, r.body)
+		}
+	}
+	if got := n.raft.Stats()["reads_by_lease"]; got == "0" {
+		t.Fatal("no read was served from the lease")
+	}
+}
