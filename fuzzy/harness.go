@@ -129,6 +129,8 @@ func (c *cluster) config(i int, n *node) *raft.Config {
 	conf.SnapshotInterval = 150 * time.Millisecond
 	conf.TrailingLogs = 32
 	conf.RandomSeed = c.opts.Seed*31 + uint64(i) + 1
+	// Odd seeds read from the leader's lease when it holds.
+	conf.LeaseReads = c.opts.Seed%2 == 1
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: string(n.id), Output: c.opts.Log, Level: c.opts.LogLevel})
 	return conf
 }
@@ -353,6 +355,41 @@ func (c *cluster) leaderOrAny(rng *rand.Rand) (*raft.Raft, *kv) {
 	}
 	n := up[rng.IntN(len(up))]
 	return n.r, n.fsm
+}
+
+// anyNode is a random running node, leader or not, with its state machine.
+func (c *cluster) anyNode(rng *rand.Rand) (*raft.Raft, *kv) {
+	c.lock.Lock()
+	defer c.lock.Unlock()
+	var up []*node
+	for _, n := range c.nodes {
+		if n.up && n.r.State() != raft.Shutdown {
+			up = append(up, n)
+		}
+	}
+	if len(up) == 0 {
+		return nil, nil
+	}
+	n := up[rng.IntN(len(up))]
+	return n.r, n.fsm
+}
+
+// readIndexRead reads key linearizably on r, leader or follower: ReadIndex
+// (a follower asks its leader), then a wait until r has applied it, as
+// ReadBarrier does but bounded, so that a node cut off after the index
+// came does not hold the client past the run.
+func (c *cluster) readIndexRead(r *raft.Raft, fsm *kv, key string) (kvOutput, bool) {
+	rf := r.ReadIndex(500 * time.Millisecond)
+	if err := rf.Error(); err != nil {
+		return kvOutput{}, false
+	}
+	for deadline := time.Now().Add(time.Second); r.AppliedIndex() < rf.Index(); {
+		if time.Now().After(deadline) {
+			return kvOutput{}, false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return kvOutput{result: result{Value: fsm.read(key)}}, true
 }
 
 // anyFSM is a random running node's state machine.
@@ -779,11 +816,13 @@ func (c *cluster) client(id int, stop <-chan struct{}) []porcupine.Operation {
 		o := op{Key: fmt.Sprintf("k%d", rng.IntN(c.opts.Keys)), ID: fmt.Sprintf("c%d-%d", id, seq)}
 		val := fmt.Sprintf("%d.%d;", id, seq)
 		switch p := rng.IntN(100); {
-		case p < 20:
+		case p < 15:
 			o.Kind = "get"
-		case p < 40:
+		case p < 30:
 			o.Kind = "read" // the read path, recorded as a get
-		case p < 60:
+		case p < 45:
+			o.Kind = "readindex" // ReadIndex on any node, recorded as a get
+		case p < 63:
 			o.Kind, o.Value = "put", val
 		case p < 85:
 			o.Kind, o.Value = "append", val
@@ -800,7 +839,7 @@ func (c *cluster) client(id int, stop <-chan struct{}) []porcupine.Operation {
 		if !record {
 			continue
 		}
-		if o.Kind == "read" {
+		if o.Kind == "read" || o.Kind == "readindex" {
 			o.Kind = "get"
 		}
 		hist = append(hist, porcupine.Operation{ClientId: id, Input: o, Call: call, Output: out, Return: ret})
@@ -810,7 +849,14 @@ func (c *cluster) client(id int, stop <-chan struct{}) []porcupine.Operation {
 // do runs one operation; record is false when it certainly had no effect
 // and returned nothing worth checking.
 func (c *cluster) do(rng *rand.Rand, o op) (out kvOutput, record bool) {
-	if o.Kind == "read" && c.opts.StaleReads {
+	if o.Kind == "readindex" && !c.opts.StaleReads {
+		r, fsm := c.anyNode(rng)
+		if r == nil {
+			return out, false
+		}
+		return c.readIndexRead(r, fsm, o.Key)
+	}
+	if (o.Kind == "read" || o.Kind == "readindex") && c.opts.StaleReads {
 		if fsm := c.anyFSM(rng); fsm != nil {
 			return kvOutput{result: result{Value: fsm.read(o.Key)}}, true
 		}
