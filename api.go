@@ -75,6 +75,9 @@ type Raft struct {
 	applied      appliedWaiters // woken by runFSM as appliedIndex moves
 	readsByRound atomic.Uint64  // ReadIndex calls served by a heartbeat round
 	readsByLease atomic.Uint64  // ReadIndex calls served by the lease
+	// readHeartbeats counts heartbeats sent for VerifyLeader and ReadIndex
+	// rounds, one per follower per batch of rounds that share it.
+	readHeartbeats atomic.Uint64
 	// readsForFollowers counts the reads followers asked this leader for.
 	readsForFollowers atomic.Uint64
 	// leaderCaps: what the current leader advertised in its last
@@ -1139,6 +1142,7 @@ func (r *Raft) Stats() map[string]string {
 		"reads_by_round":       toString(r.readsByRound.Load()),
 		"reads_by_lease":       toString(r.readsByLease.Load()),
 		"reads_for_followers":  toString(r.readsForFollowers.Load()),
+		"read_heartbeats":      toString(r.readHeartbeats.Load()),
 	}
 
 	c := r.getConfigurations()

@@ -14,6 +14,9 @@ var (
 	keyReadIndex      = []string{"raft", "read_index"}
 	keyReadIndexRound = []string{"raft", "read_index", "round"}
 	keyReadIndexLease = []string{"raft", "read_index", "lease"}
+	// keyReadIndexHeartbeats counts heartbeats sent to answer VerifyLeader
+	// and ReadIndex rounds (one per follower per batch of waiting rounds).
+	keyReadIndexHeartbeats = []string{"raft", "read_index", "heartbeats"}
 	// keyReadIndexFollowers counts reads followers asked this leader for.
 	keyReadIndexFollowers = []string{"raft", "read_index", "followers"}
 	keyReadBarrier        = []string{"raft", "read_barrier"}

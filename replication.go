@@ -488,6 +488,11 @@ func (s *followerReplication) heartbeat() {
 		stallWarned = false
 
 		verifies := s.takeVerifies()
+		if len(verifies) > 0 {
+			// One heartbeat answers every round waiting on this follower.
+			r.readHeartbeats.Add(1)
+			metrics.IncrCounter(keyReadIndexHeartbeats, 1)
+		}
 		peer := s.getPeer()
 		header := r.getRPCHeader()
 		req := AppendEntriesRequest{RPCHeader: header, Term: s.ls.term, Leader: header.Addr, capabilities: ourCapabilities}
