@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	raft "github.com/seed48a2b68f/raft"
@@ -363,4 +364,79 @@ func TestReadBarrier_FollowerWaitsForItsOwnFSM(t *testing.T) {
 		fsms = append(fsms, s)
 		return s
 	}))
+}
+
+// gatedReadTransport is an in-memory transport whose ReadIndex requests
+// wait for the test's go-ahead, and are recorded.
+type gatedReadTransport struct {
+	*raft.InmemTransport
+	mu    sync.Mutex
+	reads []uint64 // Reads of each request, in order
+	gate  chan struct{}
+}
+
+func (g *gatedReadTransport) ReadIndex(id raft.ServerID, target raft.ServerAddress, args *raft.ReadIndexRequest, resp *raft.ReadIndexResponse) error {
+	g.mu.Lock()
+	g.reads = append(g.reads, args.Reads)
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return g.InmemTransport.ReadIndex(id, target, args, resp)
+}
+
+func (g *gatedReadTransport) sent() []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]uint64(nil), g.reads...)
+}
+
+// On a follower, a call made while a request to the leader is on its way
+// never rides on it (the leader's round for it may have started before the
+// call): it waits for the next request. Calls that wait together share one.
+func TestReadIndex_FollowerCallNeverRidesAnEarlierRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := rafttest.NewCluster(t, 3, rafttest.WithSeed(seedFor(t)))
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 3)
+		f := c.Others(leader)[0]
+		c.Stop(f)
+		// Restart f on a gated transport.
+		addr, inner := raft.NewInmemTransport(f.Addr)
+		g := &gatedReadTransport{InmemTransport: inner, gate: make(chan struct{})}
+		for _, n := range c.Others(f) {
+			n.Trans.Connect(addr, inner)
+			inner.Connect(n.Addr, n.Trans)
+		}
+		r, err := raft.NewRaft(f.Config, rafttest.NewFSM(), f.Logs, f.Stable, f.Snapshots, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Shutdown()
+		for {
+			if a, _ := r.LeaderWithID(); a != "" {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // a heartbeat carried the leader's capabilities
+
+		first := r.ReadIndex(0)
+		synctest.Wait() // the first request is held at the gate
+		second, third := r.ReadIndex(0), r.ReadIndex(0)
+		synctest.Wait()
+		if got := g.sent(); len(got) != 1 || got[0] != 1 {
+			t.Fatalf("requests sent while the first is held: %v, want [1]", got)
+		}
+		close(g.gate)
+		for i, rf := range []raft.IndexFuture{first, second, third} {
+			if err := rf.Error(); err != nil {
+				t.Fatalf("read %d: %v", i, err)
+			}
+		}
+		if got := g.sent(); len(got) != 2 || got[1] != 2 {
+			t.Fatalf("requests: %v, want [1 2] (the later calls together in a second one)", got)
+		}
+	})
 }
