@@ -493,9 +493,11 @@ func (g *gatedLogStore) StoreLog(l *Log) error { return g.StoreLogs([]*Log{l}) }
 //
 // This test is about leadership and tolerates no change of it: a lost lease
 // or a new term is exactly what a heartbeat stuck behind the AppendEntries
-// would cause. Its timeouts are roomy (500 ms, lease 300 ms, against
-// heartbeats every 50 ms) so that a loaded machine alone does not lose the
-// lease; it passes under .ci/busy.
+// would cause. Its timeouts are roomy (1 s, lease 500 ms, against
+// heartbeats every 100 ms) so that a loaded machine alone does not lose the
+// lease (with 500 ms and 300 ms it failed once in CI with the packages'
+// tests running side by side on 2 cores); the stall lasts five lease
+// timeouts, so a heartbeat stuck behind the AppendEntries still loses it.
 func TestClusterOverTCPHeartbeatsDoNotWaitBehindAppendEntries(t *testing.T) {
 	gates := map[int]*gatedLogStore{}
 	nodes, leader := startNetCluster(t, 3, func() *NetworkTransport { return newTestTCPTransport(t, time.Second) },
@@ -504,8 +506,8 @@ func TestClusterOverTCPHeartbeatsDoNotWaitBehindAppendEntries(t *testing.T) {
 			n.logs = gates[i]
 			// Roomy timeouts, so that only a missing fast path, not a
 			// loaded machine, loses the lease.
-			n.conf.HeartbeatTimeout, n.conf.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
-			n.conf.LeaderLeaseTimeout = 300 * time.Millisecond
+			n.conf.HeartbeatTimeout, n.conf.ElectionTimeout = time.Second, time.Second
+			n.conf.LeaderLeaseTimeout = 500 * time.Millisecond
 		})
 	if err := leader.r.Apply([]byte("warm-up"), time.Second).Error(); err != nil {
 		t.Fatal(err)
