@@ -234,6 +234,10 @@ type node struct {
 	or     *ours.Raft
 }
 
+// oursLeaseReads sets Config.LeaseReads on our nodes started while it is
+// true (the read benchmark's lease mode; tests leave it false).
+var oursLeaseReads bool
+
 // rafts returns the running raft of the node (one of them is nil).
 func (n *node) rafts() (*hc.Raft, *ours.Raft) {
 	n.mu.Lock()
@@ -310,6 +314,7 @@ func (n *node) start(servers []*node) {
 	conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = heartbeat, heartbeat, lease
 	conf.TrailingLogs, conf.SnapshotThreshold = trailingLogs, 1<<40
 	conf.Logger = log
+	conf.LeaseReads = oursLeaseReads
 	if servers != nil {
 		var cfg ours.Configuration
 		for _, s := range servers {
