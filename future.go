@@ -207,6 +207,14 @@ type verifyFuture struct {
 	// index is the commit index when the round started (before any of
 	// its heartbeats was sent); set by the leader loop, read after Error.
 	index uint64
+	// enqueueBy: a ReadIndex not taken by then fails with
+	// ErrEnqueueTimeout (zero: no limit).
+	enqueueBy time.Time
+}
+
+// expired reports whether the request's enqueue deadline passed by now.
+func (v *verifyFuture) expired(now time.Time) bool {
+	return !v.enqueueBy.IsZero() && now.After(v.enqueueBy)
 }
 
 // Index is the read index of a ReadIndex: the commit index of the moment

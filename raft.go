@@ -203,10 +203,15 @@ func (r *Raft) controlRequest(item any) {
 		v.configurations = r.configurations.Clone()
 		v.respond(nil)
 	case *verifyFuture:
-		if leader {
+		switch {
+		case v.expired(time.Now()):
+			v.respond(ErrEnqueueTimeout)
+		case leader:
 			r.verifyLeader(v)
-		} else {
-			v.respond(ErrNotLeader)
+		default:
+			// VerifyLeader: ErrNotLeader; a ReadIndex taken by the leader
+			// that has stopped leading since: ErrLeadershipLost.
+			v.respond(v.lostErr())
 		}
 	case *leadershipTransferFuture:
 		if leader {

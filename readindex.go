@@ -111,18 +111,17 @@ func (r *Raft) ReadIndex(timeout time.Duration) IndexFuture {
 	f := &verifyFuture{read: true}
 	f.init()
 	f.shutdownCh = r.shutdownCh
+	if timeout > 0 {
+		// Checked when the request is taken (by the main loop, or by the
+		// next request to the leader), as Apply's enqueue timeout is: no
+		// timer per call.
+		f.enqueueBy = time.Now().Add(timeout)
+	}
 	if r.State() != Leader {
-		return r.followerReadIndex(f, timeout)
+		return r.followerReadIndex(f)
 	}
 	if !r.ctl.push(f) {
 		return errorFuture{ErrRaftShutdown}
-	}
-	if timeout > 0 {
-		time.AfterFunc(timeout, func() {
-			if r.ctl.withdraw(f) {
-				f.respond(ErrEnqueueTimeout)
-			}
-		})
 	}
 	return f
 }
@@ -233,37 +232,17 @@ type followerReadBatch struct {
 
 // followerReadIndex queues f for the next request to the leader and starts
 // a sender if none runs.
-func (r *Raft) followerReadIndex(f *verifyFuture, timeout time.Duration) IndexFuture {
+func (r *Raft) followerReadIndex(f *verifyFuture) IndexFuture {
 	b := &r.followerReads
 	b.mu.Lock()
 	b.pending = append(b.pending, f)
 	start := !b.inflight
 	b.inflight = true
 	b.mu.Unlock()
-	if timeout > 0 {
-		time.AfterFunc(timeout, func() {
-			if b.withdraw(f) {
-				f.respond(ErrEnqueueTimeout)
-			}
-		})
-	}
 	if start {
 		go r.sendFollowerReads()
 	}
 	return f
-}
-
-// withdraw removes f if it is still waiting to be sent.
-func (b *followerReadBatch) withdraw(f *verifyFuture) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, p := range b.pending {
-		if p == f {
-			b.pending = append(b.pending[:i], b.pending[i+1:]...)
-			return true
-		}
-	}
-	return false
 }
 
 // sendFollowerReads sends the waiting calls to the leader, one request at a
@@ -280,6 +259,21 @@ func (r *Raft) sendFollowerReads() {
 			return
 		}
 		b.mu.Unlock()
+		// Calls whose enqueue timeout passed while an earlier request
+		// was on its way are not sent.
+		now := time.Now()
+		kept := batch[:0]
+		for _, f := range batch {
+			if f.expired(now) {
+				f.respond(ErrEnqueueTimeout)
+				continue
+			}
+			kept = append(kept, f)
+		}
+		batch = kept
+		if len(batch) == 0 {
+			continue
+		}
 		index, err := r.askLeaderForReadIndex(len(batch))
 		for _, f := range batch {
 			if err == nil {
