@@ -424,10 +424,16 @@ func TestReadIndex_FollowerCallNeverRidesAnEarlierRequest(t *testing.T) {
 
 		first := r.ReadIndex(0)
 		synctest.Wait() // the first request is held at the gate
-		second, third := r.ReadIndex(0), r.ReadIndex(0)
-		synctest.Wait()
 		if got := g.sent(); len(got) != 1 || got[0] != 1 {
-			t.Fatalf("requests sent while the first is held: %v, want [1]", got)
+			t.Fatalf("requests: %v, want [1]", got)
+		}
+		second, third := r.ReadIndex(0), r.ReadIndex(0)
+		firstDone := done(first)
+		synctest.Wait()
+		select {
+		case <-firstDone:
+			t.Fatal("the first read was answered while its request was held")
+		default:
 		}
 		close(g.gate)
 		for i, rf := range []raft.IndexFuture{first, second, third} {
@@ -435,8 +441,26 @@ func TestReadIndex_FollowerCallNeverRidesAnEarlierRequest(t *testing.T) {
 				t.Fatalf("read %d: %v", i, err)
 			}
 		}
-		if got := g.sent(); len(got) != 2 || got[1] != 2 {
-			t.Fatalf("requests: %v, want [1 2] (the later calls together in a second one)", got)
+		// The later calls went in requests of their own (at once, as a
+		// second sender, or together after the first answer), never in
+		// the first.
+		got := g.sent()
+		total := uint64(0)
+		for _, n := range got {
+			total += n
+		}
+		if len(got) < 2 || got[0] != 1 || total != 3 {
+			t.Fatalf("requests: %v, want the first carrying 1 read and 3 in all", got)
 		}
 	})
+}
+
+// done returns a channel closed once f resolves.
+func done(f raft.Future) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		f.Error()
+		close(ch)
+	}()
+	return ch
 }
