@@ -75,6 +75,12 @@ type Raft struct {
 	applied      appliedWaiters // woken by runFSM as appliedIndex moves
 	readsByRound atomic.Uint64  // ReadIndex calls served by a heartbeat round
 	readsByLease atomic.Uint64  // ReadIndex calls served by the lease
+	readCalls    atomic.Uint64  // ReadIndex calls made on this node
+	// readMetrics: what emitReadMetrics last emitted (main loop only).
+	readMetrics readMetricsEmitted
+	// leaseViewPtr: the lease's inputs as the leader loop last published
+	// them, for ReadIndex's fast path (nil: no lease).
+	leaseViewPtr atomic.Pointer[leaseView]
 	// readHeartbeats counts heartbeats sent for VerifyLeader and ReadIndex
 	// rounds, one per follower per batch of rounds that share it.
 	readHeartbeats atomic.Uint64

@@ -187,6 +187,7 @@ func (r *Raft) leaderLoop() {
 			r.appendConfigurationEntry(f)
 		case <-lease.C:
 			lease.Reset(r.checkLeaderLease())
+			r.emitReadMetrics()
 		case err := <-transferDone:
 			r.transferTimeoutNowDone(err)
 		case <-transferTimeout:
@@ -242,6 +243,7 @@ func (r *Raft) leaveLeader() {
 	ls := r.leaderState
 	r.leaderState = nil
 	r.peerView.Store(nil)
+	r.leaseViewPtr.Store(nil)
 	close(ls.stopCh)
 	for _, repl := range ls.replState {
 		repl.stop(0)
@@ -432,6 +434,7 @@ func (r *Raft) leaderCommit() {
 	if c.latestIndex <= commit && c.committedIndex < c.latestIndex {
 		c.committed, c.committedIndex = c.latest, c.latestIndex
 		r.setConfigurations(c)
+		r.publishLeaseView()
 	}
 
 	if commit >= ls.startIndex && len(ls.deferredVerifies) > 0 {
@@ -553,6 +556,7 @@ func (r *Raft) startStopReplication() {
 	}
 	view := maps.Clone(ls.replState)
 	r.peerView.Store(&view)
+	r.publishLeaseView()
 
 	// VerifyLeader rounds under way count against the new configuration.
 	deferred := make(map[*verifyState]bool, len(ls.deferredVerifies))
@@ -589,7 +593,6 @@ func (r *Raft) verifyLeader(f *verifyFuture) {
 	}
 	if f.read && r.leaseHolds() {
 		f.index = r.getCommitIndex()
-		metrics.IncrCounter(keyReadIndexLease, 1)
 		r.readsByLease.Add(1)
 		f.respond(nil)
 		ls.verifies = kept
@@ -610,7 +613,6 @@ func (r *Raft) startVerify(v *verifyState) {
 	// had committed anything newer at this moment.
 	v.future.index = r.getCommitIndex()
 	if v.future.read {
-		metrics.IncrCounter(keyReadIndexRound, 1)
 		r.readsByRound.Add(1)
 	}
 	// A deferred round may start under a newer configuration than the one
@@ -715,6 +717,7 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	// leader: the lease ends before the TimeoutNow can be sent.
 	r.endLease()
 	ls.transferInProgress = true
+	r.publishLeaseView() // nil: no lease while the transfer runs
 	ls.transferFuture = f
 	ls.transferDone = make(chan error, 1)
 	ls.transferStop = make(chan struct{})
@@ -773,6 +776,7 @@ func (r *Raft) finishLeadershipTransferOf(ls *leaderState, err error) {
 	ls.transferInProgress = false
 	ls.transferTimer.Stop()
 	close(ls.transferStop)
+	r.publishLeaseView()
 	if err != nil {
 		r.logger.Debug("leadership transfer failed", "error", err)
 	}

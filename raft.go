@@ -131,6 +131,7 @@ func (r *Raft) runFollower() {
 				r.controlRequest(item)
 			}
 		case <-timer.C:
+			r.emitReadMetrics()
 			hb = r.config().HeartbeatTimeout
 			wait, expired := heartbeatRecheck(time.Since(r.LastContact()), hb, r.rng.jitter(hb))
 			timer = time.NewTimer(wait)

@@ -10,17 +10,43 @@ import (
 	"github.com/hashicorp/go-metrics"
 )
 
+// The read metrics, emitted by the leader loop as counts since its last
+// emission (emitReadMetrics) rather than once per read: a lease read costs
+// a few atomic operations, and a go-metrics call per read would be most of
+// its cost.
 var (
 	keyReadIndex      = []string{"raft", "read_index"}
 	keyReadIndexRound = []string{"raft", "read_index", "round"}
 	keyReadIndexLease = []string{"raft", "read_index", "lease"}
+	// keyReadIndexFollowers counts reads followers asked this leader for.
+	keyReadIndexFollowers = []string{"raft", "read_index", "followers"}
 	// keyReadIndexHeartbeats counts heartbeats sent to answer VerifyLeader
 	// and ReadIndex rounds (one per follower per batch of waiting rounds).
 	keyReadIndexHeartbeats = []string{"raft", "read_index", "heartbeats"}
-	// keyReadIndexFollowers counts reads followers asked this leader for.
-	keyReadIndexFollowers = []string{"raft", "read_index", "followers"}
-	keyReadBarrier        = []string{"raft", "read_barrier"}
 )
+
+// readMetricsEmitted are the read counters as last emitted to go-metrics;
+// only the goroutine calling emitReadMetrics uses it.
+type readMetricsEmitted struct {
+	calls, round, lease, followers, heartbeats uint64
+}
+
+// emitReadMetrics adds to go-metrics' read counters what the node's own
+// counters gained since the last call.
+func (r *Raft) emitReadMetrics() {
+	e := &r.readMetrics
+	emit := func(key []string, now uint64, last *uint64) {
+		if now > *last {
+			metrics.IncrCounter(key, float32(now-*last))
+			*last = now
+		}
+	}
+	emit(keyReadIndex, r.readCalls.Load(), &e.calls)
+	emit(keyReadIndexRound, r.readsByRound.Load(), &e.round)
+	emit(keyReadIndexLease, r.readsByLease.Load(), &e.lease)
+	emit(keyReadIndexFollowers, r.readsForFollowers.Load(), &e.followers)
+	emit(keyReadIndexHeartbeats, r.readHeartbeats.Load(), &e.heartbeats)
+}
 
 // leaseStart returns when the lease starts: the newest time t such that a
 // quorum of voters acknowledged heartbeats sent at or after t, the leader
@@ -80,6 +106,75 @@ func (r *Raft) endLease() {
 	if ls := r.leaderState; ls != nil {
 		ls.leaseFloor = int64(time.Since(r.started))
 	}
+	r.publishLeaseView()
+}
+
+// leaseView is what ReadIndex's fast path needs to check the lease off the
+// leader loop: the leader loop publishes a new one whenever any of it
+// changes, and nil while no lease may be used.
+type leaseView struct {
+	voters     []*followerReplication // the voters other than this node
+	selfVoter  bool
+	quorum     int
+	floor      int64
+	startIndex uint64
+}
+
+// publishLeaseView publishes the lease's inputs for the fast path; it runs
+// on the leader loop. Every change of them replaces the pointer, which is
+// how a reader knows its check is still current.
+func (r *Raft) publishLeaseView() {
+	ls := r.leaderState
+	c := r.configurations
+	if ls == nil || ls.transferInProgress || c.latestIndex != c.committedIndex {
+		r.leaseViewPtr.Store(nil)
+		return
+	}
+	v := &leaseView{selfVoter: hasVote(c.latest, r.localID), quorum: quorumSize(c.latest),
+		floor: ls.leaseFloor, startIndex: ls.startIndex}
+	for _, s := range c.latest.Servers {
+		if s.Suffrage != Voter || s.ID == r.localID {
+			continue
+		}
+		v.voters = append(v.voters, ls.replState[s.ID]) // nil if not replicating yet
+	}
+	r.leaseViewPtr.Store(v)
+}
+
+// readIndexFromLease answers a ReadIndex from the lease without the leader
+// loop, when it holds: the published view is checked, the commit index
+// read, and the view loaded again. An unchanged view means nothing that
+// ends the lease (a transfer's TimeoutNow, a configuration, stepping down)
+// was published before the commit index was read, so the index is what
+// the leader loop itself would have answered.
+func (r *Raft) readIndexFromLease() (uint64, bool) {
+	conf := r.config()
+	if !conf.LeaseReads || r.State() != Leader {
+		return 0, false
+	}
+	v := r.leaseViewPtr.Load()
+	if v == nil {
+		return 0, false
+	}
+	now := int64(time.Since(r.started))
+	var acks [8]int64
+	ackList := acks[:0]
+	for _, s := range v.voters {
+		if s == nil {
+			ackList = append(ackList, 0)
+		} else {
+			ackList = append(ackList, s.leaseAck.Load())
+		}
+	}
+	start, ok := leaseStart(ackList, v.selfVoter, v.quorum, now)
+	if !ok || start <= v.floor || time.Duration(now-start) >= leaseDuration(conf.HeartbeatTimeout, conf.LeaseClockDrift) {
+		return 0, false
+	}
+	index := r.getCommitIndex()
+	if index < v.startIndex || r.leaseViewPtr.Load() != v {
+		return 0, false
+	}
+	return index, true
 }
 
 // ReadIndex returns a future whose Index is the commit index a linearizable
@@ -107,7 +202,11 @@ func (r *Raft) endLease() {
 // within a nonzero timeout; nothing was done), ErrRaftShutdown. The
 // timeout bounds only that wait.
 func (r *Raft) ReadIndex(timeout time.Duration) IndexFuture {
-	metrics.IncrCounter(keyReadIndex, 1)
+	r.readCalls.Add(1)
+	if index, ok := r.readIndexFromLease(); ok {
+		r.readsByLease.Add(1)
+		return readIndexDone(index)
+	}
 	f := &verifyFuture{read: true}
 	f.init()
 	f.shutdownCh = r.shutdownCh
@@ -126,13 +225,18 @@ func (r *Raft) ReadIndex(timeout time.Duration) IndexFuture {
 	return f
 }
 
+// readIndexDone is a ReadIndex answered at once, from the lease.
+type readIndexDone uint64
+
+func (readIndexDone) Error() error    { return nil }
+func (d readIndexDone) Index() uint64 { return uint64(d) }
+
 // ReadBarrier is ReadIndex followed by a wait until this node's FSM has
 // applied the read index. Once Error returns nil, a read of this node's FSM
 // is linearizable: it sees every write acknowledged before ReadBarrier was
 // called. It writes nothing to the log (Barrier writes an entry). Errors
 // are ReadIndex's; a node shut down while waiting answers ErrRaftShutdown.
 func (r *Raft) ReadBarrier(timeout time.Duration) Future {
-	metrics.IncrCounter(keyReadBarrier, 1)
 	return &readBarrierFuture{r: r, read: r.ReadIndex(timeout)}
 }
 
@@ -337,7 +441,6 @@ func (r *Raft) serveReadIndex(rpc RPC, req *ReadIndexRequest) {
 		return
 	}
 	r.readsForFollowers.Add(max(req.Reads, 1))
-	metrics.IncrCounter(keyReadIndexFollowers, float32(max(req.Reads, 1)))
 	f := &verifyFuture{read: true}
 	f.init()
 	f.shutdownCh = r.shutdownCh

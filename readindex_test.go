@@ -265,8 +265,9 @@ func TestKnownBug19_DeposedLeaderLeaseEndsBeforeAnotherLeads(t *testing.T) {
 	}, rafttest.WithConfig(leaseConfig))
 }
 
-// A leadership transfer ends the lease before TimeoutNow goes out: a read
-// taken after the transfer started is not answered from the lease.
+// A leadership transfer ends the lease before TimeoutNow goes out: once
+// the transfer runs (here it waits for a target that cannot catch up), a
+// read is not answered from the lease, on the fast path or the leader loop.
 func TestReadIndex_TransferEndsTheLease(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
@@ -279,13 +280,27 @@ func TestReadIndex_TransferEndsTheLease(t *testing.T) {
 		if before != "1" {
 			t.Fatalf("reads by lease before the transfer = %s, want 1", before)
 		}
-		tf := leader.Raft.LeadershipTransfer()
-		rf := leader.Raft.ReadIndex(0) // queued behind the transfer
-		rf.Error()
-		tf.Error()
-		if after := leader.Raft.Stats()["reads_by_lease"]; after != before {
-			t.Fatalf("a read after the transfer started was served from the lease (%s -> %s)", before, after)
+		target := c.Others(leader)[0]
+		c.Cut(leader, target)
+		c.ApplyN(leader, "b", 3) // the target falls behind: the transfer waits
+		tf := leader.Raft.LeadershipTransferToServer(target.ID, target.Addr)
+		for {
+			err := leader.Raft.Apply([]byte("probe"), 0).Error()
+			if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+				break // the transfer runs
+			}
+			if err != nil {
+				t.Fatalf("probe write: %v", err)
+			}
 		}
+		mid := leader.Raft.Stats()["reads_by_lease"]
+		rf := leader.Raft.ReadIndex(0)
+		rf.Error()
+		if after := leader.Raft.Stats()["reads_by_lease"]; after != mid {
+			t.Fatalf("a read while the transfer ran was served from the lease (%s -> %s)", mid, after)
+		}
+		c.Heal()
+		tf.Error()
 	}, rafttest.WithConfig(leaseConfig))
 }
 

@@ -491,7 +491,6 @@ func (s *followerReplication) heartbeat() {
 		if len(verifies) > 0 {
 			// One heartbeat answers every round waiting on this follower.
 			r.readHeartbeats.Add(1)
-			metrics.IncrCounter(keyReadIndexHeartbeats, 1)
 		}
 		peer := s.getPeer()
 		header := r.getRPCHeader()
