@@ -499,6 +499,7 @@ func TestLeaseHoldsRule(t *testing.T) {
 		ls := newLS()
 		tc.change(ls)
 		r.leaderState = ls
+		r.publishLeaseView()
 		if got := r.leaseHolds(); got != tc.want {
 			t.Errorf("%s: leaseHolds = %v, want %v", tc.name, got, tc.want)
 		}
@@ -508,14 +509,47 @@ func TestLeaseHoldsRule(t *testing.T) {
 	c = r.configurations
 	c.latestIndex++
 	r.setConfigurations(c)
+	r.publishLeaseView()
 	if r.leaseHolds() {
 		t.Error("lease held with a configuration change uncommitted")
 	}
 	c.committedIndex = c.latestIndex
 	r.setConfigurations(c)
+	r.publishLeaseView()
+	if !r.leaseHolds() {
+		t.Error("no lease once the configuration committed")
+	}
 	conf.LeaseReads = false
 	r.conf.Store(&conf)
 	if r.leaseHolds() {
 		t.Error("lease held with LeaseReads off")
+	}
+}
+
+// Appending a configuration leaves no lease view published until it
+// commits: the fast path must not answer from a lease meanwhile.
+func TestConfigurationAppendUnpublishesTheLease(t *testing.T) {
+	r, _ := newStoppedRaft(t, 3)
+	conf := r.config()
+	conf.LeaseReads = true
+	r.conf.Store(&conf)
+	c := r.configurations
+	c.committed, c.committedIndex = c.latest, c.latestIndex
+	r.setConfigurations(c)
+	ls := &leaderState{term: 1, startIndex: 1, replState: map[ServerID]*followerReplication{},
+		commitment: newCommitment(make(chan struct{}, 1), c.latest, 1), stopCh: make(chan struct{})}
+	r.leaderState = ls
+	r.publishLeaseView()
+	if r.leaseViewPtr.Load() == nil {
+		t.Fatal("no view published for a settled leader")
+	}
+	f := &configurationChangeFuture{req: configurationChangeRequest{command: AddNonvoter, serverID: "d", serverAddress: "addr-d"}}
+	f.init()
+	r.appendConfigurationEntry(f)
+	if r.configurations.latestIndex == r.configurations.committedIndex {
+		t.Fatal("the configuration was not appended")
+	}
+	if r.leaseViewPtr.Load() != nil {
+		t.Fatal("a lease view is published while a configuration change is uncommitted")
 	}
 }

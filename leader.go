@@ -501,9 +501,11 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 	}
 	lastIdx, _ := r.getLastLog()
 	c.latest, c.latestIndex = next, lastIdx+1
-	// A lease counted on the old configuration's quorums ends here.
-	r.endLease()
 	r.setConfigurations(c)
+	// A lease counted on the old configuration's quorums ends here; with
+	// the configuration uncommitted the published view is nil (endLease
+	// publishes after the configuration is set).
+	r.endLease()
 	r.leaderState.commitment.setConfiguration(next)
 	if err := r.dispatchLogs([]*logFuture{&f.logFuture}); err != nil {
 		return

@@ -54,7 +54,8 @@ func (r *Raft) emitReadMetrics() {
 // acknowledged send times (0: none), all in nanoseconds on one monotonic
 // clock. It reports false when no quorum has acknowledged anything.
 func leaseStart(acks []int64, selfVoter bool, quorum int, now int64) (int64, bool) {
-	times := make([]int64, 0, len(acks)+1)
+	var buf [9]int64 // no allocation for clusters of up to nine voters
+	times := buf[:0]
 	if selfVoter {
 		times = append(times, now)
 	}
@@ -71,32 +72,33 @@ func leaseStart(acks []int64, selfVoter bool, quorum int, now int64) (int64, boo
 }
 
 // leaseHolds reports whether the leader may answer a read from its lease
-// now; it runs on the leader loop. See Config.LeaseReads for the rule.
+// now; it runs on the leader loop, where the published view is current.
+// See Config.LeaseReads for the rule.
 func (r *Raft) leaseHolds() bool {
 	conf := r.config()
-	ls := r.leaderState
-	c := r.configurations
-	if !conf.LeaseReads || ls == nil || ls.transferInProgress ||
-		c.latestIndex != c.committedIndex || r.getCommitIndex() < ls.startIndex {
+	if !conf.LeaseReads {
 		return false
 	}
-	now := int64(time.Since(r.started))
-	var acks []int64
-	for _, s := range c.latest.Servers {
-		if s.Suffrage != Voter || s.ID == r.localID {
-			continue
-		}
-		if repl, ok := ls.replState[s.ID]; ok {
-			acks = append(acks, repl.leaseAck.Load())
-		} else {
+	v := r.leaseViewPtr.Load()
+	return v != nil && r.getCommitIndex() >= v.startIndex && viewGrantsLease(v, conf, int64(time.Since(r.started)))
+}
+
+// viewGrantsLease reports whether the lease inputs v grant a lease at now
+// (monotonic nanoseconds since Raft.started): a quorum acknowledged
+// heartbeats sent after the floor, recently enough.
+func viewGrantsLease(v *leaseView, conf Config, now int64) bool {
+	var buf [8]int64
+	acks := buf[:0]
+	for _, s := range v.voters {
+		if s == nil {
 			acks = append(acks, 0)
+		} else {
+			acks = append(acks, s.leaseAck.Load())
 		}
 	}
-	start, ok := leaseStart(acks, hasVote(c.latest, r.localID), quorumSize(c.latest), now)
-	if !ok || start <= ls.leaseFloor {
-		return false
-	}
-	return time.Duration(now-start) < leaseDuration(conf.HeartbeatTimeout, conf.LeaseClockDrift)
+	start, ok := leaseStart(acks, v.selfVoter, v.quorum, now)
+	return ok && start > v.floor &&
+		time.Duration(now-start) < leaseDuration(conf.HeartbeatTimeout, conf.LeaseClockDrift)
 }
 
 // endLease ends the current lease: only heartbeats sent after now can start
@@ -153,21 +155,7 @@ func (r *Raft) readIndexFromLease() (uint64, bool) {
 		return 0, false
 	}
 	v := r.leaseViewPtr.Load()
-	if v == nil {
-		return 0, false
-	}
-	now := int64(time.Since(r.started))
-	var acks [8]int64
-	ackList := acks[:0]
-	for _, s := range v.voters {
-		if s == nil {
-			ackList = append(ackList, 0)
-		} else {
-			ackList = append(ackList, s.leaseAck.Load())
-		}
-	}
-	start, ok := leaseStart(ackList, v.selfVoter, v.quorum, now)
-	if !ok || start <= v.floor || time.Duration(now-start) >= leaseDuration(conf.HeartbeatTimeout, conf.LeaseClockDrift) {
+	if v == nil || !viewGrantsLease(v, conf, int64(time.Since(r.started))) {
 		return 0, false
 	}
 	index := r.getCommitIndex()
