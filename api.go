@@ -245,11 +245,8 @@ func RecoverCluster(conf *Config, fsm FSM, logs LogStore, stable StableStore,
 			}
 			// Not restoreWithProgress: as in hashicorp/raft, this restore
 			// only checks the state and reports no metrics.
-			c := &byteCounterCloser{byteCounter: byteCounter{r: source}, c: source}
-			p := startProgressLog(snapLogger, msgRestoreProgress, c, snapshot.Size)
-			err = fsm.Restore(c)
+			err = restoreLogged(snapLogger, fsm, source, snapshot.Size)
 			source.Close()
-			p.end()
 			if err != nil {
 				snapLogger.Error("failed to restore snapshot", "error", err)
 				continue

@@ -40,15 +40,17 @@ func (c *byteCounter) Count() int64 { return c.n.Load() }
 // Restore.
 type byteCounterCloser struct {
 	byteCounter
-	c io.Closer
+	rc io.ReadCloser
 }
 
-func (c *byteCounterCloser) Close() error { return c.c.Close() }
+func newByteCounterCloser(rc io.ReadCloser) *byteCounterCloser {
+	return &byteCounterCloser{byteCounter: byteCounter{r: rc}, rc: rc}
+}
+
+func (c *byteCounterCloser) Close() error { return c.rc.Close() }
 
 // WrappedReadCloser implements ReadCloserWrapper: the snapshot's own reader.
-func (c *byteCounterCloser) WrappedReadCloser() io.ReadCloser {
-	return c.byteCounter.r.(io.ReadCloser)
-}
+func (c *byteCounterCloser) WrappedReadCloser() io.ReadCloser { return c.rc }
 
 // progressLog logs a restore's or transfer's progress every
 // progressInterval, and once at the end if it never did: a restore that
@@ -96,15 +98,21 @@ func (p *progressLog) end() {
 	<-p.done
 }
 
-// restoreWithProgress restores an FSM from a snapshot's reader, logging its
-// progress (size is the snapshot's size in bytes), and measures it.
-func restoreWithProgress(logger hclog.Logger, fsm FSM, source io.ReadCloser, size int64) error {
-	start := time.Now()
-	c := &byteCounterCloser{byteCounter: byteCounter{r: source}, c: source}
+// restoreLogged restores an FSM from a snapshot's reader, logging its
+// progress (size is the snapshot's size in bytes).
+func restoreLogged(logger hclog.Logger, fsm FSM, source io.ReadCloser, size int64) error {
+	c := newByteCounterCloser(source)
 	p := startProgressLog(logger, msgRestoreProgress, c, size)
 	err := fsm.Restore(c)
 	p.end()
-	if err != nil {
+	return err
+}
+
+// restoreWithProgress is restoreLogged, measured under hashicorp/raft's
+// restore metrics.
+func restoreWithProgress(logger hclog.Logger, fsm FSM, source io.ReadCloser, size int64) error {
+	start := time.Now()
+	if err := restoreLogged(logger, fsm, source, size); err != nil {
 		return err
 	}
 	measureRestore(start)
