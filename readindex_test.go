@@ -2,6 +2,7 @@ package raft_test
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,6 +19,32 @@ func readBarrierRead(n *rafttest.Node) ([][]byte, error) {
 		return nil, err
 	}
 	return n.Recorder().Logs(), nil
+}
+
+// concurrentReads runs n ReadBarrier reads on node at once and fails the
+// test if one fails or sees fewer than want commands.
+func concurrentReads(t *testing.T, node *rafttest.Node, n, want int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := readBarrierRead(node)
+			if err == nil && len(got) < want {
+				err = fmt.Errorf("a read on %s after ReadBarrier saw %d of %d acknowledged writes", node.ID, len(got), want)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // On the leader, ReadIndex is at least the index of every acknowledged
@@ -41,26 +68,7 @@ func TestReadIndex_LeaderCoversAcknowledgedWrites(t *testing.T) {
 		if rf.Index() < last {
 			t.Fatalf("read index %d is below the last acknowledged write %d", rf.Index(), last)
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 50)
-		for i := 0; i < 50; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got, err := readBarrierRead(leader)
-				if err == nil && len(got) < 20 {
-					err = errors.New("a read after ReadBarrier missed acknowledged writes")
-				}
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		concurrentReads(t, leader, 50, 20)
 		st := leader.Raft.Stats()
 		if st["reads_by_round"] != "51" {
 			t.Fatalf("reads_by_round = %s, want 51", st["reads_by_round"])
@@ -120,26 +128,7 @@ func TestReadIndex_OnAFollower(t *testing.T) {
 		if err := rf.Error(); err != nil || rf.Index() < last {
 			t.Fatalf("ReadIndex on a follower = %d, %v; the last write is at %d", rf.Index(), err, last)
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 40)
-		for i := 0; i < 40; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got, err := readBarrierRead(f)
-				if err == nil && len(got) < 20 {
-					err = errors.New("a follower read after ReadBarrier missed acknowledged writes")
-				}
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		concurrentReads(t, f, 40, 20)
 		if got := leader.Raft.Stats()["reads_for_followers"]; got != "41" {
 			t.Fatalf("reads_for_followers = %s, want 41", got)
 		}

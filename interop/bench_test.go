@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -21,28 +22,7 @@ func BenchmarkTCPApply(b *testing.B) {
 				nodes := startCluster(b, hashi, hashi, hashi)
 				leader := waitLeader(b, nodes)
 				cmd := make([]byte, 16)
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for w := 0; w < clients; w++ {
-					n := b.N / clients
-					if w < b.N%clients {
-						n++
-					}
-					wg.Add(1)
-					go func(n int) {
-						defer wg.Done()
-						for i := 0; i < n; i++ {
-							if err := leader.apply(cmd); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}(n)
-				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+				runClients(b, clients, func(int) *node { return leader }, func(on *node) error { return on.apply(cmd) })
 			})
 		}
 	}
@@ -82,37 +62,48 @@ func BenchmarkTCPRead(b *testing.B) {
 					}
 					return or.ReadBarrier(time.Second).Error()
 				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for w := 0; w < clients; w++ {
-					n := b.N / clients
-					if w < b.N%clients {
-						n++
-					}
-					on := leader
-					if mode == "ours-spread" {
-						on = nodes[w%len(nodes)]
-					}
-					wg.Add(1)
-					go func(n int, on *node) {
-						defer wg.Done()
-						for i := 0; i < n; i++ {
-							if err := read(on); err != nil {
-								b.Error(err)
-								return
-							}
-							if on.fsm.count() < 10 {
-								b.Error("a read missed acknowledged writes")
-								return
-							}
-						}
-					}(n, on)
+				on := func(int) *node { return leader }
+				if mode == "ours-spread" {
+					on = func(w int) *node { return nodes[w%len(nodes)] }
 				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+				runClients(b, clients, on, func(n *node) error {
+					if err := read(n); err != nil {
+						return err
+					}
+					if n.fsm.count() < 10 {
+						return errors.New("a read missed acknowledged writes")
+					}
+					return nil
+				})
 			})
 		}
 	}
+}
+
+// runClients runs b.N operations split among clients goroutines, client w
+// working on node on(w), and reports the process's allocations and the
+// operations per second; the first error fails the benchmark.
+func runClients(b *testing.B, clients int, on func(w int) *node, op func(*node) error) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < clients; w++ {
+		n := b.N / clients
+		if w < b.N%clients {
+			n++
+		}
+		wg.Add(1)
+		go func(n int, target *node) {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if err := op(target); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}(n, on(w))
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 }

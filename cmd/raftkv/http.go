@@ -118,8 +118,7 @@ func (n *node) forward(w http.ResponseWriter, r *http.Request) bool {
 	if n.raft.State() == raft.Leader {
 		return false
 	}
-	if n.removed() {
-		httpError(w, http.StatusGone, "this node (%s) was removed from the cluster; it serves only ?stale reads and /status", n.cfg.id)
+	if n.refuseIfRemoved(w) {
 		return true
 	}
 	if by := r.Header.Get(headerForwarded); by != "" {
@@ -183,8 +182,7 @@ func (n *node) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if consistency != "stale" {
-		if n.removed() {
-			httpError(w, http.StatusGone, "this node (%s) was removed from the cluster; it serves only ?stale reads and /status", n.cfg.id)
+		if n.refuseIfRemoved(w) {
 			return
 		}
 		idx, err := n.readBarrier(r.Context())
@@ -591,6 +589,16 @@ func (n *node) hasOtherVoter() bool {
 		}
 	}
 	return false
+}
+
+// refuseIfRemoved answers 410 and reports true on a node removed from the
+// cluster.
+func (n *node) refuseIfRemoved(w http.ResponseWriter) bool {
+	if !n.removed() {
+		return false
+	}
+	httpError(w, http.StatusGone, "this node (%s) was removed from the cluster; it serves only ?stale reads and /status", n.cfg.id)
+	return true
 }
 
 // removed reports whether this node was a member and no longer is: its
