@@ -189,7 +189,7 @@ func TestHashicorpBehaviour_ApplyTimesOutWhileTheLeaderLoopIsBusy(t *testing.T) 
 		store := stores[leader.ID]
 		store.stall.Store(int64(20 * time.Millisecond))
 		first := leader.Raft.Apply([]byte("first"), 0)
-		time.Sleep(time.Millisecond) // the leader loop is now in StoreLogs
+		synctest.Wait() // every goroutine blocked: the leader loop sits in StoreLogs
 		late := leader.Raft.Apply([]byte("late"), 5*time.Millisecond)
 		patient := leader.Raft.Apply([]byte("patient"), time.Second)
 		if err := late.Error(); !errors.Is(err, raft.ErrEnqueueTimeout) {

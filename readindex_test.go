@@ -163,7 +163,7 @@ func TestReadIndex_EnqueueTimeout(t *testing.T) {
 		leader := c.WaitLeader()
 		stores[leader.ID].stall.Store(int64(20 * time.Millisecond))
 		leader.Raft.Apply([]byte("x"), 0)
-		time.Sleep(time.Millisecond) // the leader loop is in StoreLogs
+		synctest.Wait() // every goroutine blocked: the leader loop sits in StoreLogs
 		late := leader.Raft.ReadIndex(5 * time.Millisecond)
 		patient := leader.Raft.ReadIndex(time.Second)
 		if err := late.Error(); !errors.Is(err, raft.ErrEnqueueTimeout) {
