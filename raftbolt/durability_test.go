@@ -204,6 +204,15 @@ func followerOf(nodes []*diskNode, leader *diskNode) *diskNode {
 // snapshotAll takes a snapshot on every running node.
 func snapshotAll(t *testing.T, nodes []*diskNode) {
 	t.Helper()
+	// A follower on a busy machine may not have applied anything yet, and
+	// a node whose FSM has seen nothing has nothing to snapshot (hashicorp's
+	// rule): wait until each has applied what the leader had.
+	target := leaderOf(t, nodes).r.AppliedIndex()
+	for _, n := range nodes {
+		if n.r != nil {
+			waitFor(t, fmt.Sprintf("%s to apply index %d", n.id, target), func() bool { return n.r.AppliedIndex() >= target })
+		}
+	}
 	for _, n := range nodes {
 		if n.r != nil {
 			if err := n.r.Snapshot().Error(); err != nil {
