@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-metrics"
+	"github.com/seed48a2b68f/raft/internal/nodeclock"
 )
 
 var (
@@ -94,6 +95,11 @@ type Raft struct {
 	// started is when NewRaft ran, on the monotonic clock: the base of the
 	// lease's clock readings, and the start of the voting quiet period.
 	started time.Time
+	// clock is this node's clock for what the lease's safety rests on:
+	// last contact, the vote refusal after it, the lease and its
+	// step-down check, and the timers that start them (the system clock
+	// unless a test sets another; see internal/nodeclock).
+	clock nodeclock.Clock
 
 	lastLock          sync.Mutex
 	lastLogIndex      uint64
@@ -531,7 +537,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		snapshots:             snaps,
 		trans:                 trans,
 		rng:                   newLockedRand(conf.RandomSeed),
-		started:               time.Now(),
+		clock:                 nodeclock.For(conf),
 		tail:                  newLogTail(max(8*conf.MaxAppendEntries, 1024)),
 		appendBytesBudget:     appendBytesBudget(trans),
 		applyQ:                newApplyQueue(applyQueueLimit),
@@ -546,6 +552,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		observers:             make(map[uint64]*Observer),
 		shutdownCh:            make(chan struct{}),
 	}
+	r.started = r.now()
 	confCopy := *conf
 	r.conf.Store(&confCopy)
 	r.rpcHeader = RPCHeader{
@@ -1175,7 +1182,7 @@ func (r *Raft) Stats() map[string]string {
 	} else if last.IsZero() {
 		s["last_contact"] = "never"
 	} else {
-		s["last_contact"] = fmt.Sprintf("%v", time.Since(last))
+		s["last_contact"] = fmt.Sprintf("%v", r.now().Sub(last))
 	}
 	return s
 }
@@ -1328,7 +1335,7 @@ func (r *Raft) advanceLastSnapshot(index, term uint64) {
 
 func (r *Raft) setLastContact() {
 	r.lastContactLock.Lock()
-	r.lastContact = time.Now()
+	r.lastContact = r.now()
 	r.lastContactLock.Unlock()
 }
 
@@ -1391,3 +1398,9 @@ func asyncNotify(ch chan struct{}) {
 	default:
 	}
 }
+
+// now reads this node's clock.
+func (r *Raft) now() time.Time { return r.clock.Now() }
+
+// newTimer starts a timer that fires after d on this node's clock.
+func (r *Raft) newTimer(d time.Duration) *time.Timer { return time.NewTimer(r.clock.Real(d)) }

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"testing"
 	"time"
+
+	"github.com/seed48a2b68f/raft/internal/nodeclock"
 )
 
 func threeVoters() Configuration {
@@ -301,7 +303,7 @@ func TestKnownBug09_CommitmentIgnoresOldReplicationSession(t *testing.T) {
 
 func TestKnownBug10_NextIndexStaysAboveMatchIndex(t *testing.T) {
 	ls := &leaderState{commitment: newCommitment(make(chan struct{}, 1), threeVoters(), 1)}
-	s := newFollowerReplication(nil, ls, Server{Voter, "b", "addr-b"}, 11, 1)
+	s := newFollowerReplication(&Raft{clock: nodeclock.System{}}, ls, Server{Voter, "b", "addr-b"}, 11, 1)
 	ls.commitment.setSession("b", 1)
 	s.matched(10)
 	// A stale rejection (for example a reply to an old probe) reports a

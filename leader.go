@@ -148,7 +148,7 @@ func (r *Raft) leaderControl(item any, sig controlSignal) {
 // leaderLoop is the leader's select loop; each arm is one call.
 func (r *Raft) leaderLoop() {
 	ls := r.leaderState
-	lease := time.NewTimer(r.config().LeaderLeaseTimeout)
+	lease := r.newTimer(r.config().LeaderLeaseTimeout)
 	defer lease.Stop()
 
 	fast := 0
@@ -186,7 +186,7 @@ func (r *Raft) leaderLoop() {
 		case f := <-r.configurationChangeChIfStable():
 			r.appendConfigurationEntry(f)
 		case <-lease.C:
-			lease.Reset(r.checkLeaderLease())
+			lease.Reset(r.clock.Real(r.checkLeaderLease()))
 			r.emitReadMetrics()
 		case err := <-transferDone:
 			r.transferTimeoutNowDone(err)
@@ -635,7 +635,7 @@ func (r *Raft) checkLeaderLease() time.Duration {
 	latest := r.configurations.latest
 	contacted := 0
 	var maxDiff time.Duration
-	now := time.Now()
+	now := r.now()
 	for _, server := range latest.Servers {
 		if server.Suffrage != Voter {
 			continue

@@ -105,7 +105,7 @@ func (r *Raft) runFollower() {
 	metrics.IncrCounter([]string{"raft", "state", "follower"}, 1)
 
 	hb := r.config().HeartbeatTimeout
-	timer := time.NewTimer(r.rng.jitter(hb))
+	timer := r.newTimer(r.rng.jitter(hb))
 	defer func() { timer.Stop() }()
 
 	for r.State() == Follower {
@@ -126,15 +126,15 @@ func (r *Raft) runFollower() {
 			case !ok:
 			case sig == sigHeartbeatShortened:
 				timer.Stop()
-				timer = time.NewTimer(r.rng.jitter(r.config().HeartbeatTimeout))
+				timer = r.newTimer(r.rng.jitter(r.config().HeartbeatTimeout))
 			case sig == 0:
 				r.controlRequest(item)
 			}
 		case <-timer.C:
 			r.emitReadMetrics()
 			hb = r.config().HeartbeatTimeout
-			wait, expired := heartbeatRecheck(time.Since(r.LastContact()), hb, r.rng.jitter(hb))
-			timer = time.NewTimer(wait)
+			wait, expired := heartbeatRecheck(r.now().Sub(r.LastContact()), hb, r.rng.jitter(hb))
+			timer = r.newTimer(wait)
 			if !expired {
 				continue
 			}
@@ -297,7 +297,7 @@ func (r *Raft) runCandidate() {
 	if el == nil {
 		return
 	}
-	timer := time.NewTimer(r.rng.jitter(r.config().ElectionTimeout))
+	timer := r.newTimer(r.rng.jitter(r.config().ElectionTimeout))
 	defer func() { timer.Stop() }()
 
 	for r.State() == Candidate {
@@ -309,7 +309,7 @@ func (r *Raft) runCandidate() {
 				return
 			}
 			timer.Stop()
-			timer = time.NewTimer(r.rng.jitter(r.config().ElectionTimeout))
+			timer = r.newTimer(r.rng.jitter(r.config().ElectionTimeout))
 			continue
 		}
 		select {
@@ -871,13 +871,13 @@ func (r *Raft) voteInputFor() (voteInput, error) {
 	// follower's own timer fires, up to two timeouts later, which makes
 	// the first candidate after a leader failure lose to a voter that has
 	// not noticed yet and wait out an election timeout.
-	if in.knownLeaderAddr != "" && time.Since(r.LastContact()) >= r.config().HeartbeatTimeout {
+	if in.knownLeaderAddr != "" && r.now().Sub(r.LastContact()) >= r.config().HeartbeatTimeout {
 		in.knownLeaderAddr = ""
 	}
 	if r.State() == Leader {
 		in.knownLeaderAddr = r.localAddr
 	}
-	in.starting = time.Since(r.started) < r.config().HeartbeatTimeout
+	in.starting = r.now().Sub(r.started) < r.config().HeartbeatTimeout
 	var err error
 	in.lastVoteTerm, err = r.stable.GetUint64(keyLastVoteTerm)
 	if err != nil && !isNotFound(err) {

@@ -80,7 +80,7 @@ func (r *Raft) leaseHolds() bool {
 		return false
 	}
 	v := r.leaseViewPtr.Load()
-	return v != nil && r.getCommitIndex() >= v.startIndex && viewGrantsLease(v, conf, int64(time.Since(r.started)))
+	return v != nil && r.getCommitIndex() >= v.startIndex && viewGrantsLease(v, conf, int64(r.now().Sub(r.started)))
 }
 
 // viewGrantsLease reports whether the lease inputs v grant a lease at now
@@ -106,7 +106,7 @@ func viewGrantsLease(v *leaseView, conf Config, now int64) bool {
 // configuration is appended.
 func (r *Raft) endLease() {
 	if ls := r.leaderState; ls != nil {
-		ls.leaseFloor = int64(time.Since(r.started))
+		ls.leaseFloor = int64(r.now().Sub(r.started))
 	}
 	r.publishLeaseView()
 }
@@ -155,7 +155,7 @@ func (r *Raft) readIndexFromLease() (uint64, bool) {
 		return 0, false
 	}
 	v := r.leaseViewPtr.Load()
-	if v == nil || !viewGrantsLease(v, conf, int64(time.Since(r.started))) {
+	if v == nil || !viewGrantsLease(v, conf, int64(r.now().Sub(r.started))) {
 		return 0, false
 	}
 	index := r.getCommitIndex()

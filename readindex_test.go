@@ -10,6 +10,7 @@ import (
 	"time"
 
 	raft "github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/internal/nodeclock"
 	"github.com/seed48a2b68f/raft/rafttest"
 )
 
@@ -210,48 +211,121 @@ func TestKnownBug19_DeposedLeaderLeaseEndsBeforeAnotherLeads(t *testing.T) {
 		old := c.WaitLeader()
 		c.ApplyN(old, "a", 3)
 		time.Sleep(20 * time.Millisecond)
-		c.Partition(old)
-		cut := time.Now()
-		var lastServed time.Time
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if old.Raft.ReadIndex(0).Error() == nil {
-					lastServed = time.Now()
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}()
-		var elected time.Time
-		c.WaitFor(5*time.Second, "another leader", func() bool {
-			for _, n := range c.Others(old) {
-				if n.Raft.State() == raft.Leader {
-					elected = time.Now()
-					return true
-				}
-			}
-			return false
-		})
-		newLeader := c.WaitLeader(c.Others(old)...)
-		c.ApplyN(newLeader, "b", 1)
-		time.Sleep(100 * time.Millisecond)
-		close(stop)
-		<-done
-		if lastServed.IsZero() {
-			t.Fatal("the cut-off leader never served from its lease: the test shows nothing")
-		}
-		if !lastServed.Before(elected) {
-			t.Fatalf("the cut-off leader served a read %v after the cut, %v after another node led",
-				lastServed.Sub(cut), lastServed.Sub(elected))
+		if lead, err := leaseOutlivesLeadership(t, c, old); err != nil || lead > 0 {
+			t.Fatalf("the cut-off leader served a read %v after another node led (%v)", lead, err)
 		}
 	}, rafttest.WithConfig(leaseConfig))
+}
+
+// leaseOutlivesLeadership cuts old off and reads from it, every 20µs, until
+// another node leads and has committed a write. It returns how long after
+// another node became leader old still answered a ReadIndex (0 or less:
+// it stopped before), and an error if old never answered at all (the test
+// would show nothing).
+func leaseOutlivesLeadership(t *testing.T, c *rafttest.Cluster, old *rafttest.Node) (time.Duration, error) {
+	t.Helper()
+	// The moment another node becomes leader, from its own observation.
+	becameLeader := make(chan time.Time, 8)
+	quit := make(chan struct{})
+	defer close(quit)
+	for _, n := range c.Others(old) {
+		ch := make(chan raft.Observation, 16)
+		obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+			s, ok := o.Data.(raft.RaftState)
+			return ok && s == raft.Leader
+		})
+		n.Raft.RegisterObserver(obs)
+		defer n.Raft.DeregisterObserver(obs)
+		go func() {
+			select {
+			case <-ch:
+				becameLeader <- time.Now()
+			case <-quit:
+			}
+		}()
+	}
+	c.Partition(old)
+	var lastServed time.Time
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if old.Raft.ReadIndex(0).Error() == nil {
+				lastServed = time.Now()
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	var elected time.Time
+	select {
+	case elected = <-becameLeader:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no other node became leader within 5s of the cut")
+	}
+	newLeader := c.WaitLeader(c.Others(old)...)
+	c.ApplyN(newLeader, "b", 1)
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	<-done
+	c.Heal()
+	if lastServed.IsZero() {
+		return 0, errors.New("the cut-off leader never served from its lease")
+	}
+	return lastServed.Sub(elected), nil
+}
+
+// The clock assumption of Config.LeaseReads: with the followers' clocks
+// running up to (not quite) 1 + LeaseClockDrift times faster than the
+// leader's, or the leader's that much slower, a cut-off leader's lease
+// still ends before another node leads. The control, followers' clocks 3
+// times faster, must see it outlive the other's leadership, or the test
+// could not tell.
+func TestReadIndex_LeaseAgainstSkewedClocks(t *testing.T) {
+	const drift = 0.1
+	for _, tc := range []struct {
+		name               string
+		leader, followers  float64
+		outlivesLeadership bool
+	}{
+		{"followers fast within drift", 1, 1 + 0.999*drift, false},
+		{"leader slow within drift", 1 / (1 + 0.999*drift), 1, false},
+		{"followers 3x fast (control)", 1, 3, true},
+		{"leader 3x slow (control)", 1.0 / 3, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clocks := map[raft.ServerID]*nodeclock.Skewed{}
+			inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+				old := c.WaitLeader()
+				c.ApplyN(old, "a", 3)
+				for id, k := range clocks {
+					if id == old.ID {
+						k.SetRate(tc.leader)
+					} else {
+						k.SetRate(tc.followers)
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+				lead, err := leaseOutlivesLeadership(t, c, old)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := lead > 0; got != tc.outlivesLeadership {
+					t.Fatalf("the cut-off leader's last read came %v after another node led; want after: %v", lead, tc.outlivesLeadership)
+				}
+			}, rafttest.WithConfig(func(conf *raft.Config) {
+				conf.LeaseReads, conf.LeaseClockDrift = true, drift
+				k := nodeclock.NewSkewed(1)
+				clocks[conf.LocalID] = k
+				nodeclock.Set(conf, k)
+				t.Cleanup(func() { nodeclock.Clear(conf) })
+			}))
+		})
+	}
 }
 
 // A leadership transfer ends the lease before TimeoutNow goes out: once

@@ -68,7 +68,7 @@ func newFollowerReplication(r *Raft, ls *leaderState, peer Server, nextIndex, se
 		stopCh:    make(chan uint64, 1),
 		stopped:   make(chan struct{}),
 	}
-	s.lastContact.Store(time.Now().UnixNano())
+	s.lastContact.Store(r.now().UnixNano())
 	return s
 }
 
@@ -97,7 +97,7 @@ func (s *followerReplication) getLastContact() time.Time {
 }
 
 func (s *followerReplication) setLastContact() {
-	s.lastContact.Store(time.Now().UnixNano())
+	s.lastContact.Store(s.r.now().UnixNano())
 }
 
 func (s *followerReplication) getMatchIndex() uint64 { return s.matchIndex.Load() }
@@ -496,7 +496,7 @@ func (s *followerReplication) heartbeat() {
 		header := r.getRPCHeader()
 		req := AppendEntriesRequest{RPCHeader: header, Term: s.ls.term, Leader: header.Addr, capabilities: ourCapabilities}
 		var resp AppendEntriesResponse
-		start := time.Now()
+		start, sent := time.Now(), r.now()
 		if err := r.trans.AppendEntries(peer.ID, peer.Address, &req, &resp); err != nil {
 			failures++
 			if failures == 1 {
@@ -530,7 +530,7 @@ func (s *followerReplication) heartbeat() {
 		ok := resp.Success && resp.Term == req.Term
 		if ok {
 			s.setLastContact()
-			if sent := int64(start.Sub(r.started)); sent > s.leaseAck.Load() {
+			if sent := int64(sent.Sub(r.started)); sent > s.leaseAck.Load() {
 				s.leaseAck.Store(sent) // only this goroutine writes it
 			}
 		} else if resp.Term > req.Term {

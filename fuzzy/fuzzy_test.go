@@ -149,6 +149,37 @@ func TestStaleReadsAreCaught(t *testing.T) {
 	}
 }
 
+// TestClockNemesis runs the targeted clock schedule (the leader's clock
+// slowed, the others' sped up, the leader cut off, again and again) at the
+// edge of LeaseClockDrift, where every history must be linearizable, and
+// beyond it, the known-bad control, where the checker must catch the stale
+// reads of a leader whose lease outlives its leadership. The same schedule
+// on both sides shows that the rule, not luck, keeps the first one safe.
+func TestClockNemesis(t *testing.T) {
+	for seed := uint64(1); seed <= uint64(envInt("FUZZY_CLOCK_SCHEDULES", 3)); seed++ {
+		t.Run(fmt.Sprintf("edge/seed=%d", seed), func(t *testing.T) {
+			runOne(t, Options{Seed: seed, Nodes: 3, Clocks: ClocksEdgeOfDrift})
+		})
+	}
+	t.Run("beyond", func(t *testing.T) {
+		for seed := uint64(1); seed <= 5; seed++ {
+			var rep *Report
+			synctest.Test(t, func(t *testing.T) {
+				rep = Run(Options{Seed: seed, Nodes: 3, Clocks: ClocksBeyondDrift})
+			})
+			res, err := rep.Check(time.Minute, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res == porcupine.Illegal {
+				t.Logf("seed %d: stale reads caught", seed)
+				return
+			}
+		}
+		t.Fatal("clocks beyond LeaseClockDrift passed the linearizability check in 5 schedules")
+	})
+}
+
 // TestSchedulesOverTCP runs schedules over the real TCP transport on
 // loopback, in real time (a few seconds each). FUZZY_TCP_SCHEDULES sets how
 // many (default 2).

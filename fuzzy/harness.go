@@ -15,6 +15,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/hashicorp/go-hclog"
 	raft "github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/internal/nodeclock"
 )
 
 // Options describe one run: a cluster, a fault schedule drawn from Seed,
@@ -28,6 +29,8 @@ type Options struct {
 	// StaleReads is the known-bad control: reads are served from a random
 	// node's local state, without VerifyLeader. The checker must catch it.
 	StaleReads bool
+	// Clocks is the clock nemesis (default ClocksWithinDrift).
+	Clocks ClockMode
 	// TCP runs the nodes over the real TCP transport on loopback instead of
 	// the in-memory one. Such a run uses real time: do not run it inside a
 	// synctest bubble.
@@ -45,9 +48,17 @@ func (o *Options) defaults() {
 	}
 	if o.Clients == 0 {
 		o.Clients = 4
+		if o.Clocks != ClocksWithinDrift {
+			// The targeted clock schedules look for reads in windows of a
+			// few milliseconds: more clients, more reads in them.
+			o.Clients = 12
+		}
 	}
 	if o.Keys == 0 {
 		o.Keys = 3
+		if o.Clocks != ClocksWithinDrift {
+			o.Keys = 12 // fewer operations per key for the checker
+		}
 	}
 	if o.LogLevel == hclog.NoLevel {
 		o.LogLevel = hclog.Info
@@ -87,6 +98,7 @@ type node struct {
 	fsm   *kv
 	r     *raft.Raft
 	up    bool
+	clock *nodeclock.Skewed // the machine's clock, across restarts
 }
 
 // chanLock is a mutex a synctest bubble can wait on durably.
@@ -129,8 +141,10 @@ func (c *cluster) config(i int, n *node) *raft.Config {
 	conf.SnapshotInterval = 150 * time.Millisecond
 	conf.TrailingLogs = 32
 	conf.RandomSeed = c.opts.Seed*31 + uint64(i) + 1
-	// Odd seeds read from the leader's lease when it holds.
-	conf.LeaseReads = c.opts.Seed%2 == 1
+	// Odd seeds read from the leader's lease when it holds; the targeted
+	// clock schedules always do.
+	conf.LeaseReads = c.opts.Seed%2 == 1 || c.opts.Clocks != ClocksWithinDrift
+	conf.LeaseClockDrift = leaseDrift
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: string(n.id), Output: c.opts.Log, Level: c.opts.LogLevel})
 	return conf
 }
@@ -151,7 +165,8 @@ func Run(opts Options) *Report {
 	}
 	var servers []raft.Server
 	for i := 0; i < opts.Nodes; i++ {
-		n := &node{id: raft.ServerID(fmt.Sprintf("n%d", i)), snaps: raft.NewInmemSnapshotStore()}
+		n := &node{id: raft.ServerID(fmt.Sprintf("n%d", i)), snaps: raft.NewInmemSnapshotStore(),
+			clock: nodeclock.NewSkewed(c.drawRate(leaseDrift))}
 		if err := c.openTransport(n); err != nil {
 			c.violation("transport for %s: %v", n.id, err)
 			return c.report
@@ -161,6 +176,7 @@ func Run(opts Options) *Report {
 		servers = append(servers, raft.Server{ID: n.id, Address: n.addr})
 	}
 	c.connect()
+	c.event("clocks: %s", c.clockRates())
 	for i, n := range c.nodes {
 		if err := raft.BootstrapCluster(c.config(i, n), n.disk, n.disk, n.snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
 			c.violation("bootstrap %s: %v", n.id, err)
@@ -287,7 +303,10 @@ func (c *cluster) connect() {
 
 func (c *cluster) boot(i int, n *node) {
 	n.fsm = newKV()
-	r, err := raft.NewRaft(c.config(i, n), n.fsm, n.disk, n.disk, n.snaps, n.trans)
+	conf := c.config(i, n)
+	nodeclock.Set(conf, n.clock)
+	r, err := raft.NewRaft(conf, n.fsm, n.disk, n.disk, n.snaps, n.trans)
+	nodeclock.Clear(conf)
 	if err != nil {
 		c.violation("NewRaft %s: %v", n.id, err)
 		return
@@ -333,22 +352,30 @@ func (c *cluster) restart(i int, n *node) {
 	c.boot(i, n)
 }
 
-// leaderOrAny returns the node that thinks it leads, or a random running
-// node, with the raft and FSM of the same incarnation.
+// leaderOrAny returns the node that thinks it leads (of those that do
+// while a deposed leader has not noticed yet, the one with the newest
+// term, as a client retrying elsewhere would end up using), or else a
+// random running node, with the raft and FSM of the same incarnation.
 func (c *cluster) leaderOrAny(rng *rand.Rand) (*raft.Raft, *kv) {
 	c.lock.Lock()
 	defer c.lock.Unlock()
 	var up []*node
+	var leader *node
 	for _, n := range c.nodes {
 		if n.up {
 			switch n.r.State() {
 			case raft.Leader:
-				return n.r, n.fsm
+				if leader == nil || n.r.CurrentTerm() > leader.r.CurrentTerm() {
+					leader = n
+				}
 			case raft.Shutdown:
 				continue
 			}
 			up = append(up, n)
 		}
+	}
+	if leader != nil {
+		return leader.r, leader.fsm
 	}
 	if len(up) == 0 {
 		return nil, nil
@@ -429,8 +456,12 @@ func (c *cluster) schedule() {
 }
 
 func (c *cluster) inject() {
+	if c.opts.Clocks != ClocksWithinDrift {
+		c.slowLeaderAndCut()
+		return
+	}
 	n := len(c.nodes)
-	switch k := c.rng.IntN(15); k {
+	switch k := c.rng.IntN(16); k {
 	case 0, 1: // symmetric partition into two random sides (replacing cuts)
 		c.net.clearCuts()
 		side := c.randomSubset(1 + c.rng.IntN(n-1))
@@ -517,6 +548,8 @@ func (c *cluster) inject() {
 		c.changeMembership()
 	case 14: // a user Restore on the leader
 		c.userRestore()
+	case 15: // a clock changes its rate
+		c.changeClock()
 	}
 }
 
@@ -880,7 +913,10 @@ func (c *cluster) do(rng *rand.Rand, o op) (out kvOutput, record bool) {
 		return kvOutput{result: result{Value: fsm.read(o.Key)}}, true
 	}
 	f := r.Apply(mustJSON(o), 500*time.Millisecond)
-	err := f.Error()
+	err, waited := c.waitFuture(f)
+	if !waited {
+		return kvOutput{Unknown: true}, true // the client gave up waiting
+	}
 	if err == nil {
 		res, ok := f.Response().(result)
 		if !ok {
@@ -897,6 +933,28 @@ func (c *cluster) do(rng *rand.Rand, o op) (out kvOutput, record bool) {
 		return out, false // a read with no answer constrains nothing
 	}
 	return kvOutput{Unknown: true}, true
+}
+
+// waitFuture waits for f as a client with a deadline does: in the targeted
+// clock schedules, a client gives up after 20ms (a write to a deposed leader on a
+// slow clock would otherwise hold it past the window the control needs its
+// reads in), and the write's outcome stays unknown; otherwise it waits for
+// the answer. Every future resolves by the end of the run.
+func (c *cluster) waitFuture(f raft.Future) (err error, waited bool) {
+	if c.opts.Clocks == ClocksWithinDrift {
+		return f.Error(), true
+	}
+	done := make(chan error, 1)
+	c.async.Add(1)
+	go func() { defer c.async.Done(); done <- f.Error() }()
+	t := time.NewTimer(20 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err, true
+	case <-t.C:
+		return nil, false
+	}
 }
 
 // checkSafety checks, over every FSM incarnation: state machine safety (no
