@@ -229,6 +229,10 @@ type ReadIndexRequest struct {
 
 	// Reads is how many waiting reads the request carries.
 	Reads uint64
+
+	// Consistency is the reads' choice of round or lease (ReadDefault:
+	// the leader's Config.LeaseReads decides).
+	Consistency ReadConsistency
 }
 
 // GetRPCHeader - See WithRPCHeader.

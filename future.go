@@ -204,6 +204,8 @@ type verifyFuture struct {
 	// read marks a ReadIndex: losing leadership fails it with
 	// ErrLeadershipLost rather than VerifyLeader's ErrNotLeader.
 	read bool
+	// consistency is a ReadIndex's choice of round or lease.
+	consistency ReadConsistency
 	// index is the commit index when the round started (before any of
 	// its heartbeats was sent); set by the leader loop, read after Error.
 	index uint64

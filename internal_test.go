@@ -500,7 +500,7 @@ func TestLeaseHoldsRule(t *testing.T) {
 		tc.change(ls)
 		r.leaderState = ls
 		r.publishLeaseView()
-		if got := r.leaseHolds(); got != tc.want {
+		if got := r.leaseHolds(ReadDefault); got != tc.want {
 			t.Errorf("%s: leaseHolds = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -510,19 +510,25 @@ func TestLeaseHoldsRule(t *testing.T) {
 	c.latestIndex++
 	r.setConfigurations(c)
 	r.publishLeaseView()
-	if r.leaseHolds() {
+	if r.leaseHolds(ReadDefault) {
 		t.Error("lease held with a configuration change uncommitted")
 	}
 	c.committedIndex = c.latestIndex
 	r.setConfigurations(c)
 	r.publishLeaseView()
-	if !r.leaseHolds() {
+	if !r.leaseHolds(ReadDefault) {
 		t.Error("no lease once the configuration committed")
+	}
+	if r.leaseHolds(ReadByRound) {
+		t.Error("lease used for a read that asked for a round")
 	}
 	conf.LeaseReads = false
 	r.conf.Store(&conf)
-	if r.leaseHolds() {
+	if r.leaseHolds(ReadDefault) {
 		t.Error("lease held with LeaseReads off")
+	}
+	if !r.leaseHolds(ReadByLease) {
+		t.Error("no lease for a read that asked for it, with LeaseReads off")
 	}
 }
 
@@ -551,5 +557,32 @@ func TestConfigurationAppendUnpublishesTheLease(t *testing.T) {
 	}
 	if r.leaseViewPtr.Load() != nil {
 		t.Fatal("a lease view is published while a configuration change is uncommitted")
+	}
+}
+
+// Reads waiting together on a follower go to the leader with the one
+// choice that satisfies them all.
+func TestBatchConsistency(t *testing.T) {
+	batch := func(cs ...ReadConsistency) []*verifyFuture {
+		var out []*verifyFuture
+		for _, c := range cs {
+			out = append(out, &verifyFuture{read: true, consistency: c})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		in   []ReadConsistency
+		want ReadConsistency
+	}{
+		{[]ReadConsistency{ReadByLease}, ReadByLease},
+		{[]ReadConsistency{ReadDefault, ReadDefault}, ReadDefault},
+		{[]ReadConsistency{ReadByLease, ReadByLease, ReadByLease}, ReadByLease},
+		{[]ReadConsistency{ReadByLease, ReadDefault}, ReadByRound},
+		{[]ReadConsistency{ReadDefault, ReadByLease, ReadDefault}, ReadByRound},
+		{[]ReadConsistency{ReadByLease, ReadByRound}, ReadByRound},
+	} {
+		if got := batchConsistency(batch(tc.in...)); got != tc.want {
+			t.Errorf("batchConsistency(%v) = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }

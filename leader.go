@@ -593,7 +593,7 @@ func (r *Raft) verifyLeader(f *verifyFuture) {
 			kept = append(kept, old)
 		}
 	}
-	if f.read && r.leaseHolds() {
+	if f.read && r.leaseHolds(f.consistency) {
 		f.index = r.getCommitIndex()
 		r.readsByLease.Add(1)
 		f.respond(nil)

@@ -757,3 +757,35 @@ func TestClusterOverTCPFollowerReadIndex(t *testing.T) {
 		t.Fatal("no follower read")
 	}
 }
+
+// A ReadIndexRequest crosses the TCP transport whole, the reads' choice of
+// round or lease included.
+func TestNetworkTransportReadIndexRoundTrip(t *testing.T) {
+	a, b := newTestTCPTransport(t, time.Second), newTestTCPTransport(t, time.Second)
+	got := make(chan ReadIndexRequest, 1)
+	go func() {
+		rpc := <-b.Consumer()
+		req, _ := rpc.Command.(*ReadIndexRequest)
+		if req != nil {
+			got <- *req
+		}
+		rpc.Respond(&ReadIndexResponse{Term: 7, Index: 42}, nil)
+	}()
+	req := &ReadIndexRequest{RPCHeader: RPCHeader{ProtocolVersion: ProtocolVersionMax, ID: []byte("a")},
+		Term: 7, Reads: 3, Consistency: ReadByLease}
+	var resp ReadIndexResponse
+	if err := a.ReadIndex("b", b.LocalAddr(), req, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Index != 42 || resp.Term != 7 {
+		t.Fatalf("response %+v", resp)
+	}
+	select {
+	case r := <-got:
+		if r.Term != 7 || r.Reads != 3 || r.Consistency != ReadByLease || string(r.ID) != "a" {
+			t.Fatalf("request arrived as %+v", r)
+		}
+	default:
+		t.Fatal("the request did not arrive as a ReadIndexRequest")
+	}
+}

@@ -71,12 +71,12 @@ func leaseStart(acks []int64, selfVoter bool, quorum int, now int64) (int64, boo
 	return times[len(times)-quorum], true
 }
 
-// leaseHolds reports whether the leader may answer a read from its lease
-// now; it runs on the leader loop, where the published view is current.
-// See Config.LeaseReads for the rule.
-func (r *Raft) leaseHolds() bool {
+// leaseHolds reports whether the leader may answer a read of consistency c
+// from its lease now; it runs on the leader loop, where the published view
+// is current. See Config.LeaseReads for the rule.
+func (r *Raft) leaseHolds(c ReadConsistency) bool {
 	conf := r.config()
-	if !conf.LeaseReads {
+	if !c.leaseAllowed(conf) {
 		return false
 	}
 	v := r.leaseViewPtr.Load()
@@ -149,9 +149,9 @@ func (r *Raft) publishLeaseView() {
 // ends the lease (a transfer's TimeoutNow, a configuration, stepping down)
 // was published before the commit index was read, so the index is what
 // the leader loop itself would have answered.
-func (r *Raft) readIndexFromLease() (uint64, bool) {
+func (r *Raft) readIndexFromLease(c ReadConsistency) (uint64, bool) {
 	conf := r.config()
-	if !conf.LeaseReads || r.State() != Leader {
+	if !c.leaseAllowed(conf) || r.State() != Leader {
 		return 0, false
 	}
 	v := r.leaseViewPtr.Load()
@@ -189,13 +189,71 @@ func (r *Raft) readIndexFromLease() (uint64, bool) {
 // request was not taken, by the main loop or by a request to the leader,
 // within a nonzero timeout; nothing was done), ErrRaftShutdown. The
 // timeout bounds only that wait.
+//
+// With Config.LeaseReads, the leader answers from its lease while it
+// holds; ReadIndexWith chooses per call.
 func (r *Raft) ReadIndex(timeout time.Duration) IndexFuture {
+	return r.ReadIndexWith(ReadDefault, timeout)
+}
+
+// ReadConsistency chooses how the leader confirms a read index, per call
+// of ReadIndexWith and ReadBarrierWith. (Not in hashicorp/raft.)
+type ReadConsistency uint8
+
+const (
+	// ReadDefault confirms by lease when Config.LeaseReads is set (on the
+	// leader that confirms it) and the lease holds, else by round: what
+	// ReadIndex and ReadBarrier do.
+	ReadDefault ReadConsistency = iota
+	// ReadByRound always confirms by a round of heartbeats answered by a
+	// quorum, whatever Config.LeaseReads says: linearizable with no
+	// assumption about clocks.
+	ReadByRound
+	// ReadByLease confirms by the lease while it holds, else by a round,
+	// whatever Config.LeaseReads says. It is linearizable under the clock
+	// assumption written at Config.LeaseReads, which the caller accepts.
+	ReadByLease
+)
+
+// String names the consistency as the raftkv API does.
+func (c ReadConsistency) String() string {
+	switch c {
+	case ReadDefault:
+		return "default"
+	case ReadByRound:
+		return "round"
+	case ReadByLease:
+		return "lease"
+	}
+	return fmt.Sprintf("ReadConsistency(%d)", uint8(c))
+}
+
+// leaseAllowed reports whether a read of consistency c may be answered
+// from the lease on a leader configured with conf.
+func (c ReadConsistency) leaseAllowed(conf Config) bool {
+	switch c {
+	case ReadByLease:
+		return true
+	case ReadDefault:
+		return conf.LeaseReads
+	}
+	return false
+}
+
+// ReadIndexWith is ReadIndex with the choice of round or lease made by the
+// call rather than by Config.LeaseReads. On a follower the choice travels
+// to the leader with the request; calls with different choices that wait
+// together are confirmed by a round, which satisfies each.
+func (r *Raft) ReadIndexWith(c ReadConsistency, timeout time.Duration) IndexFuture {
+	if c > ReadByLease {
+		return errorFuture{fmt.Errorf("ReadIndexWith: unknown %v", c)}
+	}
 	r.readCalls.Add(1)
-	if index, ok := r.readIndexFromLease(); ok {
+	if index, ok := r.readIndexFromLease(c); ok {
 		r.readsByLease.Add(1)
 		return readIndexDone(index)
 	}
-	f := &verifyFuture{read: true}
+	f := &verifyFuture{read: true, consistency: c}
 	f.init()
 	f.shutdownCh = r.shutdownCh
 	if timeout > 0 {
@@ -225,7 +283,13 @@ func (d readIndexDone) Index() uint64 { return uint64(d) }
 // called. It writes nothing to the log (Barrier writes an entry). Errors
 // are ReadIndex's; a node shut down while waiting answers ErrRaftShutdown.
 func (r *Raft) ReadBarrier(timeout time.Duration) Future {
-	return &readBarrierFuture{r: r, read: r.ReadIndex(timeout)}
+	return r.ReadBarrierWith(ReadDefault, timeout)
+}
+
+// ReadBarrierWith is ReadBarrier with the choice of round or lease made by
+// the call (see ReadIndexWith).
+func (r *Raft) ReadBarrierWith(c ReadConsistency, timeout time.Duration) Future {
+	return &readBarrierFuture{r: r, read: r.ReadIndexWith(c, timeout)}
 }
 
 // readBarrierFuture waits in Error, on the caller's goroutine: first for
@@ -376,7 +440,7 @@ func (r *Raft) sendFollowerReads() {
 		if len(batch) == 0 {
 			continue
 		}
-		index, err := r.askLeaderForReadIndex(len(batch))
+		index, err := r.askLeaderForReadIndex(len(batch), batchConsistency(batch))
 		for _, f := range batch {
 			if err == nil {
 				f.index = index
@@ -386,9 +450,21 @@ func (r *Raft) sendFollowerReads() {
 	}
 }
 
+// batchConsistency is the one choice that satisfies every call of a
+// batch: theirs if they agree, else a round.
+func batchConsistency(batch []*verifyFuture) ReadConsistency {
+	c := batch[0].consistency
+	for _, f := range batch[1:] {
+		if f.consistency != c {
+			return ReadByRound
+		}
+	}
+	return c
+}
+
 // askLeaderForReadIndex asks the current leader for a read index on behalf
-// of n waiting reads.
-func (r *Raft) askLeaderForReadIndex(n int) (uint64, error) {
+// of n waiting reads of consistency c.
+func (r *Raft) askLeaderForReadIndex(n int, c ReadConsistency) (uint64, error) {
 	select {
 	case <-r.shutdownCh:
 		return 0, ErrRaftShutdown
@@ -408,7 +484,7 @@ func (r *Raft) askLeaderForReadIndex(n int) (uint64, error) {
 	if !ok {
 		return 0, ErrReadIndexUnsupported
 	}
-	req := &ReadIndexRequest{RPCHeader: r.getRPCHeader(), Term: r.getCurrentTerm(), Reads: uint64(n)}
+	req := &ReadIndexRequest{RPCHeader: r.getRPCHeader(), Term: r.getCurrentTerm(), Reads: uint64(n), Consistency: c}
 	var resp ReadIndexResponse
 	if err := t.ReadIndex(id, addr, req, &resp); err != nil {
 		if err.Error() == ErrLeadershipLost.Error() || err.Error() == ErrNotLeader.Error() {
@@ -429,7 +505,11 @@ func (r *Raft) serveReadIndex(rpc RPC, req *ReadIndexRequest) {
 		return
 	}
 	r.readsForFollowers.Add(max(req.Reads, 1))
-	f := &verifyFuture{read: true}
+	c := req.Consistency
+	if c > ReadByLease {
+		c = ReadByRound // a choice this version does not know: the safe one
+	}
+	f := &verifyFuture{read: true, consistency: c}
 	f.init()
 	f.shutdownCh = r.shutdownCh
 	r.verifyLeader(f)

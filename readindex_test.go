@@ -204,6 +204,55 @@ func TestReadIndex_LeaseServesWithoutARound(t *testing.T) {
 	}, rafttest.WithConfig(leaseConfig))
 }
 
+// ReadIndexWith chooses round or lease per call, over Config.LeaseReads,
+// on the leader and, carried in the request, for a follower's reads.
+func TestReadIndexWith_ChoosesRoundOrLeasePerCall(t *testing.T) {
+	for _, leaseReads := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LeaseReads=%v", leaseReads), func(t *testing.T) {
+			inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+				leader := c.WaitLeader()
+				c.ApplyN(leader, "a", 5)
+				time.Sleep(20 * time.Millisecond) // heartbeats acknowledged
+				follower := c.Others(leader)[0]
+				counts := func() (round, lease int) {
+					st := leader.Raft.Stats()
+					round, _ = strconv.Atoi(st["reads_by_round"])
+					lease, _ = strconv.Atoi(st["reads_by_lease"])
+					return round, lease
+				}
+				for _, tc := range []struct {
+					on      *rafttest.Node
+					c       raft.ReadConsistency
+					byLease bool
+				}{
+					{leader, raft.ReadByRound, false},
+					{leader, raft.ReadByLease, true},
+					{leader, raft.ReadDefault, leaseReads},
+					{follower, raft.ReadByRound, false},
+					{follower, raft.ReadByLease, true},
+					{follower, raft.ReadDefault, leaseReads},
+				} {
+					round0, lease0 := counts()
+					if err := tc.on.Raft.ReadBarrierWith(tc.c, time.Second).Error(); err != nil {
+						t.Fatalf("ReadBarrierWith(%v) on %s: %v", tc.c, tc.on.ID, err)
+					}
+					round, lease := counts()
+					if got := lease-lease0 == 1; got != tc.byLease || round-round0+lease-lease0 != 1 {
+						t.Fatalf("ReadBarrierWith(%v) on %s: %d by round, %d by lease; want by lease: %v",
+							tc.c, tc.on.ID, round-round0, lease-lease0, tc.byLease)
+					}
+					if got := len(tc.on.Recorder().Logs()); got < 5 {
+						t.Fatalf("ReadBarrierWith(%v) on %s saw %d commands, want 5", tc.c, tc.on.ID, got)
+					}
+				}
+				if err := leader.Raft.ReadIndexWith(raft.ReadConsistency(9), time.Second).Error(); err == nil {
+					t.Fatal("ReadIndexWith accepted an unknown consistency")
+				}
+			}, rafttest.WithConfig(func(conf *raft.Config) { conf.LeaseReads = leaseReads }))
+		})
+	}
+}
+
 // Bug 19 with leases: a leader cut off from the others stops answering from
 // its lease before any other node can lead, and answers nothing after.
 func TestKnownBug19_DeposedLeaderLeaseEndsBeforeAnotherLeads(t *testing.T) {

@@ -169,6 +169,7 @@ func (n *node) handleGet(w http.ResponseWriter, r *http.Request) {
 	if _, stale := q["stale"]; stale {
 		consistency = "stale"
 	}
+	read := raft.ReadByRound
 	switch consistency {
 	case "", "linearizable":
 	case "lease":
@@ -176,6 +177,7 @@ func (n *node) handleGet(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadRequest, "bad consistency: this node was not started with -lease-reads")
 			return
 		}
+		read = raft.ReadByLease
 	case "stale":
 	default:
 		httpError(w, http.StatusBadRequest, "bad consistency %q: want linearizable (the default), lease or stale", consistency)
@@ -185,7 +187,7 @@ func (n *node) handleGet(w http.ResponseWriter, r *http.Request) {
 		if n.refuseIfRemoved(w) {
 			return
 		}
-		idx, err := n.readBarrier(r.Context())
+		idx, err := n.readBarrier(r.Context(), read)
 		if err != nil {
 			// A read changes nothing: whatever failed, asking again is safe.
 			unavailable(w, "linearizable read: %v", err)
@@ -204,11 +206,11 @@ func (n *node) handleGet(w http.ResponseWriter, r *http.Request) {
 
 // readBarrier makes a read of this node's state linearizable, on the leader
 // or a follower, without a log write and without forwarding: ReadIndex
-// (the leader confirms its index by a round of heartbeats, or its lease
-// with -lease-reads; a follower asks the leader for it), then a wait until
-// this node has applied that index.
-func (n *node) readBarrier(ctx context.Context) (uint64, error) {
-	rf := n.raft.ReadIndex(applyTimeout)
+// (the leader confirms its index by a round of heartbeats, or for
+// consistency=lease by its lease; a follower asks the leader for it), then
+// a wait until this node has applied that index.
+func (n *node) readBarrier(ctx context.Context, c raft.ReadConsistency) (uint64, error) {
+	rf := n.raft.ReadIndexWith(c, applyTimeout)
 	if err := rf.Error(); err != nil {
 		return 0, err
 	}

@@ -73,7 +73,7 @@ func parseNodeFlags(args []string) (nodeConfig, error) {
 	fs.IntVar(&c.journalFiles, "journal-files", 0, "most raftbolt journal files before the oldest moves into raft.db (0: raftbolt's default, 32)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&c.exitOnStdinClose, "exit-on-stdin-close", false, "shut down when standard input closes (used by the demo)")
-	fs.BoolVar(&c.leaseReads, "lease-reads", false, "as leader, answer linearizable reads from a lease, without a round of heartbeats (raft.Config.LeaseReads; every node must use this program and the same -heartbeat-timeout)")
+	fs.BoolVar(&c.leaseReads, "lease-reads", false, "allow GET ?consistency=lease: reads the leader confirms from its lease, without a round of heartbeats, under the clock assumption of raft.Config.LeaseReads (give it to every node; all must run this program with the same -heartbeat-timeout)")
 	fs.DurationVar(&c.httpReadTimeout, "http-read-timeout", 30*time.Second, "most time to read a request, body included (POST /restore gets 10 minutes)")
 	fs.DurationVar(&c.httpWriteTimeout, "http-write-timeout", time.Minute, "most time to write a response (GET /backup gets 10 minutes)")
 	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
@@ -219,7 +219,6 @@ func startNode(cfg nodeConfig) (*node, error) {
 	conf.ElectionTimeout = cfg.election
 	conf.LeaderLeaseTimeout = min(conf.LeaderLeaseTimeout, cfg.heartbeat/2)
 	conf.SnapshotThreshold = cfg.snapshotThreshold
-	conf.LeaseReads = cfg.leaseReads
 	// A removed node stays up, so that it can tell clients it was removed
 	// (410) instead of vanishing.
 	conf.ShutdownOnRemove = false
