@@ -16,7 +16,7 @@ func chart(cells []cellSummary) []byte {
 	const panelW, panelH, margin = 300.0, 220.0, 50.0
 	var scenarios []harness.Scenario
 	for _, c := range cells {
-		if c.Cell.Scenario != harness.Failover && (len(scenarios) == 0 || scenarios[len(scenarios)-1] != c.Cell.Scenario) {
+		if c.Cell.Scenario != harness.Failover && !c.Cell.reads() && (len(scenarios) == 0 || scenarios[len(scenarios)-1] != c.Cell.Scenario) {
 			scenarios = append(scenarios, c.Cell.Scenario)
 		}
 	}

@@ -14,7 +14,14 @@
 // on loopback, raft-boltdb/raftbolt with fsync, file snapshots, LogCache),
 // S3 (1 node, bolt with fsync), failover (3 nodes on TCP, default LAN
 // timeouts: time from killing the leader to the first commit of its
-// successor). Clients loop Apply(payload).Error() on the leader.
+// successor). Clients loop Apply(payload).Error() on the leader. R and RW
+// are reads on S2's cluster: R only reads, RW does nine reads for every
+// write of a 16-byte payload; hashicorp reads with VerifyLeader on the
+// leader and a wait for the applied index, ours with ReadBarrier by round
+// on the leader, by lease on the leader, or by round spread over the three
+// nodes (-reads round,lease,spread):
+//
+//	go run . -scenarios R,RW -reads round,lease,spread
 //
 // BENCH_LOG=1 sends our nodes' logs (level Info) to stderr, to see what a
 // cell's nodes did, for example which node stood for election in a
@@ -56,6 +63,8 @@ func run(args []string) error {
 		scenario  = fs.String("scenario", "", "internal: the scenario of a -child run")
 		payload   = fs.Int("payload", 16, "internal: the payload of a -child run")
 		clientsN  = fs.Int("nclients", 1, "internal: the clients of a -child run")
+		readMode  = fs.String("read", "", "internal: the read mode of a -child run")
+		reads     = fs.String("reads", "round,lease,spread", "read modes of ours in R and RW cells")
 		scenarios = fs.String("scenarios", "S1,S2,S3,failover", "scenarios to run")
 		payloads  = fs.String("payloads", "16,1024", "payload sizes in bytes")
 		clients   = fs.String("clients", "1,16,256", "numbers of concurrent clients")
@@ -110,7 +119,7 @@ func run(args []string) error {
 				}
 			}()
 		}
-		res := runCell(*lib, cell{Scenario: harness.Scenario(*scenario), Payload: *payload, Clients: *clientsN}, *warmup, *duration, plain)
+		res := runCell(*lib, cell{Scenario: harness.Scenario(*scenario), Payload: *payload, Clients: *clientsN, Read: harness.ReadMode(*readMode)}, *warmup, *duration, plain)
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	lim, err := measureLimits()
@@ -128,7 +137,7 @@ func run(args []string) error {
 			lim.limit(cell{Scenario: harness.S3, Clients: 1}), lim.limit(cell{Scenario: harness.S2, Clients: 1}))
 		return nil
 	}
-	cells, err := plan(*scenarios, *payloads, *clients)
+	cells, err := plan(*scenarios, *payloads, *clients, *reads)
 	if err != nil {
 		return err
 	}
@@ -174,7 +183,7 @@ func run(args []string) error {
 	return nil
 }
 
-func plan(scenarios, payloads, clients string) ([]cell, error) {
+func plan(scenarios, payloads, clients, reads string) ([]cell, error) {
 	ints := func(s string) ([]int, error) {
 		var out []int
 		for _, f := range strings.Split(s, ",") {
@@ -206,6 +215,18 @@ func plan(scenarios, payloads, clients string) ([]cell, error) {
 			}
 		case harness.Failover:
 			cells = append(cells, cell{Scenario: sc})
+		case harness.R, harness.RW:
+			for _, c := range cs {
+				for _, m := range strings.Split(reads, ",") {
+					mode := harness.ReadMode(strings.TrimSpace(m))
+					switch mode {
+					case harness.ReadRound, harness.ReadLease, harness.ReadSpread:
+					default:
+						return nil, fmt.Errorf("unknown read mode %q", m)
+					}
+					cells = append(cells, cell{Scenario: sc, Payload: 16, Clients: c, Read: mode})
+				}
+			}
 		default:
 			return nil, fmt.Errorf("unknown scenario %q", s)
 		}
@@ -216,7 +237,7 @@ func plan(scenarios, payloads, clients string) ([]cell, error) {
 // child runs one cell of one library in a fresh process.
 func child(exe, lib string, c cell, warmup, duration time.Duration, oursStore string) (result, error) {
 	cmd := exec.Command(exe, "-child", "-lib", lib, "-scenario", string(c.Scenario),
-		"-payload", strconv.Itoa(c.Payload), "-nclients", strconv.Itoa(c.Clients),
+		"-payload", strconv.Itoa(c.Payload), "-nclients", strconv.Itoa(c.Clients), "-read", string(c.Read),
 		"-warmup", warmup.String(), "-duration", duration.String(), "-ours-store", oursStore)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -234,8 +255,12 @@ func brief(r result) string {
 	if r.Cell.Scenario == harness.Failover {
 		return fmt.Sprintf("%.0f ms", r.FailoverMS)
 	}
-	return fmt.Sprintf("%9.0f ops/s  p50 %7.0f us  p99 %7.0f us  %6.1f cpu-us/op  %6.1f allocs/op",
+	s := fmt.Sprintf("%9.0f ops/s  p50 %7.0f us  p99 %7.0f us  %6.1f cpu-us/op  %6.1f allocs/op",
 		r.OpsPerSec, r.P50us, r.P99us, r.CPUusOp, r.AllocsOp)
+	if r.WriteOpsPerSec > 0 {
+		s += fmt.Sprintf("  writes %.0f/s p50 %.0f us p99 %.0f us", r.WriteOpsPerSec, r.WriteP50us, r.WriteP99us)
+	}
+	return s
 }
 
 // side holds one library's medians on a cell.
@@ -276,15 +301,18 @@ func median(xs []float64) float64 {
 
 func summarize(c cell, rs []result, lim limits) cellSummary {
 	med := func(lib string) side {
-		var o, p50, p99, cpu, al, fo []float64
+		var o, p50, p99, cpu, al, fo, wo, w50, w99 []float64
 		for _, r := range rs {
 			if r.Library != lib {
 				continue
 			}
 			o, p50, p99 = append(o, r.OpsPerSec), append(p50, r.P50us), append(p99, r.P99us)
 			cpu, al, fo = append(cpu, r.CPUusOp), append(al, r.AllocsOp), append(fo, r.FailoverMS)
+			wo, w50, w99 = append(wo, r.WriteOpsPerSec), append(w50, r.WriteP50us), append(w99, r.WriteP99us)
 		}
-		return side{median(o), median(p50), median(p99), median(cpu), median(al), median(fo)}
+		return side{OpsPerSec: median(o), P50us: median(p50), P99us: median(p99), CPUusOp: median(cpu),
+			AllocsOp: median(al), FailoverMS: median(fo),
+			WriteOpsPerSec: median(wo), WriteP50us: median(w50), WriteP99us: median(w99)}
 	}
 	s := cellSummary{Cell: c, Ours: med(ours.Library), Hashicorp: med(hashi.Library), Limit: lim.limit(c)}
 	if c.Scenario == harness.S2 && c.Clients == 1 {

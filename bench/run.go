@@ -21,7 +21,12 @@ type cell struct {
 	Scenario harness.Scenario `json:"scenario"`
 	Payload  int              `json:"payload"`
 	Clients  int              `json:"clients"`
+	// Read is how our library reads in R and RW cells.
+	Read harness.ReadMode `json:"read,omitempty"`
 }
+
+// reads reports whether the cell is a read cell.
+func (c cell) reads() bool { return c.Scenario == harness.R || c.Scenario == harness.RW }
 
 func (c cell) String() string {
 	if c.Scenario == harness.Failover {
@@ -31,7 +36,11 @@ func (c cell) String() string {
 	if c.Payload >= 1024 {
 		size = fmt.Sprintf("%d KiB", c.Payload/1024)
 	}
-	return fmt.Sprintf("%s %s, %d client%s", c.Scenario, size, c.Clients, map[bool]string{true: "s"}[c.Clients > 1])
+	s := fmt.Sprintf("%s %s, %d client%s", c.Scenario, size, c.Clients, map[bool]string{true: "s"}[c.Clients > 1])
+	if c.reads() {
+		s = fmt.Sprintf("%s, %d client%s, ours %s", c.Scenario, c.Clients, map[bool]string{true: "s"}[c.Clients > 1], c.Read)
+	}
+	return s
 }
 
 // stats are the measurements of a run, and the medians of a cell's runs.
@@ -44,6 +53,11 @@ type stats struct {
 	// FailoverMS is the time from killing the leader to the first commit
 	// on its successor (failover cells only).
 	FailoverMS float64 `json:"failover_ms,omitempty"`
+	// In RW cells OpsPerSec, P50us and P99us are the reads'; these are
+	// the writes' (CPUusOp and AllocsOp count both).
+	WriteOpsPerSec float64 `json:"write_ops_per_sec,omitempty"`
+	WriteP50us     float64 `json:"write_p50_us,omitempty"`
+	WriteP99us     float64 `json:"write_p99_us,omitempty"`
 }
 
 // result is what one run of one library on one cell measured.
@@ -83,7 +97,7 @@ func runCell(lib string, c cell, warmup, duration time.Duration, plainStore bool
 		return res
 	}
 	defer os.RemoveAll(dir)
-	cl, err := start(harness.Options{Scenario: c.Scenario, Dir: dir, PlainStore: plainStore})
+	cl, err := start(harness.Options{Scenario: c.Scenario.Base(), Dir: dir, PlainStore: plainStore})
 	if err != nil {
 		res.Error = fmt.Sprintf("starting the cluster: %v", err)
 		return res
@@ -102,6 +116,19 @@ func runCell(lib string, c cell, warmup, duration time.Duration, plainStore bool
 		res.Error = err.Error()
 		return res
 	}
+	if c.reads() {
+		// Every node that will serve reads first answers one: a follower
+		// that has not heard from the new leader yet has none to ask.
+		for i := 0; i < cl.Nodes(); i++ {
+			if i != leader && (c.Read != harness.ReadSpread || lib != ours.Library) {
+				continue
+			}
+			if err := firstRead(cl, i, c.Read); err != nil {
+				res.Error = err.Error()
+				return res
+			}
+		}
+	}
 	payload := make([]byte, c.Payload)
 	for i := range payload {
 		payload[i] = byte(i)
@@ -113,27 +140,49 @@ func runCell(lib string, c cell, warmup, duration time.Duration, plainStore bool
 		measuring atomic.Bool
 		stop      atomic.Bool
 		ops       atomic.Int64
+		writes    atomic.Int64
 		failed    atomic.Value
 		wg        sync.WaitGroup
 		lats      = make([][]time.Duration, c.Clients)
+		wlats     = make([][]time.Duration, c.Clients)
 	)
 	for w := 0; w < c.Clients; w++ {
+		// In read cells, client w reads on the leader, or with the
+		// spread mode on node w mod n (hashicorp reads on the leader
+		// only); one op in ten is a write in RW.
+		reader := leader
+		if c.Read == harness.ReadSpread && lib == ours.Library {
+			reader = w % cl.Nodes()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			mine := make([]time.Duration, 0, 4096)
-			for !stop.Load() {
+			var mineW []time.Duration
+			for i := 0; !stop.Load(); i++ {
+				write := !c.reads() || c.Scenario == harness.RW && i%10 == 9
 				t0 := time.Now()
-				if err := cl.Apply(leader, payload); err != nil {
+				var err error
+				if write {
+					err = cl.Apply(leader, payload)
+				} else {
+					err = cl.Read(reader, c.Read)
+				}
+				if err != nil {
 					failed.Store(err.Error())
 					return
 				}
 				if measuring.Load() {
+					if write && c.reads() {
+						mineW = append(mineW, time.Since(t0))
+						writes.Add(1)
+						continue
+					}
 					mine = append(mine, time.Since(t0))
 					ops.Add(1)
 				}
 			}
-			lats[w] = mine
+			lats[w], wlats[w] = mine, mineW
 		}()
 	}
 	time.Sleep(warmup)
@@ -153,23 +202,47 @@ func runCell(lib string, c cell, warmup, duration time.Duration, plainStore bool
 		res.Error = e
 		return res
 	}
+	n, nw := ops.Load(), writes.Load()
+	res.Ops, res.Seconds = n, elapsed.Seconds()
+	if n == 0 || c.Scenario == harness.RW && nw == 0 {
+		res.Error = "no operation completed in the window"
+		return res
+	}
+	res.OpsPerSec = float64(n) / elapsed.Seconds()
+	res.P50us, res.P99us = percentiles(lats)
+	if nw > 0 {
+		res.WriteOpsPerSec = float64(nw) / elapsed.Seconds()
+		res.WriteP50us, res.WriteP99us = percentiles(wlats)
+	}
+	res.CPUusOp = float64(cpu1-cpu0) / 1e3 / float64(n+nw)
+	res.AllocsOp = float64(ms1.Mallocs-ms0.Mallocs) / float64(n+nw)
+	return res
+}
+
+// firstRead retries a read on node i for up to 10 s.
+func firstRead(cl harness.Cluster, i int, mode harness.ReadMode) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := cl.Read(i, mode)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no read on node %d within 10 s: %w", i, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// percentiles returns the median and the 99th percentile, in µs, of the
+// clients' latencies together.
+func percentiles(lats [][]time.Duration) (p50, p99 float64) {
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	n := ops.Load()
-	res.Ops, res.Seconds = n, elapsed.Seconds()
-	if n == 0 {
-		res.Error = "no operation completed in the window"
-		return res
-	}
-	res.OpsPerSec = float64(n) / elapsed.Seconds()
-	res.P50us = float64(all[len(all)/2]) / 1e3
-	res.P99us = float64(all[min(len(all)-1, len(all)*99/100)]) / 1e3
-	res.CPUusOp = float64(cpu1-cpu0) / 1e3 / float64(n)
-	res.AllocsOp = float64(ms1.Mallocs-ms0.Mallocs) / float64(n)
-	return res
+	return float64(all[len(all)/2]) / 1e3, float64(all[min(len(all)-1, len(all)*99/100)]) / 1e3
 }
 
 // failover writes a little, kills the leader and times the first write

@@ -3,6 +3,7 @@ package interop
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +67,23 @@ func BenchmarkTCPRead(b *testing.B) {
 				if mode == "ours-spread" {
 					on = func(w int) *node { return nodes[w%len(nodes)] }
 				}
+				heartbeats := func() (sum float64) {
+					for _, n := range nodes {
+						if _, or := n.rafts(); or != nil {
+							v, _ := strconv.ParseFloat(or.Stats()["read_heartbeats"], 64)
+							sum += v
+						}
+					}
+					return sum
+				}
+				before := heartbeats()
+				defer func() {
+					if !hashi {
+						// Heartbeats sent for rounds, per read: how many
+						// reads a round carries.
+						b.ReportMetric((heartbeats()-before)/float64(b.N), "roundhb/op")
+					}
+				}()
 				runClients(b, clients, on, func(n *node) error {
 					if err := read(n); err != nil {
 						return err

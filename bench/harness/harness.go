@@ -23,7 +23,37 @@ const (
 	// Failover: 3 nodes on TCP with in-memory stores and LAN timeouts;
 	// the leader is killed and the time to the next commit measured.
 	Failover Scenario = "failover"
+	// R: S2's cluster under linearizable reads only (Cluster.Read).
+	R Scenario = "R"
+	// RW: S2's cluster, each client doing nine reads for every write (an
+	// Apply of the payload on the leader).
+	RW Scenario = "RW"
 )
+
+// ReadMode is how our library reads in a read cell. hashicorp/raft has one
+// way, whatever the mode: VerifyLeader on the leader, then a wait until the
+// applied index reaches the commit index.
+type ReadMode string
+
+// The read modes.
+const (
+	// ReadRound: ReadBarrier on the leader, confirmed by a round of
+	// heartbeats (ReadByRound).
+	ReadRound ReadMode = "round"
+	// ReadLease: ReadBarrier on the leader from its lease (ReadByLease).
+	ReadLease ReadMode = "lease"
+	// ReadSpread: ReadBarrier by round on every node, client i on node
+	// i mod 3.
+	ReadSpread ReadMode = "spread"
+)
+
+// Base is the scenario whose cluster a scenario runs on.
+func (s Scenario) Base() Scenario {
+	if s == R || s == RW {
+		return S2
+	}
+	return s
+}
 
 // Options describe one cluster.
 type Options struct {
@@ -44,6 +74,10 @@ type Cluster interface {
 	Leader() int
 	// Apply applies data through node i and waits for it to be applied.
 	Apply(i int, data []byte) error
+	// Read makes a linearizable read possible on node i: once it returns
+	// nil, node i's state machine reflects every write acknowledged
+	// before the call.
+	Read(i int, mode ReadMode) error
 	// Kill stops node i at once (its transport too).
 	Kill(i int) error
 	// Close stops every node and releases its files.
