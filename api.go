@@ -77,6 +77,8 @@ type Raft struct {
 	readsByRound atomic.Uint64  // ReadIndex calls served by a heartbeat round
 	readsByLease atomic.Uint64  // ReadIndex calls served by the lease
 	readCalls    atomic.Uint64  // ReadIndex calls made on this node
+	// readRounds gathers the leader's ReadIndex calls into shared rounds.
+	readRounds readRounds
 	// readMetrics: what emitReadMetrics last emitted (main loop only).
 	readMetrics readMetricsEmitted
 	// leaseViewPtr: the lease's inputs as the leader loop last published

@@ -206,6 +206,11 @@ type verifyFuture struct {
 	read bool
 	// consistency is a ReadIndex's choice of round or lease.
 	consistency ReadConsistency
+	// readers is how many ReadIndex calls share the round (readRounds).
+	readers uint64
+	// takenAt is when the main loop took the round (readRounds.take), in
+	// nanoseconds since readEpoch; 0 until then.
+	takenAt atomic.Int64
 	// index is the commit index when the round started (before any of
 	// its heartbeats was sent); set by the leader loop, read after Error.
 	index uint64

@@ -251,8 +251,20 @@ func (r *Raft) leaveLeader() {
 	for _, f := range ls.inflight {
 		f.respond(ErrLeadershipLost)
 	}
+	shuttingDown := false
+	select {
+	case <-r.shutdownCh:
+		shuttingDown = true
+	default:
+	}
 	for _, v := range ls.verifies {
-		v.future.respond(v.future.lostErr())
+		// Read rounds do not watch the shutdown channel: this answer is
+		// the one they get.
+		if shuttingDown {
+			v.future.respond(ErrRaftShutdown)
+		} else {
+			v.future.respond(v.future.lostErr())
+		}
 	}
 	if addr, _ := r.LeaderWithID(); addr == r.localAddr {
 		r.setLeader("", "")
@@ -595,7 +607,7 @@ func (r *Raft) verifyLeader(f *verifyFuture) {
 	}
 	if f.read && r.leaseHolds(f.consistency) {
 		f.index = r.getCommitIndex()
-		r.readsByLease.Add(1)
+		r.readsByLease.Add(f.readers)
 		f.respond(nil)
 		ls.verifies = kept
 		return
@@ -615,7 +627,7 @@ func (r *Raft) startVerify(v *verifyState) {
 	// had committed anything newer at this moment.
 	v.future.index = r.getCommitIndex()
 	if v.future.read {
-		r.readsByRound.Add(1)
+		r.readsByRound.Add(v.future.readers)
 	}
 	// A deferred round may start under a newer configuration than the one
 	// it was created in.

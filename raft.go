@@ -204,6 +204,7 @@ func (r *Raft) controlRequest(item any) {
 		v.configurations = r.configurations.Clone()
 		v.respond(nil)
 	case *verifyFuture:
+		r.readRounds.take(v) // calls from now on join the next round
 		switch {
 		case v.expired(time.Now()):
 			v.respond(ErrEnqueueTimeout)

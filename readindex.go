@@ -253,23 +253,103 @@ func (r *Raft) ReadIndexWith(c ReadConsistency, timeout time.Duration) IndexFutu
 		r.readsByLease.Add(1)
 		return readIndexDone(index)
 	}
-	f := &verifyFuture{read: true, consistency: c}
-	f.init()
-	f.shutdownCh = r.shutdownCh
-	if timeout > 0 {
-		// Checked when the request is taken (by the main loop, or by the
-		// next request to the leader), as Apply's enqueue timeout is: no
-		// timer per call.
-		f.enqueueBy = time.Now().Add(timeout)
-	}
 	if r.State() != Leader {
+		f := &verifyFuture{read: true, consistency: c, readers: 1}
+		f.init()
+		f.shutdownCh = r.shutdownCh
+		if timeout > 0 {
+			// Checked when the next request to the leader takes it.
+			f.enqueueBy = time.Now().Add(timeout)
+		}
 		return r.followerReadIndex(f)
 	}
-	if !r.ctl.push(f) {
-		return errorFuture{ErrRaftShutdown}
+	f := r.joinReadRound(c, 1)
+	if timeout > 0 {
+		return &timedRead{f: f, by: sinceReadEpoch() + int64(timeout)}
 	}
 	return f
 }
+
+// readEpoch is the base of readRounds' times.
+var readEpoch = time.Now()
+
+func sinceReadEpoch() int64 { return int64(time.Since(readEpoch)) }
+
+// readRounds gathers the leader's ReadIndex calls into shared rounds: a
+// call joins the round the main loop has not taken yet, and only a new
+// round is handed to the main loop, so a round's control input, its
+// heartbeats and their acknowledgements cost the same for one call as for
+// hundreds. Every call of a round waits on the one future; its index is
+// the commit index when the round starts, after every call joined.
+//
+// A round's waiters do not watch the shutdown channel (hundreds of them
+// parked on it would contend for its lock, as Apply's would): every round
+// is answered, by the loop that takes it (leaveLeader when leadership or
+// the node ends), by the drain of the control queue at shutdown, or at
+// once when the queue is already closed.
+type readRounds struct {
+	mu   sync.Mutex
+	next *verifyFuture // the round calls join; nil when none waits
+}
+
+// joinReadRound adds n reads of consistency c to the round not yet taken,
+// handing a new round to the main loop, and returns the round's future.
+func (r *Raft) joinReadRound(c ReadConsistency, n uint64) *verifyFuture {
+	lease := c.leaseAllowed(r.config())
+	q := &r.readRounds
+	q.mu.Lock()
+	f := q.next
+	fresh := f == nil
+	if fresh {
+		f = &verifyFuture{read: true, consistency: ReadByLease}
+		f.init()
+		q.next = f
+	}
+	f.readers += n
+	if !lease {
+		// The round may answer from the lease only if every call in it
+		// allows that.
+		f.consistency = ReadByRound
+	}
+	q.mu.Unlock()
+	if fresh && !r.ctl.push(f) {
+		f.respond(ErrRaftShutdown)
+	}
+	return f
+}
+
+// take marks f taken by the main loop; if calls were still joining it,
+// later ones join a new round.
+func (q *readRounds) take(f *verifyFuture) {
+	q.mu.Lock()
+	if q.next == f {
+		q.next = nil
+	}
+	f.takenAt.CompareAndSwap(0, sinceReadEpoch())
+	q.mu.Unlock()
+}
+
+// timedRead is a leader's ReadIndex call with an enqueue timeout on a
+// shared round. As Apply's, the timeout is checked when the main loop
+// takes the request, with no timer per call: a round taken after the
+// call's deadline answers it ErrEnqueueTimeout (the round may have run for
+// the others; for this call nothing was done), else what the round
+// answers.
+type timedRead struct {
+	f  *verifyFuture
+	by int64 // the deadline, in nanoseconds since readEpoch
+}
+
+func (t *timedRead) Error() error {
+	err := t.f.Error()
+	if taken := t.f.takenAt.Load(); taken != 0 && taken > t.by {
+		return ErrEnqueueTimeout
+	}
+	return err
+}
+
+// Index is the round's read index; call it only after Error returned nil.
+func (t *timedRead) Index() uint64 { return t.f.Index() }
 
 // readIndexDone is a ReadIndex answered at once, from the lease.
 type readIndexDone uint64
@@ -504,15 +584,15 @@ func (r *Raft) serveReadIndex(rpc RPC, req *ReadIndexRequest) {
 		rpc.Respond(resp, ErrNotLeader)
 		return
 	}
-	r.readsForFollowers.Add(max(req.Reads, 1))
+	reads := max(req.Reads, 1)
+	r.readsForFollowers.Add(reads)
 	c := req.Consistency
 	if c > ReadByLease {
 		c = ReadByRound // a choice this version does not know: the safe one
 	}
-	f := &verifyFuture{read: true, consistency: c}
-	f.init()
-	f.shutdownCh = r.shutdownCh
-	r.verifyLeader(f)
+	// The follower's reads share the next round with the leader's own;
+	// this main loop takes it after the current input.
+	f := r.joinReadRound(c, reads)
 	go func() {
 		err := f.Error()
 		if err == nil {
