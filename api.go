@@ -87,6 +87,9 @@ type Raft struct {
 	// readHeartbeats counts heartbeats sent for VerifyLeader and ReadIndex
 	// rounds, one per follower per batch of rounds that share it.
 	readHeartbeats atomic.Uint64
+	// readRoundsStarted counts the heartbeat rounds started for ReadIndex
+	// calls (each carries every call that joined it).
+	readRoundsStarted atomic.Uint64
 	// readsForFollowers counts the reads followers asked this leader for.
 	readsForFollowers atomic.Uint64
 	// leaderCaps: what the current leader advertised in its last
@@ -1155,6 +1158,7 @@ func (r *Raft) Stats() map[string]string {
 		"reads_by_lease":       toString(r.readsByLease.Load()),
 		"reads_for_followers":  toString(r.readsForFollowers.Load()),
 		"read_heartbeats":      toString(r.readHeartbeats.Load()),
+		"read_rounds":          toString(r.readRoundsStarted.Load()),
 	}
 
 	c := r.getConfigurations()

@@ -16,6 +16,9 @@ const (
 	// sigHeartbeatShortened: ReloadConfig lowered the heartbeat timeout, so
 	// a follower re-arms its timer and a leader wakes its heartbeaters.
 	sigHeartbeatShortened
+	// sigRoundAnswered: the newest read round was answered, so a read round
+	// held back behind it may start (startReadRound).
+	sigRoundAnswered
 )
 
 // controlQueue carries the main loop's rarely used inputs: VerifyLeader,

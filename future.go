@@ -206,8 +206,14 @@ type verifyFuture struct {
 	read bool
 	// consistency is a ReadIndex's choice of round or lease.
 	consistency ReadConsistency
-	// readers is how many ReadIndex calls share the round (readRounds).
+	// readers is how many ReadIndex calls share the round (readRounds);
+	// set when the round is taken, or at creation outside readRounds.
 	readers uint64
+	// joins counts the calls joining a shared round, with roundClosed
+	// set once it is taken; noLease is set by a call that does not allow
+	// the lease.
+	joins   atomic.Int64
+	noLease atomic.Bool
 	// takenAt is when the main loop took the round (readRounds.take), in
 	// nanoseconds since readEpoch; 0 until then.
 	takenAt atomic.Int64

@@ -586,3 +586,69 @@ func TestBatchConsistency(t *testing.T) {
 		}
 	}
 }
+
+// A read round is held back, still open to calls, while the round before
+// it is unanswered, and starts, closed to later calls, once that one is
+// answered; calls on the leader share rounds instead of making one each.
+func TestReadRoundHeldUntilThePreviousIsAnswered(t *testing.T) {
+	r, _ := newStoppedRaft(t, 10)
+	c := r.configurations
+	c.committed, c.committedIndex = c.latest, c.latestIndex
+	r.setConfigurations(c)
+	r.setCommitIndex(10)
+	r.leaderState = &leaderState{startIndex: 10, replState: map[ServerID]*followerReplication{}}
+	start := func() *verifyFuture {
+		t.Helper()
+		item, _, ok := r.ctl.next()
+		f, isRound := item.(*verifyFuture)
+		if !ok || !isRound {
+			t.Fatalf("control queue gave %v (%T), want a read round", item, item)
+		}
+		r.startReadRound(f)
+		return f
+	}
+
+	first := r.joinReadRound(ReadByRound, 1)
+	if r.joinReadRound(ReadByRound, 1) != first {
+		t.Fatal("a second call before the main loop took the round did not join it")
+	}
+	start()
+	if first.readers != 2 || first.index != 10 || r.leaderState.lastRound == nil {
+		t.Fatalf("first round: %d readers, index %d; want 2 at 10, started", first.readers, first.index)
+	}
+
+	second := r.joinReadRound(ReadByRound, 1)
+	if second == first {
+		t.Fatal("a call after the round was taken joined it")
+	}
+	start()
+	if r.leaderState.heldRound != second {
+		t.Fatal("a round started while the one before it was unanswered")
+	}
+	r.setCommitIndex(12) // what the held round will read
+	if r.joinReadRound(ReadByRound, 1) != second {
+		t.Fatal("a call did not join the held round")
+	}
+
+	first.respond(nil)
+	r.leaderControl(nil, sigRoundAnswered)
+	if r.leaderState.heldRound != nil || second.takenAt.Load() == 0 {
+		t.Fatal("the held round did not start once the one before it was answered")
+	}
+	if second.readers != 2 || second.index != 12 {
+		t.Fatalf("second round: %d readers, index %d; want 2 at 12", second.readers, second.index)
+	}
+	if r.joinReadRound(ReadByRound, 1) == second {
+		t.Fatal("a call joined a round already started")
+	}
+	// Leadership ends: the rounds still waiting are answered.
+	third := r.readRounds.next.Load()
+	r.leaderState.heldRound = third
+	r.leaderState.stopCh = make(chan struct{})
+	r.leaveLeader()
+	for i, f := range []*verifyFuture{second, third} {
+		if err := f.Error(); err != ErrLeadershipLost {
+			t.Fatalf("round %d after leadership ended: %v, want ErrLeadershipLost", i+2, err)
+		}
+	}
+}

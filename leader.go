@@ -7,6 +7,7 @@ import (
 	"maps"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-metrics"
@@ -26,7 +27,12 @@ type leaderState struct {
 	// deferredVerifies wait for the first commit of this term: before it the
 	// commit index may be stale, so a read behind it would be too.
 	deferredVerifies []*verifyState
-	stopCh           chan struct{} // closed when leadership ends
+	// lastRound is the newest read round started; heldRound a read round
+	// not started (still open to joiners) because lastRound's heartbeats
+	// had not gone out yet (see startReadRound).
+	lastRound *verifyState
+	heldRound *verifyFuture
+	stopCh    chan struct{} // closed when leadership ends
 
 	// leaseFloor: heartbeats sent at or before it (monotonic nanoseconds
 	// since Raft.started) do not count toward a lease (see endLease).
@@ -47,6 +53,9 @@ type verifyState struct {
 	mu     sync.Mutex
 	needed int
 	acks   map[ServerID]bool
+	// held is set while a read round waits for this one to be answered
+	// (startReadRound).
+	held atomic.Bool
 }
 
 // ack records a follower's acknowledgement; failed=true means the follower
@@ -139,6 +148,20 @@ func (r *Raft) leaderControl(item any, sig controlSignal) {
 	case sigHeartbeatShortened:
 		for _, repl := range r.leaderState.replState {
 			asyncNotify(repl.notifyCh)
+		}
+	case sigRoundAnswered:
+		if f := r.leaderState.heldRound; f != nil {
+			r.leaderState.heldRound = nil
+			// The calls the last round's answer woke are on their way
+			// to join: give them a moment, while they keep coming.
+			for i := 0; i < 8; i++ {
+				n := f.joins.Load()
+				runtime.Gosched()
+				if f.joins.Load() == n {
+					break
+				}
+			}
+			r.startReadRound(f)
 		}
 	default:
 		r.controlRequest(item)
@@ -257,13 +280,21 @@ func (r *Raft) leaveLeader() {
 		shuttingDown = true
 	default:
 	}
+	pending := make([]*verifyFuture, 0, len(ls.verifies)+1)
 	for _, v := range ls.verifies {
+		pending = append(pending, v.future)
+	}
+	if ls.heldRound != nil {
+		pending = append(pending, ls.heldRound)
+		r.readRounds.take(ls.heldRound) // later calls join a new round
+	}
+	for _, f := range pending {
 		// Read rounds do not watch the shutdown channel: this answer is
 		// the one they get.
 		if shuttingDown {
-			v.future.respond(ErrRaftShutdown)
+			f.respond(ErrRaftShutdown)
 		} else {
-			v.future.respond(v.future.lostErr())
+			f.respond(f.lostErr())
 		}
 	}
 	if addr, _ := r.LeaderWithID(); addr == r.localAddr {
@@ -628,6 +659,8 @@ func (r *Raft) startVerify(v *verifyState) {
 	v.future.index = r.getCommitIndex()
 	if v.future.read {
 		r.readsByRound.Add(v.future.readers)
+		r.readRoundsStarted.Add(1)
+		r.leaderState.lastRound = v
 	}
 	// A deferred round may start under a newer configuration than the one
 	// it was created in.

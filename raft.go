@@ -204,15 +204,17 @@ func (r *Raft) controlRequest(item any) {
 		v.configurations = r.configurations.Clone()
 		v.respond(nil)
 	case *verifyFuture:
-		r.readRounds.take(v) // calls from now on join the next round
 		switch {
 		case v.expired(time.Now()):
 			v.respond(ErrEnqueueTimeout)
+		case leader && v.read && v.readers == 0:
+			r.startReadRound(v) // a shared round (readRounds)
 		case leader:
 			r.verifyLeader(v)
 		default:
 			// VerifyLeader: ErrNotLeader; a ReadIndex taken by the leader
 			// that has stopped leading since: ErrLeadershipLost.
+			r.readRounds.take(v) // later calls join a new round
 			v.respond(v.lostErr())
 		}
 	case *leadershipTransferFuture:

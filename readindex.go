@@ -23,12 +23,15 @@ var (
 	// keyReadIndexHeartbeats counts heartbeats sent to answer VerifyLeader
 	// and ReadIndex rounds (one per follower per batch of waiting rounds).
 	keyReadIndexHeartbeats = []string{"raft", "read_index", "heartbeats"}
+	// keyReadIndexRounds counts heartbeat rounds started for ReadIndex
+	// calls; its rate is rounds per second.
+	keyReadIndexRounds = []string{"raft", "read_index", "rounds"}
 )
 
 // readMetricsEmitted are the read counters as last emitted to go-metrics;
 // only the goroutine calling emitReadMetrics uses it.
 type readMetricsEmitted struct {
-	calls, round, lease, followers, heartbeats uint64
+	calls, round, lease, followers, heartbeats, rounds uint64
 }
 
 // emitReadMetrics adds to go-metrics' read counters what the node's own
@@ -46,6 +49,7 @@ func (r *Raft) emitReadMetrics() {
 	emit(keyReadIndexLease, r.readsByLease.Load(), &e.lease)
 	emit(keyReadIndexFollowers, r.readsForFollowers.Load(), &e.followers)
 	emit(keyReadIndexHeartbeats, r.readHeartbeats.Load(), &e.heartbeats)
+	emit(keyReadIndexRounds, r.readRoundsStarted.Load(), &e.rounds)
 }
 
 // leaseStart returns when the lease starts: the newest time t such that a
@@ -245,13 +249,26 @@ func (c ReadConsistency) leaseAllowed(conf Config) bool {
 // to the leader with the request; calls with different choices that wait
 // together are confirmed by a round, which satisfies each.
 func (r *Raft) ReadIndexWith(c ReadConsistency, timeout time.Duration) IndexFuture {
+	f, round := r.readIndex(c, timeout)
+	if round.f != nil {
+		if round.by == 0 {
+			return round.f
+		}
+		return &round
+	}
+	return f
+}
+
+// readIndex starts a ReadIndex: a leader's call comes back as its share of
+// a round (round.f set), any other as a future.
+func (r *Raft) readIndex(c ReadConsistency, timeout time.Duration) (IndexFuture, timedRead) {
 	if c > ReadByLease {
-		return errorFuture{fmt.Errorf("ReadIndexWith: unknown %v", c)}
+		return errorFuture{fmt.Errorf("ReadIndexWith: unknown %v", c)}, timedRead{}
 	}
 	r.readCalls.Add(1)
 	if index, ok := r.readIndexFromLease(c); ok {
 		r.readsByLease.Add(1)
-		return readIndexDone(index)
+		return readIndexDone(index), timedRead{}
 	}
 	if r.State() != Leader {
 		f := &verifyFuture{read: true, consistency: c, readers: 1}
@@ -261,13 +278,13 @@ func (r *Raft) ReadIndexWith(c ReadConsistency, timeout time.Duration) IndexFutu
 			// Checked when the next request to the leader takes it.
 			f.enqueueBy = time.Now().Add(timeout)
 		}
-		return r.followerReadIndex(f)
+		return r.followerReadIndex(f), timedRead{}
 	}
-	f := r.joinReadRound(c, 1)
+	round := timedRead{f: r.joinReadRound(c, 1)}
 	if timeout > 0 {
-		return &timedRead{f: f, by: sinceReadEpoch() + int64(timeout)}
+		round.by = sinceReadEpoch() + int64(timeout)
 	}
-	return f
+	return nil, round
 }
 
 // readEpoch is the base of readRounds' times.
@@ -288,45 +305,85 @@ func sinceReadEpoch() int64 { return int64(time.Since(readEpoch)) }
 // the node ends), by the drain of the control queue at shutdown, or at
 // once when the queue is already closed.
 type readRounds struct {
-	mu   sync.Mutex
-	next *verifyFuture // the round calls join; nil when none waits
+	// next is the round calls join; nil when none waits. Joining takes
+	// no lock: the hundreds of callers a round's answer wakes at once all
+	// join the next round, and a mutex here was where they queued.
+	next atomic.Pointer[verifyFuture]
 }
+
+// roundClosed marks a round's joins word once the main loop has taken it.
+const roundClosed = int64(1) << 62
 
 // joinReadRound adds n reads of consistency c to the round not yet taken,
 // handing a new round to the main loop, and returns the round's future.
 func (r *Raft) joinReadRound(c ReadConsistency, n uint64) *verifyFuture {
 	lease := c.leaseAllowed(r.config())
 	q := &r.readRounds
-	q.mu.Lock()
-	f := q.next
-	fresh := f == nil
-	if fresh {
-		f = &verifyFuture{read: true, consistency: ReadByLease}
-		f.init()
-		q.next = f
+	for {
+		f := q.next.Load()
+		fresh := false
+		if f == nil {
+			f = &verifyFuture{read: true, consistency: ReadByLease}
+			f.init()
+			if !q.next.CompareAndSwap(nil, f) {
+				continue // another call made the round first
+			}
+			fresh = true
+		}
+		if !lease {
+			// The round may answer from the lease only if every call
+			// in it allows that; set before joining, so that take,
+			// which closes the round after every counted join, sees it.
+			f.noLease.Store(true)
+		}
+		if f.joins.Add(int64(n))&roundClosed != 0 {
+			continue // taken meanwhile: join the next one
+		}
+		if fresh && !r.ctl.push(f) {
+			f.respond(ErrRaftShutdown)
+		}
+		return f
 	}
-	f.readers += n
-	if !lease {
-		// The round may answer from the lease only if every call in it
-		// allows that.
-		f.consistency = ReadByRound
-	}
-	q.mu.Unlock()
-	if fresh && !r.ctl.push(f) {
-		f.respond(ErrRaftShutdown)
-	}
-	return f
 }
 
-// take marks f taken by the main loop; if calls were still joining it,
-// later ones join a new round.
+// take closes f to joins (later calls join a new round) and settles what
+// its calls asked for: how many they are, and round or lease. The main
+// loop calls it when it takes f, before anything of the round starts.
 func (q *readRounds) take(f *verifyFuture) {
-	q.mu.Lock()
-	if q.next == f {
-		q.next = nil
+	q.next.CompareAndSwap(f, nil)
+	joined := f.joins.Or(roundClosed)
+	if f.takenAt.Load() != 0 {
+		return
 	}
-	f.takenAt.CompareAndSwap(0, sinceReadEpoch())
-	q.mu.Unlock()
+	if f.read && f.readers == 0 {
+		f.readers = uint64(joined &^ roundClosed)
+		if f.noLease.Load() {
+			f.consistency = ReadByRound
+		}
+	}
+	f.takenAt.Store(sinceReadEpoch())
+}
+
+// startReadRound starts the shared read round f, or holds it back, open to
+// more calls, while the newest round started is still unanswered. One
+// heartbeat per follower is in flight at a time and it carries every
+// round registered with that follower, so rounds started faster than
+// answers come back only split the calls into more rounds, each costing
+// the main loop a round of its own; held back, the calls the answer wakes
+// join the next round together. A held round starts when the round before
+// it is answered (sigRoundAnswered), once the calls that answer woke have
+// stopped arriving.
+func (r *Raft) startReadRound(f *verifyFuture) {
+	ls := r.leaderState
+	if last := ls.lastRound; last != nil && !last.future.responded.Load() && ls.heldRound == nil {
+		last.held.Store(true)
+		if !last.future.responded.Load() { // else the signal may have been missed
+			ls.heldRound = f
+			return
+		}
+	}
+	r.readRounds.take(f)
+	r.verifyLeader(f)
 }
 
 // timedRead is a leader's ReadIndex call with an enqueue timeout on a
@@ -369,26 +426,41 @@ func (r *Raft) ReadBarrier(timeout time.Duration) Future {
 // ReadBarrierWith is ReadBarrier with the choice of round or lease made by
 // the call (see ReadIndexWith).
 func (r *Raft) ReadBarrierWith(c ReadConsistency, timeout time.Duration) Future {
-	return &readBarrierFuture{r: r, read: r.ReadIndexWith(c, timeout)}
+	f, round := r.readIndex(c, timeout)
+	return &readBarrierFuture{r: r, read: f, round: round}
 }
 
 // readBarrierFuture waits in Error, on the caller's goroutine: first for
-// the read index, then for the FSM to reach it.
+// the read index (read, or the leader's round), then for the FSM to reach
+// it. Concurrent calls of Error each wait and get the same answer.
 type readBarrierFuture struct {
-	r    *Raft
-	read IndexFuture
-	once sync.Once
-	err  error
+	r      *Raft
+	read   IndexFuture
+	round  timedRead // used when round.f is set
+	result atomic.Pointer[error]
 }
 
+// noError is the result of every read barrier that succeeded.
+var noError error
+
 func (f *readBarrierFuture) Error() error {
-	f.once.Do(func() {
-		if f.err = f.read.Error(); f.err != nil {
-			return
-		}
-		f.err = f.r.waitApplied(f.read.Index())
-	})
-	return f.err
+	if p := f.result.Load(); p != nil {
+		return *p
+	}
+	var read IndexFuture = &f.round
+	if f.round.f == nil {
+		read = f.read
+	}
+	err := read.Error()
+	if err == nil {
+		err = f.r.waitApplied(read.Index())
+	}
+	p := &noError
+	if err != nil {
+		p = &err
+	}
+	f.result.CompareAndSwap(nil, p)
+	return *f.result.Load()
 }
 
 // waitApplied blocks until the FSM has applied index, or the node shuts

@@ -144,10 +144,10 @@ func (s *followerReplication) addVerify(v *verifyState) {
 // takeVerifies removes the rounds the next heartbeat will answer.
 func (s *followerReplication) takeVerifies() []*verifyState {
 	s.verifyLock.Lock()
-	defer s.verifyLock.Unlock()
-	v := s.verifies
+	vs := s.verifies
 	s.verifies = nil
-	return v
+	s.verifyLock.Unlock()
+	return vs
 }
 
 // done reports whether replication should end.
@@ -538,6 +538,10 @@ func (s *followerReplication) heartbeat() {
 		}
 		for _, v := range verifies {
 			v.ack(peer.ID, ok)
+			// A read round held back behind this one may start now.
+			if v.future.responded.Load() && v.held.Swap(false) {
+				r.ctl.signal(sigRoundAnswered)
+			}
 		}
 	}
 }

@@ -67,21 +67,20 @@ func BenchmarkTCPRead(b *testing.B) {
 				if mode == "ours-spread" {
 					on = func(w int) *node { return nodes[w%len(nodes)] }
 				}
-				heartbeats := func() (sum float64) {
+				rounds := func() (sum float64) {
 					for _, n := range nodes {
 						if _, or := n.rafts(); or != nil {
-							v, _ := strconv.ParseFloat(or.Stats()["read_heartbeats"], 64)
+							v, _ := strconv.ParseFloat(or.Stats()["read_rounds"], 64)
 							sum += v
 						}
 					}
 					return sum
 				}
-				before := heartbeats()
+				before := rounds()
 				defer func() {
-					if !hashi {
-						// Heartbeats sent for rounds, per read: how many
-						// reads a round carries.
-						b.ReportMetric((heartbeats()-before)/float64(b.N), "roundhb/op")
+					if r := rounds() - before; !hashi && r > 0 {
+						// How many reads a heartbeat round carries.
+						b.ReportMetric(float64(b.N)/r, "reads/round")
 					}
 				}()
 				runClients(b, clients, on, func(n *node) error {
