@@ -558,6 +558,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		shutdownCh:            make(chan struct{}),
 	}
 	r.started = r.now()
+	r.readRounds.epoch = time.Now()
 	confCopy := *conf
 	r.conf.Store(&confCopy)
 	r.rpcHeader = RPCHeader{

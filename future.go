@@ -215,7 +215,7 @@ type verifyFuture struct {
 	joins   atomic.Int64
 	noLease atomic.Bool
 	// takenAt is when the main loop took the round (readRounds.take), in
-	// nanoseconds since readEpoch; 0 until then.
+	// readRounds.since's nanoseconds; 0 until then.
 	takenAt atomic.Int64
 	// index is the commit index when the round started (before any of
 	// its heartbeats was sent); set by the leader loop, read after Error.

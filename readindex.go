@@ -282,15 +282,15 @@ func (r *Raft) readIndex(c ReadConsistency, timeout time.Duration) (IndexFuture,
 	}
 	round := timedRead{f: r.joinReadRound(c, 1)}
 	if timeout > 0 {
-		round.by = sinceReadEpoch() + int64(timeout)
+		round.by = r.readRounds.since() + int64(timeout)
 	}
 	return nil, round
 }
 
-// readEpoch is the base of readRounds' times.
-var readEpoch = time.Now()
-
-func sinceReadEpoch() int64 { return int64(time.Since(readEpoch)) }
+// since is the time now in nanoseconds since the rounds' epoch (set by
+// NewRaft, on the clock a synctest bubble runs too), plus one, so that it
+// is never zero.
+func (q *readRounds) since() int64 { return int64(time.Since(q.epoch)) + 1 }
 
 // readRounds gathers the leader's ReadIndex calls into shared rounds: a
 // call joins the round the main loop has not taken yet, and only a new
@@ -309,6 +309,8 @@ type readRounds struct {
 	// no lock: the hundreds of callers a round's answer wakes at once all
 	// join the next round, and a mutex here was where they queued.
 	next atomic.Pointer[verifyFuture]
+	// epoch is the base of the rounds' times (takenAt, deadlines).
+	epoch time.Time
 }
 
 // roundClosed marks a round's joins word once the main loop has taken it.
@@ -361,7 +363,7 @@ func (q *readRounds) take(f *verifyFuture) {
 			f.consistency = ReadByRound
 		}
 	}
-	f.takenAt.Store(sinceReadEpoch())
+	f.takenAt.Store(q.since())
 }
 
 // startReadRound starts the shared read round f, or holds it back, open to
@@ -394,12 +396,12 @@ func (r *Raft) startReadRound(f *verifyFuture) {
 // answers.
 type timedRead struct {
 	f  *verifyFuture
-	by int64 // the deadline, in nanoseconds since readEpoch
+	by int64 // the deadline, in readRounds.since's nanoseconds; 0: none
 }
 
 func (t *timedRead) Error() error {
 	err := t.f.Error()
-	if taken := t.f.takenAt.Load(); taken != 0 && taken > t.by {
+	if taken := t.f.takenAt.Load(); t.by != 0 && taken != 0 && taken > t.by {
 		return ErrEnqueueTimeout
 	}
 	return err

@@ -156,6 +156,25 @@ func TestReadIndex_NoLeaderKnown(t *testing.T) {
 	})
 }
 
+// A timeout of zero means no limit, for ReadIndex and ReadBarrier, on the
+// leader and on a follower.
+func TestReadIndex_ZeroTimeoutIsNoLimit(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 3)
+		for _, n := range []*rafttest.Node{leader, c.Others(leader)[0]} {
+			for _, c := range []raft.ReadConsistency{raft.ReadDefault, raft.ReadByRound, raft.ReadByLease} {
+				if err := n.Raft.ReadIndexWith(c, 0).Error(); err != nil {
+					t.Fatalf("ReadIndexWith(%v, 0) on %s: %v", c, n.ID, err)
+				}
+				if err := n.Raft.ReadBarrierWith(c, 0).Error(); err != nil {
+					t.Fatalf("ReadBarrierWith(%v, 0) on %s: %v", c, n.ID, err)
+				}
+			}
+		}
+	})
+}
+
 // A ReadIndex the main loop does not take within its timeout fails with
 // ErrEnqueueTimeout; one with time to spare succeeds.
 func TestReadIndex_EnqueueTimeout(t *testing.T) {
