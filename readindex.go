@@ -667,10 +667,18 @@ func (r *Raft) serveReadIndex(rpc RPC, req *ReadIndexRequest) {
 	// The follower's reads share the next round with the leader's own;
 	// this main loop takes it after the current input.
 	f := r.joinReadRound(c, reads)
+	repl := r.leaderState.replState[ServerID(req.ID)]
 	go func() {
 		err := f.Error()
 		if err == nil {
 			resp.Index = f.Index()
+			// The follower serves the read once it has applied the
+			// index, so it must learn that the index is committed: if
+			// no AppendEntries has told it yet, one goes now rather than
+			// with the next write or after CommitTimeout.
+			if repl != nil && repl.sentCommit.Load() < resp.Index {
+				asyncNotify(repl.triggerCh)
+			}
 		}
 		rpc.Respond(resp, err)
 	}()

@@ -156,6 +156,32 @@ func TestReadIndex_NoLeaderKnown(t *testing.T) {
 	})
 }
 
+// A follower's read after a write waits for the follower to apply the read
+// index, so the leader tells it the index is committed when it answers,
+// instead of leaving it to the next write or CommitTimeout (5 s here).
+func TestReadBarrier_FollowerLearnsTheCommitIndexWithItsAnswer(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		follower := c.Others(leader)[0]
+		for i := 0; i < 5; i++ {
+			f := leader.Raft.Apply([]byte{byte(i)}, time.Second)
+			if err := f.Error(); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := follower.Raft.ReadBarrier(time.Second).Error(); err != nil {
+				t.Fatal(err)
+			}
+			if follower.Raft.AppliedIndex() < f.Index() {
+				t.Fatalf("follower read after write %d applied only %d", f.Index(), follower.Raft.AppliedIndex())
+			}
+			if waited := time.Since(start); waited >= time.Second {
+				t.Fatalf("follower read %d waited %v: the commit index came with CommitTimeout, not the answer", i, waited)
+			}
+		}
+	}, rafttest.WithConfig(func(conf *raft.Config) { conf.CommitTimeout = 5 * time.Second }))
+}
+
 // A timeout of zero means no limit, for ReadIndex and ReadBarrier, on the
 // leader and on a follower.
 func TestReadIndex_ZeroTimeoutIsNoLimit(t *testing.T) {

@@ -37,6 +37,9 @@ type followerReplication struct {
 	// leaseAck is when the leader sent the newest heartbeat this follower
 	// acknowledged, in monotonic nanoseconds since Raft.started (0: none).
 	leaseAck atomic.Int64
+	// sentCommit is the commit index the newest AppendEntries built for
+	// this follower carried (heartbeats carry none).
+	sentCommit atomic.Uint64
 
 	triggerCh chan struct{}
 	notifyCh  chan struct{}
@@ -356,6 +359,7 @@ func (s *followerReplication) setupAppendEntries(nextIndex, lastIndex uint64) (*
 		LeaderCommitIndex: r.getCommitIndex(),
 		capabilities:      ourCapabilities,
 	}
+	s.sentCommit.Store(req.LeaderCommitIndex)
 	prev := nextIndex - 1
 	if prev > 0 {
 		if snapIdx, snapTerm := r.getLastSnapshot(); prev == snapIdx {

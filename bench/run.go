@@ -172,6 +172,15 @@ func runCell(lib string, c cell, warmup, duration time.Duration, plainStore bool
 					failed.Store(err.Error())
 					return
 				}
+				if c.reads() {
+					// A read from the lease never blocks: without a yield,
+					// hundreds of clients in tight loops keep the nodes'
+					// own goroutines off the processors for whole time
+					// slices, and the leader loses its followers. A real
+					// client's request comes from a socket and blocks
+					// there; here each gives its processor up once.
+					runtime.Gosched()
+				}
 				if measuring.Load() {
 					if write && c.reads() {
 						mineW = append(mineW, time.Since(t0))
