@@ -117,7 +117,10 @@ type cluster struct {
 	start  time.Time
 	report *Report
 	async  sync.WaitGroup // transfers and snapshots started by the schedule
-	clock  atomic.Int64   // the history's logical clock
+	// abandoned are the futures clients stopped waiting for (waitFuture);
+	// added to by clients, so waited for only once they have stopped.
+	abandoned sync.WaitGroup
+	clock     atomic.Int64 // the history's logical clock
 	// restores are the user Restores the schedule ran, as operations on
 	// every key (guarded by lock).
 	restores []porcupine.Operation
@@ -209,6 +212,7 @@ func Run(opts Options) *Report {
 	c.shutdown()
 	clients.Wait()
 	c.async.Wait()
+	c.abandoned.Wait()
 
 	end := c.clock.Add(1)
 	for _, h := range hist {
@@ -945,8 +949,8 @@ func (c *cluster) waitFuture(f raft.Future) (err error, waited bool) {
 		return f.Error(), true
 	}
 	done := make(chan error, 1)
-	c.async.Add(1)
-	go func() { defer c.async.Done(); done <- f.Error() }()
+	c.abandoned.Add(1)
+	go func() { defer c.abandoned.Done(); done <- f.Error() }()
 	t := time.NewTimer(20 * time.Millisecond)
 	defer t.Stop()
 	select {
