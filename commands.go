@@ -53,8 +53,18 @@ const (
 	capReadIndex uint64 = 1 << iota
 )
 
-// ourCapabilities is what a leader of this library advertises.
+// ourCapabilities is what a node of this library advertises: as leader in
+// its AppendEntries, as follower in its answers to such a leader.
 const ourCapabilities = capReadIndex
+
+// answerCapabilities is what a follower puts in its answer to req: its
+// capabilities for a leader that advertised its own, else nothing.
+func answerCapabilities(req *AppendEntriesRequest) uint64 {
+	if req.capabilities == 0 {
+		return 0
+	}
+	return ourCapabilities
+}
 
 // GetRPCHeader - See WithRPCHeader.
 func (r *AppendEntriesRequest) GetRPCHeader() RPCHeader { return r.RPCHeader }
@@ -76,6 +86,12 @@ type AppendEntriesResponse struct {
 	// NoRetryBackoff tells the leader that the failure was a log mismatch and
 	// it should retry at once, without backing off.
 	NoRetryBackoff bool
+
+	// capabilities is what a follower of this library can do, sent only
+	// in answer to a leader that advertised its own (so a hashicorp/raft
+	// leader never sees the key; it would skip it anyway), as the same
+	// extra msgpack key. A leader learns each peer's this way.
+	capabilities uint64
 }
 
 // GetRPCHeader - See WithRPCHeader.

@@ -652,3 +652,23 @@ func TestReadRoundHeldUntilThePreviousIsAnswered(t *testing.T) {
 		}
 	}
 }
+
+// A follower answers with its capabilities only a leader that advertised
+// its own: a hashicorp/raft leader's AppendEntries gets hashicorp's
+// answer, byte for byte.
+func TestFollowerAnswersCapabilitiesOnlyToOurLeaders(t *testing.T) {
+	for _, leaderCaps := range []uint64{0, ourCapabilities} {
+		r, _ := newStoppedRaft(t, 1)
+		respCh := make(chan RPCResponse, 1)
+		req := &AppendEntriesRequest{RPCHeader: RPCHeader{ProtocolVersion: ProtocolVersionMax, ID: []byte("b"), Addr: []byte("addr-b")},
+			Term: 5, Leader: []byte("addr-b"), PrevLogEntry: 1, PrevLogTerm: 1, capabilities: leaderCaps}
+		r.appendEntries(RPC{Command: req, RespChan: respCh}, req)
+		resp := (<-respCh).Response.(*AppendEntriesResponse)
+		if want := answerCapabilities(req); resp.capabilities != want || (leaderCaps == 0) != (want == 0) {
+			t.Fatalf("leader capabilities %d: answered %d", leaderCaps, resp.capabilities)
+		}
+		if !resp.Success {
+			t.Fatalf("heartbeat-like AppendEntries refused: %+v", resp)
+		}
+	}
+}

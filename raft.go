@@ -588,10 +588,11 @@ func (r *Raft) answerHeartbeat(rpc RPC, req *AppendEntriesRequest) bool {
 	r.setLastContact()
 	lastIdx, _ := r.getLastLog()
 	rpc.Respond(&AppendEntriesResponse{
-		RPCHeader: r.getRPCHeader(),
-		Term:      req.Term,
-		LastLog:   lastIdx,
-		Success:   true,
+		RPCHeader:    r.getRPCHeader(),
+		Term:         req.Term,
+		LastLog:      lastIdx,
+		Success:      true,
+		capabilities: answerCapabilities(req),
 	}, nil)
 	return true
 }
@@ -694,6 +695,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		LastLog:        lastIdx,
 		Success:        false,
 		NoRetryBackoff: false,
+		capabilities:   answerCapabilities(a),
 	}
 	var rpcErr error
 	defer func() { rpc.Respond(resp, rpcErr) }()

@@ -37,6 +37,10 @@ type followerReplication struct {
 	// leaseAck is when the leader sent the newest heartbeat this follower
 	// acknowledged, in monotonic nanoseconds since Raft.started (0: none).
 	leaseAck atomic.Int64
+	// peerCaps is what the follower advertised in its newest answer
+	// (capReadIndex...; 0 for a hashicorp/raft follower): what the leader
+	// may send it beyond hashicorp/raft's protocol.
+	peerCaps atomic.Uint64
 	// sentCommit is the commit index the newest AppendEntries built for
 	// this follower carried (heartbeats carry none).
 	sentCommit atomic.Uint64
@@ -303,6 +307,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64) bool {
 			return true
 		}
 		s.setLastContact()
+		s.peerCaps.Store(resp.capabilities)
 		if resp.Success {
 			s.appended(req)
 			s.failures = 0
@@ -534,6 +539,7 @@ func (s *followerReplication) heartbeat() {
 		ok := resp.Success && resp.Term == req.Term
 		if ok {
 			s.setLastContact()
+			s.peerCaps.Store(resp.capabilities)
 			if sent := int64(sent.Sub(r.started)); sent > s.leaseAck.Load() {
 				s.leaseAck.Store(sent) // only this goroutine writes it
 			}
@@ -665,6 +671,7 @@ func (s *followerReplication) pipelineDecode(p AppendPipeline, stop <-chan struc
 				return
 			}
 			s.setLastContact()
+			s.peerCaps.Store(resp.capabilities)
 			if !resp.Success {
 				return
 			}

@@ -59,3 +59,52 @@ func TestKnownBug21_VerifyLeaderCountsOnlyHeartbeatsSentAfterIt(t *testing.T) {
 		t.Fatalf("VerifyLeader = %v", err)
 	}
 }
+
+// capsTransport answers every AppendEntries as a follower of this library
+// would, advertising caps, and counts the answers.
+type capsTransport struct {
+	*InmemTransport
+	caps    uint64
+	answers chan struct{}
+}
+
+func (c *capsTransport) AppendEntries(id ServerID, target ServerAddress, req *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	*resp = AppendEntriesResponse{Term: req.Term, Success: true, capabilities: c.caps}
+	select {
+	case c.answers <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// The leader learns each follower's capabilities from its answers, and
+// forgets them when the follower stops advertising (a hashicorp/raft node
+// took its place).
+func TestLeaderLearnsFollowerCapabilities(t *testing.T) {
+	r, _ := newStoppedRaft(t, 1)
+	_, inner := NewInmemTransport("addr-a")
+	trans := &capsTransport{InmemTransport: inner, caps: capReadIndex, answers: make(chan struct{}, 1)}
+	r.trans = trans
+	ls := &leaderState{term: 1, stopCh: make(chan struct{}), commitment: newCommitment(make(chan struct{}, 1), r.configurations.latest, 1)}
+	s := newFollowerReplication(r, ls, Server{Voter, "b", "addr-b"}, 2, 1)
+	done := make(chan struct{})
+	go func() { s.heartbeat(); close(done) }()
+	defer func() {
+		close(ls.stopCh)
+		<-done
+	}()
+	waitCaps := func(want uint64) {
+		t.Helper()
+		for i := 0; i < 100 && s.peerCaps.Load() != want; i++ {
+			asyncNotify(s.notifyCh)
+			<-trans.answers
+			time.Sleep(time.Millisecond) // the answer is handled after it is sent
+		}
+		if got := s.peerCaps.Load(); got != want {
+			t.Fatalf("peer capabilities %d, want %d", got, want)
+		}
+	}
+	waitCaps(capReadIndex)
+	trans.caps = 0
+	waitCaps(0)
+}

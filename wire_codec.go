@@ -264,7 +264,11 @@ const keyCapabilities = "XSeedCapabilities"
 // appendAppendEntriesResponse appends the msgpack encoding of resp, identical
 // to go-msgpack/v2's.
 func appendAppendEntriesResponse(b []byte, resp *AppendEntriesResponse) []byte {
-	b = append(b, 0x87)
+	if resp.capabilities != 0 {
+		b = append(b, 0x88) // one more key, written last
+	} else {
+		b = append(b, 0x87)
+	}
 	b = appendKey(b, "Addr")
 	b = appendBytes(b, resp.Addr)
 	b = appendKey(b, "ID")
@@ -278,7 +282,12 @@ func appendAppendEntriesResponse(b []byte, resp *AppendEntriesResponse) []byte {
 	b = appendKey(b, "Success")
 	b = appendBool(b, resp.Success)
 	b = appendKey(b, "Term")
-	return appendUint(b, resp.Term)
+	b = appendUint(b, resp.Term)
+	if resp.capabilities != 0 {
+		b = appendKey(b, keyCapabilities)
+		b = appendUint(b, resp.capabilities)
+	}
+	return b
 }
 
 // ---------------------------------------------------------------------------
@@ -883,6 +892,8 @@ func aeResponseKey(k []byte) int {
 		return fSuccess
 	case "Term":
 		return fTerm
+	case keyCapabilities:
+		return fCapabilities
 	}
 	return fUnknown
 }
@@ -968,6 +979,8 @@ func decodeAppendEntriesResponse(msg []byte, resp *AppendEntriesResponse) error 
 			resp.Success = r.bool("Success")
 		case fNoRetryBackoff:
 			resp.NoRetryBackoff = r.bool("NoRetryBackoff")
+		case fCapabilities:
+			resp.capabilities = r.uint(keyCapabilities)
 		default:
 			r.skip()
 		}

@@ -651,3 +651,31 @@ func BenchmarkWireReadAppendEntries(b *testing.B) {
 		})
 	}
 }
+
+// A follower's capabilities ride in its AppendEntriesResponse as the same
+// extra key a leader's ride in its request: our decoder reads them back,
+// go-msgpack (what hashicorp/raft decodes with) skips them and reads the
+// rest, and without capabilities the bytes are go-msgpack's own.
+func TestWireAppendEntriesResponseCapabilities(t *testing.T) {
+	resp := AppendEntriesResponse{RPCHeader: RPCHeader{ProtocolVersion: 3, ID: []byte("b"), Addr: []byte("addr-b")},
+		Term: 7, LastLog: 42, Success: true, capabilities: capReadIndex}
+	b := appendAppendEntriesResponse(nil, &resp)
+	var got AppendEntriesResponse
+	if err := decodeAppendEntriesResponse(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.capabilities != capReadIndex || got.Term != 7 || got.LastLog != 42 || !got.Success || string(got.ID) != "b" {
+		t.Fatalf("decoded %+v", got)
+	}
+	var theirs AppendEntriesResponse
+	if err := refDecode(b, &theirs); err != nil {
+		t.Fatalf("go-msgpack on a response with capabilities: %v", err)
+	}
+	if theirs.Term != 7 || theirs.LastLog != 42 || !theirs.Success || string(theirs.Addr) != "addr-b" {
+		t.Fatalf("go-msgpack read %+v", theirs)
+	}
+	resp.capabilities = 0
+	if b, want := appendAppendEntriesResponse(nil, &resp), refEncode(t, &resp, true); !bytes.Equal(b, want) {
+		t.Fatalf("without capabilities:\n ours %x\n want %x", b, want)
+	}
+}
