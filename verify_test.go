@@ -13,28 +13,41 @@ type gateTransport struct {
 }
 
 func (g *gateTransport) AppendEntries(id ServerID, target ServerAddress, req *AppendEntriesRequest, resp *AppendEntriesResponse) error {
-	g.started <- struct{}{}
+	select {
+	case g.started <- struct{}{}:
+	default: // nobody is waiting for it (the test is ending)
+	}
 	<-g.release
 	*resp = AppendEntriesResponse{Term: req.Term, Success: true}
 	return nil
+}
+
+// startHeartbeat runs the heartbeat goroutine of a leader (term 1) for
+// follower b over trans; stop ends it (release anything trans blocks on
+// first).
+func startHeartbeat(t *testing.T, trans Transport) (s *followerReplication, stop func()) {
+	r, _ := newStoppedRaft(t, 1)
+	r.trans = trans
+	ls := &leaderState{term: 1, stopCh: make(chan struct{}), commitment: newCommitment(make(chan struct{}, 1), r.configurations.latest, 1)}
+	s = newFollowerReplication(r, ls, Server{Voter, "b", "addr-b"}, 2, 1)
+	done := make(chan struct{})
+	go func() { s.heartbeat(); close(done) }()
+	return s, func() {
+		close(ls.stopCh)
+		<-done
+	}
 }
 
 // A VerifyLeader round must be answered only by heartbeats sent after it
 // started: an acknowledgement of an older heartbeat proves nothing about
 // now (the ReadIndex reuse bug, known-raft-bugs #21).
 func TestKnownBug21_VerifyLeaderCountsOnlyHeartbeatsSentAfterIt(t *testing.T) {
-	r, _ := newStoppedRaft(t, 1)
 	_, inner := NewInmemTransport("addr-a")
 	gate := &gateTransport{InmemTransport: inner, started: make(chan struct{}, 1), release: make(chan struct{})}
-	r.trans = gate
-	ls := &leaderState{term: 1, stopCh: make(chan struct{}), commitment: newCommitment(make(chan struct{}, 1), r.configurations.latest, 1)}
-	s := newFollowerReplication(r, ls, Server{Voter, "b", "addr-b"}, 2, 1)
-	done := make(chan struct{})
-	go func() { s.heartbeat(); close(done) }()
+	s, stop := startHeartbeat(t, gate)
 	defer func() {
-		close(ls.stopCh)
 		close(gate.release)
-		<-done
+		stop()
 	}()
 
 	asyncNotify(s.notifyCh)
@@ -81,18 +94,10 @@ func (c *capsTransport) AppendEntries(id ServerID, target ServerAddress, req *Ap
 // forgets them when the follower stops advertising (a hashicorp/raft node
 // took its place).
 func TestLeaderLearnsFollowerCapabilities(t *testing.T) {
-	r, _ := newStoppedRaft(t, 1)
 	_, inner := NewInmemTransport("addr-a")
 	trans := &capsTransport{InmemTransport: inner, caps: capReadIndex, answers: make(chan struct{}, 1)}
-	r.trans = trans
-	ls := &leaderState{term: 1, stopCh: make(chan struct{}), commitment: newCommitment(make(chan struct{}, 1), r.configurations.latest, 1)}
-	s := newFollowerReplication(r, ls, Server{Voter, "b", "addr-b"}, 2, 1)
-	done := make(chan struct{})
-	go func() { s.heartbeat(); close(done) }()
-	defer func() {
-		close(ls.stopCh)
-		<-done
-	}()
+	s, stop := startHeartbeat(t, trans)
+	defer stop()
 	waitCaps := func(want uint64) {
 		t.Helper()
 		for i := 0; i < 100 && s.peerCaps.Load() != want; i++ {
