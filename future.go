@@ -206,8 +206,11 @@ type verifyFuture struct {
 	read bool
 	// consistency is a ReadIndex's choice of round or lease.
 	consistency ReadConsistency
-	// readers is how many ReadIndex calls share the round (readRounds);
-	// set when the round is taken, or at creation outside readRounds.
+	// shared marks a round of readRounds, which calls join until the
+	// main loop takes it.
+	shared bool
+	// readers is how many ReadIndex calls share the round: set when a
+	// shared round is taken, else at creation.
 	readers uint64
 	// joins counts the calls joining a shared round, with roundClosed
 	// set once it is taken; noLease is set by a call that does not allow

@@ -28,8 +28,8 @@ type leaderState struct {
 	// commit index may be stale, so a read behind it would be too.
 	deferredVerifies []*verifyState
 	// lastRound is the newest read round started; heldRound a read round
-	// not started (still open to joiners) because lastRound's heartbeats
-	// had not gone out yet (see startReadRound).
+	// not started (still open to joiners) because lastRound was still
+	// unanswered (see startReadRound).
 	lastRound *verifyState
 	heldRound *verifyFuture
 	stopCh    chan struct{} // closed when leadership ends
@@ -274,28 +274,20 @@ func (r *Raft) leaveLeader() {
 	for _, f := range ls.inflight {
 		f.respond(ErrLeadershipLost)
 	}
-	shuttingDown := false
+	// Read rounds do not watch the shutdown channel: this answer is the
+	// one they get.
+	answer := func(f *verifyFuture) { f.respond(f.lostErr()) }
 	select {
 	case <-r.shutdownCh:
-		shuttingDown = true
+		answer = func(f *verifyFuture) { f.respond(ErrRaftShutdown) }
 	default:
 	}
-	pending := make([]*verifyFuture, 0, len(ls.verifies)+1)
 	for _, v := range ls.verifies {
-		pending = append(pending, v.future)
+		answer(v.future)
 	}
-	if ls.heldRound != nil {
-		pending = append(pending, ls.heldRound)
-		r.readRounds.take(ls.heldRound) // later calls join a new round
-	}
-	for _, f := range pending {
-		// Read rounds do not watch the shutdown channel: this answer is
-		// the one they get.
-		if shuttingDown {
-			f.respond(ErrRaftShutdown)
-		} else {
-			f.respond(f.lostErr())
-		}
+	if f := ls.heldRound; f != nil {
+		r.readRounds.take(f) // later calls join a new round
+		answer(f)
 	}
 	if addr, _ := r.LeaderWithID(); addr == r.localAddr {
 		r.setLeader("", "")

@@ -207,8 +207,8 @@ func (r *Raft) controlRequest(item any) {
 		switch {
 		case v.expired(time.Now()):
 			v.respond(ErrEnqueueTimeout)
-		case leader && v.read && v.readers == 0:
-			r.startReadRound(v) // a shared round (readRounds)
+		case leader && v.shared:
+			r.startReadRound(v)
 		case leader:
 			r.verifyLeader(v)
 		default:

@@ -325,7 +325,7 @@ func (r *Raft) joinReadRound(c ReadConsistency, n uint64) *verifyFuture {
 		f := q.next.Load()
 		fresh := false
 		if f == nil {
-			f = &verifyFuture{read: true, consistency: ReadByLease}
+			f = &verifyFuture{read: true, shared: true, consistency: ReadByLease}
 			f.init()
 			if !q.next.CompareAndSwap(nil, f) {
 				continue // another call made the round first
@@ -357,7 +357,7 @@ func (q *readRounds) take(f *verifyFuture) {
 	if f.takenAt.Load() != 0 {
 		return
 	}
-	if f.read && f.readers == 0 {
+	if f.shared {
 		f.readers = uint64(joined &^ roundClosed)
 		if f.noLease.Load() {
 			f.consistency = ReadByRound

@@ -48,20 +48,27 @@ func concurrentReads(t *testing.T, node *rafttest.Node, n, want int) {
 	}
 }
 
+// applyEach applies n one-byte commands on leader, each acknowledged before
+// the next, and returns the last one's index.
+func applyEach(t *testing.T, leader *rafttest.Node, n int) (last uint64) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		f := leader.Raft.Apply([]byte{byte(i)}, time.Second)
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		last = f.Index()
+	}
+	return last
+}
+
 // On the leader, ReadIndex is at least the index of every acknowledged
 // write, and after ReadBarrier the FSM holds them all; many concurrent reads
 // all succeed, and Stats counts them.
 func TestReadIndex_LeaderCoversAcknowledgedWrites(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		var last uint64
-		for i := 0; i < 20; i++ {
-			f := leader.Raft.Apply([]byte{byte(i)}, time.Second)
-			if err := f.Error(); err != nil {
-				t.Fatal(err)
-			}
-			last = f.Index()
-		}
+		last := applyEach(t, leader, 20)
 		rf := leader.Raft.ReadIndex(time.Second)
 		if err := rf.Error(); err != nil {
 			t.Fatal(err)
@@ -116,14 +123,7 @@ func TestKnownBug19_DeposedLeaderServesNoReadIndex(t *testing.T) {
 func TestReadIndex_OnAFollower(t *testing.T) {
 	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
 		leader := c.WaitLeader()
-		var last uint64
-		for i := 0; i < 20; i++ {
-			f := leader.Raft.Apply([]byte{byte(i)}, time.Second)
-			if err := f.Error(); err != nil {
-				t.Fatal(err)
-			}
-			last = f.Index()
-		}
+		last := applyEach(t, leader, 20)
 		f := c.Others(leader)[0]
 		rf := f.Raft.ReadIndex(time.Second)
 		if err := rf.Error(); err != nil || rf.Index() < last {
@@ -136,6 +136,31 @@ func TestReadIndex_OnAFollower(t *testing.T) {
 		c.Stop(f)
 		if err := f.Raft.ReadBarrier(time.Second).Error(); !errors.Is(err, raft.ErrRaftShutdown) {
 			t.Fatalf("ReadBarrier after Shutdown = %v, want ErrRaftShutdown", err)
+		}
+	})
+}
+
+// A nonvoter reads as a follower does: it asks the leader for the index,
+// and after ReadBarrier its FSM holds every acknowledged write.
+func TestReadIndex_OnANonvoter(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		n := c.AddNode()
+		if err := leader.Raft.AddNonvoter(n.ID, n.Addr, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		applyEach(t, leader, 10)
+		for i := 0; i < 3; i++ {
+			got, err := readBarrierRead(n)
+			if err != nil {
+				t.Fatalf("ReadBarrier on the nonvoter: %v", err)
+			}
+			if len(got) < 10 {
+				t.Fatalf("the nonvoter's read saw %d commands, want 10", len(got))
+			}
+		}
+		if got := leader.Raft.Stats()["reads_for_followers"]; got != "3" {
+			t.Fatalf("reads_for_followers = %s, want 3", got)
 		}
 	})
 }
