@@ -150,6 +150,12 @@ func TestReadIndex_OnANonvoter(t *testing.T) {
 			t.Fatal(err)
 		}
 		applyEach(t, leader, 10)
+		// AddNonvoter commits without the nonvoter; until the leader
+		// reaches it, it knows no leader and answers ErrNotLeader.
+		c.WaitFor(5*time.Second, "the nonvoter to know its leader", func() bool {
+			_, id := n.Raft.LeaderWithID()
+			return id == leader.ID
+		})
 		for i := 0; i < 3; i++ {
 			got, err := readBarrierRead(n)
 			if err != nil {
