@@ -1165,12 +1165,15 @@ func (r *Raft) Stats() map[string]string {
 	c := r.getConfigurations()
 	s["latest_configuration_index"] = toString(c.latestIndex)
 	s["latest_configuration"] = fmt.Sprintf("%+v", c.latest.Servers)
+	// A ChangeConfiguration in its joint phase: its servers' suffrages in
+	// latest_configuration say how each changes.
+	s["latest_configuration_joint"] = strconv.FormatBool(isJoint(c.latest))
 
 	// num_peers: the other voters, or 0 when this node has no vote.
 	hasUs := false
 	numPeers := 0
 	for _, server := range c.latest.Servers {
-		if server.Suffrage == Voter {
+		if isVoterSuffrage(server.Suffrage) {
 			if server.ID == r.localID {
 				hasUs = true
 			} else {

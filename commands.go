@@ -47,15 +47,24 @@ type AppendEntriesRequest struct {
 	capabilities uint64
 }
 
-// Capabilities a leader advertises in its AppendEntries.
+// Capabilities a node advertises: a leader in its AppendEntries, a
+// follower in its answers to a leader that advertised its own.
 const (
 	// capReadIndex: the leader serves ReadIndexRequest.
 	capReadIndex uint64 = 1 << iota
+	// capJointConsensus: the node understands joint configurations
+	// (ChangeConfiguration).
+	capJointConsensus
 )
+
+// capAnswered is never sent: a leader keeps it with a follower's
+// capabilities once the follower has answered, so that a hashicorp/raft
+// follower (which advertises nothing) is told from one not heard from yet.
+const capAnswered uint64 = 1 << 63
 
 // ourCapabilities is what a node of this library advertises: as leader in
 // its AppendEntries, as follower in its answers to such a leader.
-const ourCapabilities = capReadIndex
+const ourCapabilities = capReadIndex | capJointConsensus
 
 // answerCapabilities is what a follower puts in its answer to req: its
 // capabilities for a leader that advertised its own, else nothing.

@@ -30,6 +30,12 @@ func (s ServerSuffrage) String() string {
 		return "Nonvoter"
 	case Staging:
 		return "Staging"
+	case JointIncoming:
+		return "JointIncoming"
+	case JointOutgoing:
+		return "JointOutgoing"
+	case JointDemoting:
+		return "JointDemoting"
 	}
 	return "ServerSuffrage"
 }
@@ -109,6 +115,9 @@ type configurationChangeRequest struct {
 	// prevIndex, when nonzero, makes the change conditional: the latest
 	// configuration must be the one at this index.
 	prevIndex uint64
+	// next, when set, is a ChangeConfiguration request: the configuration
+	// to move to (command and server are unused).
+	next *Configuration
 }
 
 // configurations is the pair of configurations a node tracks: the latest one
@@ -130,11 +139,12 @@ func (c *configurations) Clone() configurations {
 	}
 }
 
-// hasVote reports whether id is a Voter in configuration.
+// hasVote reports whether id votes in configuration (in a joint one: in
+// either half).
 func hasVote(configuration Configuration, id ServerID) bool {
 	for _, s := range configuration.Servers {
 		if s.ID == id {
-			return s.Suffrage == Voter
+			return isVoterSuffrage(s.Suffrage)
 		}
 	}
 	return false
@@ -150,20 +160,16 @@ func inConfiguration(configuration Configuration, id ServerID) bool {
 	return false
 }
 
-// voters returns the IDs of the voters.
+// voters returns the IDs of the voters (in a joint configuration: of both
+// halves).
 func voters(configuration Configuration) []ServerID {
 	var ids []ServerID
 	for _, s := range configuration.Servers {
-		if s.Suffrage == Voter {
+		if isVoterSuffrage(s.Suffrage) {
 			ids = append(ids, s.ID)
 		}
 	}
 	return ids
-}
-
-// quorumSize returns the number of votes that make a majority of voters.
-func quorumSize(configuration Configuration) int {
-	return len(voters(configuration))/2 + 1
 }
 
 // checkConfiguration refuses a configuration with an empty or repeated ID
@@ -187,8 +193,14 @@ func checkConfiguration(configuration Configuration) error {
 			return fmt.Errorf("found duplicate address in configuration: %v", server.Address)
 		}
 		addressSet[server.Address] = true
-		if server.Suffrage == Voter {
+		switch server.Suffrage {
+		case Voter:
 			voters++
+		case Nonvoter, Staging:
+		case JointIncoming, JointOutgoing, JointDemoting:
+			return fmt.Errorf("server %v: suffrage %v belongs to a joint configuration, which only ChangeConfiguration writes", server.ID, server.Suffrage)
+		default:
+			return fmt.Errorf("server %v: unknown suffrage %d", server.ID, int(server.Suffrage))
 		}
 	}
 	if voters == 0 {
@@ -205,6 +217,9 @@ func checkConfiguration(configuration Configuration) error {
 func nextConfiguration(current Configuration, currentIndex uint64, change configurationChangeRequest) (Configuration, error) {
 	if change.prevIndex > 0 && change.prevIndex != currentIndex {
 		return Configuration{}, fmt.Errorf("configuration changed since %v (latest is %v)", change.prevIndex, currentIndex)
+	}
+	if isJoint(current) {
+		return Configuration{}, errConfigurationInJoint
 	}
 
 	configuration := current.Clone()

@@ -59,6 +59,13 @@ var (
 	// it. Nothing was done; read on the leader, or through it.
 	ErrReadIndexUnsupported = errors.New("the leader does not support ReadIndex")
 
+	// ErrJointConsensusUnsupported: ChangeConfiguration found a member of
+	// the current or the next configuration that has not shown it
+	// understands joint configurations (a hashicorp/raft node cannot, and
+	// a member that does not answer may be one). Nothing was written;
+	// change one server at a time (AddVoter, RemoveServer...) instead.
+	ErrJointConsensusUnsupported = errors.New("joint consensus is not supported by every server")
+
 	// ErrPipelineShutdown: the AppendEntries pipeline was closed.
 	ErrPipelineShutdown = errors.New("append pipeline closed")
 

@@ -6,29 +6,46 @@ import (
 	"slices"
 )
 
-// Joint consensus: the decisions, as pure functions. (The API that uses
-// them, ChangeConfiguration, comes with issue 22; nothing calls these yet
-// outside their tests.)
+// Joint consensus (ChangeConfiguration): the decisions, as pure functions.
 //
 // A joint configuration is an ordinary Configuration, encoded as any other,
 // whose servers may also carry the suffrages below; each names a server's
 // change from the old configuration to the new. The old configuration's
 // voters are the Voters, the outgoing and the demoting ones; the new one's
 // are the Voters and the incoming ones. A decision (a commit, an election,
-// a read round, a lease) needs a majority of each. The final configuration
-// follows from the joint one alone (finalConfiguration), so the joint
-// entry is all a restarted node, a snapshot or an InstallSnapshot needs to
-// carry.
+// a read round, the leader's check that it still leads) needs a majority of
+// each. The final configuration follows from the joint one alone
+// (finalConfiguration), so the joint entry is all a restarted node, a
+// snapshot or an InstallSnapshot needs to carry. GetConfiguration shows
+// these suffrages while a change is in its joint phase; they never appear
+// in a configuration a hashicorp/raft node can receive.
 const (
-	// jointIncoming: a voter in the new configuration, not in the old (a
-	// server added as a voter, or a nonvoter promoted).
-	jointIncoming ServerSuffrage = 3 + iota
-	// jointOutgoing: a voter in the old configuration, gone from the new.
-	jointOutgoing
-	// jointDemoting: a voter in the old configuration, a nonvoter in the
-	// new.
-	jointDemoting
+	// JointIncoming marks, in a joint configuration, a voter of the new
+	// configuration that was not one in the old (a server added as a
+	// voter, or a nonvoter promoted). It votes in the new half only.
+	JointIncoming ServerSuffrage = 3 + iota
+	// JointOutgoing marks, in a joint configuration, a voter of the old
+	// configuration that is gone from the new. It votes in the old half
+	// only and is removed when the final configuration is written.
+	JointOutgoing
+	// JointDemoting marks, in a joint configuration, a voter of the old
+	// configuration that is a nonvoter in the new. It votes in the old
+	// half only.
+	JointDemoting
 )
+
+// isVoterSuffrage reports whether a server of suffrage s votes in some
+// half of its configuration (in a configuration that is not joint: is a
+// Voter).
+func isVoterSuffrage(s ServerSuffrage) bool {
+	return s == Voter || s == JointIncoming || s == JointOutgoing || s == JointDemoting
+}
+
+// votesInFinal reports whether a server of suffrage s is a voter of the
+// configuration being moved to (for one that is not joint: is a Voter).
+func votesInFinal(s ServerSuffrage) bool {
+	return s == Voter || s == JointIncoming
+}
 
 // errConfigurationInJoint: a change was asked for while the configuration
 // is joint; the leader leaves it by itself, and only then takes another.
@@ -37,7 +54,7 @@ var errConfigurationInJoint = errors.New("the configuration is joint: a change i
 // isJoint reports whether c is a joint configuration.
 func isJoint(c Configuration) bool {
 	for _, s := range c.Servers {
-		if s.Suffrage >= jointIncoming {
+		if s.Suffrage >= JointIncoming {
 			return true
 		}
 	}
@@ -52,9 +69,9 @@ func jointHalves(c Configuration) (oldVoters, newVoters []ServerID) {
 		case Voter:
 			oldVoters = append(oldVoters, s.ID)
 			newVoters = append(newVoters, s.ID)
-		case jointOutgoing, jointDemoting:
+		case JointOutgoing, JointDemoting:
 			oldVoters = append(oldVoters, s.ID)
-		case jointIncoming:
+		case JointIncoming:
 			newVoters = append(newVoters, s.ID)
 		}
 	}
@@ -68,11 +85,11 @@ func finalConfiguration(joint Configuration) Configuration {
 	var out Configuration
 	for _, s := range joint.Servers {
 		switch s.Suffrage {
-		case jointIncoming:
+		case JointIncoming:
 			s.Suffrage = Voter
-		case jointDemoting:
+		case JointDemoting:
 			s.Suffrage = Nonvoter
-		case jointOutgoing:
+		case JointOutgoing:
 			continue
 		}
 		out.Servers = append(out.Servers, s)
@@ -111,15 +128,15 @@ func jointConfiguration(current, next Configuration) (c Configuration, joint boo
 		inNext[s.ID] = true
 		switch {
 		case s.Suffrage == Voter && !wasVoter[s.ID]:
-			s.Suffrage = jointIncoming
+			s.Suffrage = JointIncoming
 		case s.Suffrage != Voter && wasVoter[s.ID]:
-			s.Suffrage = jointDemoting
+			s.Suffrage = JointDemoting
 		}
 		c.Servers = append(c.Servers, s)
 	}
 	for _, s := range current.Servers {
 		if !inNext[s.ID] && s.Suffrage == Voter {
-			s.Suffrage = jointOutgoing
+			s.Suffrage = JointOutgoing
 			c.Servers = append(c.Servers, s)
 		}
 	}

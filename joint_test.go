@@ -40,20 +40,20 @@ func TestJointConfiguration(t *testing.T) {
 		wantError bool
 	}{
 		{"replace every voter", abc, cfg(srv("d", Voter), srv("e", Voter), srv("f", Voter)), true,
-			cfg(srv("a", jointOutgoing), srv("b", jointOutgoing), srv("c", jointOutgoing),
-				srv("d", jointIncoming), srv("e", jointIncoming), srv("f", jointIncoming)), false},
+			cfg(srv("a", JointOutgoing), srv("b", JointOutgoing), srv("c", JointOutgoing),
+				srv("d", JointIncoming), srv("e", JointIncoming), srv("f", JointIncoming)), false},
 		{"promote and demote together", abc, cfg(srv("a", Voter), srv("b", Voter), srv("c", Nonvoter), srv("n", Voter)), true,
-			cfg(srv("a", Voter), srv("b", Voter), srv("c", jointDemoting), srv("n", jointIncoming)), false},
+			cfg(srv("a", Voter), srv("b", Voter), srv("c", JointDemoting), srv("n", JointIncoming)), false},
 		{"two of five moved", cfg(srv("a", Voter), srv("b", Voter), srv("c", Voter), srv("d", Voter), srv("e", Voter)),
 			cfg(srv("a", Voter), srv("b", Voter), srv("c", Voter), srv("x", Voter), srv("y", Voter)), true,
-			cfg(srv("a", Voter), srv("b", Voter), srv("c", Voter), srv("d", jointOutgoing), srv("e", jointOutgoing),
-				srv("x", jointIncoming), srv("y", jointIncoming)), false},
+			cfg(srv("a", Voter), srv("b", Voter), srv("c", Voter), srv("d", JointOutgoing), srv("e", JointOutgoing),
+				srv("x", JointIncoming), srv("y", JointIncoming)), false},
 		{"nonvoters only: no joint phase", abc, cfg(srv("a", Voter), srv("b", Voter), srv("c", Voter), srv("m", Nonvoter)), false,
 			cfg(srv("a", Voter), srv("b", Voter), srv("c", Voter), srv("m", Nonvoter)), false},
-		{"already joint", cfg(srv("a", Voter), srv("b", jointIncoming)), abc, false, Configuration{}, true},
+		{"already joint", cfg(srv("a", Voter), srv("b", JointIncoming)), abc, false, Configuration{}, true},
 		{"no voter in next", abc, cfg(srv("a", Nonvoter)), false, Configuration{}, true},
 		{"duplicate ID in next", abc, cfg(srv("a", Voter), srv("a", Nonvoter)), false, Configuration{}, true},
-		{"joint suffrage asked for", abc, cfg(srv("a", Voter), srv("b", jointOutgoing)), false, Configuration{}, true},
+		{"joint suffrage asked for", abc, cfg(srv("a", Voter), srv("b", JointOutgoing)), false, Configuration{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, joint, err := jointConfiguration(tc.current, tc.next)
@@ -83,7 +83,7 @@ func TestJointConfiguration(t *testing.T) {
 // voters and a majority of the new.
 func TestJointAgreedAndCommitIndex(t *testing.T) {
 	// Old voters a, b, c; new voters c, d, e.
-	j := cfg(srv("a", jointOutgoing), srv("b", jointOutgoing), srv("c", Voter), srv("d", jointIncoming), srv("e", jointIncoming))
+	j := cfg(srv("a", JointOutgoing), srv("b", JointOutgoing), srv("c", Voter), srv("d", JointIncoming), srv("e", JointIncoming))
 	for _, tc := range []struct {
 		yes  string
 		want bool
@@ -152,7 +152,7 @@ func TestJointRulesAgreeWithTheSingleConfigurationOnes(t *testing.T) {
 			}
 			match[s.ID] = uint64(rng.IntN(20))
 		}
-		if got, want := jointAgreed(c, func(id ServerID) bool { return yes[id] }), count >= quorumSize(c); got != want {
+		if got, want := jointAgreed(c, func(id ServerID) bool { return yes[id] }), count >= len(voters(c))/2+1; got != want {
 			t.Fatalf("%v, yes %v: jointAgreed %v, majority of voters %v", c, yes, got, want)
 		}
 		var ms []uint64
@@ -161,7 +161,7 @@ func TestJointRulesAgreeWithTheSingleConfigurationOnes(t *testing.T) {
 		}
 		slices.Sort(ms)
 		slices.Reverse(ms)
-		if got, want := jointCommitIndex(c, func(id ServerID) uint64 { return match[id] }), ms[quorumSize(c)-1]; got != want {
+		if got, want := jointCommitIndex(c, func(id ServerID) uint64 { return match[id] }), ms[len(voters(c))/2]; got != want {
 			t.Fatalf("%v, match %v: jointCommitIndex %d, quorum match %d", c, match, got, want)
 		}
 
@@ -180,5 +180,37 @@ func TestJointRulesAgreeWithTheSingleConfigurationOnes(t *testing.T) {
 		if !sameMembers(oldV, voters(c)) || !sameMembers(newV, voters(next)) {
 			t.Fatalf("%v -> %v: halves %v / %v", c, next, oldV, newV)
 		}
+	}
+}
+
+// The leader writes a joint configuration only for members that showed
+// they understand one: a member that answered without capJointConsensus (a
+// hashicorp/raft node) refuses the change, one not heard from is asked
+// first, and a probe's answer stands in for replication's.
+func TestJointCapabilities(t *testing.T) {
+	r, _ := newStoppedRaft(t, 1)
+	r.localID = "a"
+	ls := &leaderState{replState: map[ServerID]*followerReplication{}}
+	r.leaderState = ls
+	heard := func(id ServerID, caps uint64) {
+		s := &followerReplication{}
+		s.peerCaps.Store(caps)
+		ls.replState[id] = s
+	}
+	heard("ours", ourCapabilities|capAnswered)
+	heard("hashicorp", capAnswered)
+	heard("silent", 0)
+	joint := Configuration{Servers: []Server{
+		{Voter, "a", "a"}, {JointOutgoing, "ours", "o"}, {JointDemoting, "hashicorp", "h"},
+		{JointIncoming, "silent", "s"}, {JointIncoming, "new", "n"},
+	}}
+	unknown, refusing := r.jointCapabilities(joint, nil)
+	if !slices.Equal(unknown, []ServerID{"silent", "new"}) || !slices.Equal(refusing, []ServerID{"hashicorp"}) {
+		t.Fatalf("unknown %v, refusing %v; want [silent new], [hashicorp]", unknown, refusing)
+	}
+	probed := map[ServerID]uint64{"silent": capJointConsensus | capAnswered, "new": capAnswered, "hashicorp": ourCapabilities | capAnswered}
+	unknown, refusing = r.jointCapabilities(joint, probed)
+	if len(unknown) != 0 || !slices.Equal(refusing, []ServerID{"hashicorp", "new"}) {
+		t.Fatalf("after the probe: unknown %v, refusing %v; want [], [hashicorp new] (replication's answer wins)", unknown, refusing)
 	}
 }

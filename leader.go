@@ -45,14 +45,26 @@ type leaderState struct {
 	transferTimer      *time.Timer
 
 	nextSession uint64
+
+	// jointProbe is a ChangeConfiguration request waiting for the
+	// capabilities of servers this leader has not heard from; jointChange
+	// the one whose joint entry is written, waiting for it to commit so
+	// that the final configuration can be written (jointchange.go).
+	jointProbe  *configurationChangeFuture
+	jointChange *configurationChangeFuture
+	// handOver: the final configuration written leaves this leader out;
+	// once it commits, another voter is asked to campaign at once.
+	handOver bool
 }
 
 // verifyState collects acknowledgements for one VerifyLeader call.
 type verifyState struct {
 	future *verifyFuture
 	mu     sync.Mutex
-	needed int
-	acks   map[ServerID]bool
+	// conf and self say what makes a quorum: self counts as acknowledged.
+	conf Configuration
+	self ServerID
+	acks map[ServerID]bool
 	// held is set while a read round waits for this one to be answered
 	// (startReadRound).
 	held atomic.Bool
@@ -68,9 +80,15 @@ func (v *verifyState) ack(id ServerID, ok bool) {
 		return
 	}
 	v.acks[id] = true
-	if len(v.acks) >= v.needed {
+	if v.confirmed() {
 		v.future.respond(nil)
 	}
+}
+
+// confirmed reports whether the acknowledgements (and the leader itself)
+// make a quorum of conf; v.mu is held.
+func (v *verifyState) confirmed() bool {
+	return v.conf.Servers != nil && jointAgreed(v.conf, func(id ServerID) bool { return id == v.self || v.acks[id] })
 }
 
 // reconfigure re-states the round against a new latest configuration: the
@@ -82,22 +100,19 @@ func (v *verifyState) ack(id ServerID, ok bool) {
 func (v *verifyState) reconfigure(latest Configuration, self ServerID) []ServerID {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.needed = quorumSize(latest)
-	if hasVote(latest, self) {
-		v.needed--
-	}
+	v.conf, v.self = latest, self
 	for id := range v.acks {
 		if !hasVote(latest, id) {
 			delete(v.acks, id)
 		}
 	}
-	if len(v.acks) >= v.needed {
+	if v.confirmed() {
 		v.future.respond(nil)
 		return nil
 	}
 	var ask []ServerID
 	for _, s := range latest.Servers {
-		if s.ID != self && s.Suffrage == Voter && !v.acks[s.ID] {
+		if s.ID != self && isVoterSuffrage(s.Suffrage) && !v.acks[s.ID] {
 			ask = append(ask, s.ID)
 		}
 	}
@@ -274,6 +289,11 @@ func (r *Raft) leaveLeader() {
 	for _, f := range ls.inflight {
 		f.respond(ErrLeadershipLost)
 	}
+	if f := ls.jointChange; f != nil {
+		// Its joint entry may still commit under the next leader, which
+		// then finishes the change itself.
+		f.respond(ErrLeadershipLost)
+	}
 	// Read rounds do not watch the shutdown channel: this answer is the
 	// one they get.
 	answer := func(f *verifyFuture) { f.respond(f.lostErr()) }
@@ -326,7 +346,8 @@ func (r *Raft) leaveLeader() {
 func (r *Raft) configurationChangeChIfStable() chan *configurationChangeFuture {
 	if r.configurations.latestIndex == r.configurations.committedIndex &&
 		r.getCommitIndex() >= r.leaderState.startIndex &&
-		!r.leaderState.transferInProgress {
+		!r.leaderState.transferInProgress &&
+		r.leaderState.jointProbe == nil && !isJoint(r.configurations.latest) {
 		return r.configurationChangeCh
 	}
 	return nil
@@ -471,6 +492,14 @@ func (r *Raft) leaderCommit() {
 		r.setConfigurations(c)
 		r.publishLeaseView()
 	}
+	if c.committedIndex == c.latestIndex && isJoint(c.latest) && commit >= ls.startIndex {
+		// The joint configuration is committed: leave it (this leader's
+		// change, or one a former leader began).
+		r.appendFinalConfiguration()
+		if r.State() != Leader {
+			return // the write failed and the leader stepped down
+		}
+	}
 
 	if commit >= ls.startIndex && len(ls.deferredVerifies) > 0 {
 		for _, v := range ls.deferredVerifies {
@@ -500,6 +529,9 @@ func (r *Raft) leaderCommit() {
 	// A leader that is no longer a voter in the committed configuration
 	// steps down; one removed altogether shuts down if configured to.
 	if c.committedIndex == c.latestIndex && !hasVote(c.committed, r.localID) {
+		if ls.handOver {
+			r.handOverLeadership(c.committed)
+		}
 		if r.config().ShutdownOnRemove && !inConfiguration(c.committed, r.localID) {
 			// The change that removed us is committed: answer its future
 			// before the FSM goroutine stops with the node.
@@ -520,6 +552,10 @@ func (r *Raft) leaderCommit() {
 // appendConfigurationEntry appends a membership change computed by
 // nextConfiguration and starts or stops replication to match it.
 func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
+	if f.req.next != nil {
+		r.appendJointChange(f, nil)
+		return
+	}
 	c := r.configurations
 	next, err := nextConfiguration(c.latest, c.latestIndex, f.req)
 	if err != nil {
@@ -529,25 +565,7 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 	r.logger.Info("updating configuration", "command", f.req.command, "server-id", f.req.serverID,
 		"server-addr", f.req.serverAddress, "servers", fmt.Sprintf("%+v", next.Servers))
 
-	if r.protocolVersion < 2 {
-		f.log = Log{Type: LogRemovePeerDeprecated, Data: encodePeers(next, r.trans)}
-	} else {
-		f.log = Log{Type: LogConfiguration, Data: EncodeConfiguration(next)}
-	}
-	lastIdx, _ := r.getLastLog()
-	c.latest, c.latestIndex = next, lastIdx+1
-	r.setConfigurations(c)
-	// A lease counted on the old configuration's quorums ends here; with
-	// the configuration uncommitted the published view is nil (endLease
-	// publishes after the configuration is set).
-	r.endLease()
-	r.leaderState.commitment.setConfiguration(next)
-	if err := r.dispatchLogs([]*logFuture{&f.logFuture}); err != nil {
-		return
-	}
-	// Start replicating to added servers; removed ones get entries up to
-	// this one, so they learn of their removal, before replication stops.
-	r.startStopReplication()
+	r.writeConfiguration(f, next)
 }
 
 // startStopReplication makes the set of replication goroutines match the
@@ -670,15 +688,15 @@ func (r *Raft) checkLeaderLease() time.Duration {
 	ls := r.leaderState
 	leaseTimeout := r.config().LeaderLeaseTimeout
 	latest := r.configurations.latest
-	contacted := 0
+	contacted := make(map[ServerID]bool, len(latest.Servers))
 	var maxDiff time.Duration
 	now := r.now()
 	for _, server := range latest.Servers {
-		if server.Suffrage != Voter {
+		if !isVoterSuffrage(server.Suffrage) {
 			continue
 		}
 		if server.ID == r.localID {
-			contacted++
+			contacted[server.ID] = true
 			continue
 		}
 		repl, ok := ls.replState[server.ID]
@@ -687,7 +705,7 @@ func (r *Raft) checkLeaderLease() time.Duration {
 		}
 		diff := now.Sub(repl.getLastContact())
 		if diff <= leaseTimeout {
-			contacted++
+			contacted[server.ID] = true
 			maxDiff = max(maxDiff, diff)
 		} else if diff <= 3*leaseTimeout {
 			r.logger.Warn("failed to contact", "server-id", server.ID, "time", diff)
@@ -695,7 +713,7 @@ func (r *Raft) checkLeaderLease() time.Duration {
 		metrics.AddSampleWithLabels([]string{"raft", "leader", "lastContact"},
 			float32(diff/time.Millisecond), []metrics.Label{{Name: "peer_id", Value: string(server.ID)}})
 	}
-	if contacted < quorumSize(latest) {
+	if !jointAgreed(latest, func(id ServerID) bool { return contacted[id] }) {
 		r.logger.Warn("failed to contact quorum of nodes, stepping down")
 		r.setLeader("", "")
 		r.transition(Follower)
@@ -719,7 +737,7 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 		best := uint64(0)
 		found := false
 		for _, s := range latest.Servers {
-			if s.ID == r.localID || s.Suffrage != Voter {
+			if s.ID == r.localID || !votesInFinal(s.Suffrage) {
 				continue
 			}
 			if m := ls.commitment.matchIndex(s.ID); !found || m > best {
@@ -738,7 +756,7 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 				break
 			}
 		}
-		if !found || target.Suffrage != Voter {
+		if !found || !votesInFinal(target.Suffrage) {
 			f.respond(fmt.Errorf("cannot find replication state for %v", *f.ID))
 			return
 		}

@@ -229,6 +229,8 @@ func (r *Raft) controlRequest(item any) {
 		} else {
 			v.respond(ErrNotLeader)
 		}
+	case *jointProbeDone:
+		r.jointProbeAnswered(v)
 	case *bootstrapFuture:
 		if r.State() == Follower {
 			v.respond(r.liveBootstrap(v.configuration))
@@ -342,8 +344,9 @@ func (r *Raft) runCandidate() {
 // real election follows; after a vote it makes the node leader.
 func (r *Raft) electionWon(el *election) bool {
 	if el.preVote {
+		granted, refused, needed := el.tally.counts()
 		r.logger.Info("pre-vote successful, starting election", "term", el.term,
-			"tally", len(el.tally.granted), "refused", el.tally.refused, "votesNeeded", el.tally.needed)
+			"tally", granted, "refused", refused, "votesNeeded", needed)
 		return true
 	}
 	r.logger.Info("election won", "term", el.term, "tally", len(el.tally.granted))
@@ -386,8 +389,9 @@ func (r *Raft) countVote(el *election, v voteResult) {
 			// The timer still runs out before the next round, as in
 			// hashicorp/raft.
 			el.failedLogged = true
+			granted, refused, needed := el.tally.counts()
 			r.logger.Info("pre-vote campaign failed, waiting for election timeout", "term", el.term,
-				"tally", len(el.tally.granted), "refused", el.tally.refused, "votesNeeded", el.tally.needed)
+				"tally", granted, "refused", refused, "votesNeeded", needed)
 		}
 	}
 }
@@ -426,7 +430,8 @@ func (r *Raft) startElection(preVote, transfer bool) *election {
 		}
 		metrics.IncrCounter([]string{"raft", "election", "started"}, 1)
 	}
-	r.logger.Debug("calculated votes needed", "needed", el.tally.needed, "term", el.term)
+	_, _, needed := el.tally.counts()
+	r.logger.Debug("calculated votes needed", "needed", needed, "term", el.term)
 	el.tally.grant(r.localID)
 	if preVote {
 		r.logger.Debug("pre-voting for self", "term", el.term, "id", r.localID)
@@ -435,7 +440,7 @@ func (r *Raft) startElection(preVote, transfer bool) *election {
 	}
 	header := r.getRPCHeader()
 	for _, server := range latest.Servers {
-		if server.Suffrage != Voter || server.ID == r.localID {
+		if !isVoterSuffrage(server.Suffrage) || server.ID == r.localID {
 			continue
 		}
 		server := server

@@ -132,11 +132,13 @@ type leaseView struct {
 func (r *Raft) publishLeaseView() {
 	ls := r.leaderState
 	c := r.configurations
-	if ls == nil || ls.transferInProgress || c.latestIndex != c.committedIndex {
+	// No lease while a change is uncommitted or the configuration is joint
+	// (leaseStart counts one set of voters).
+	if ls == nil || ls.transferInProgress || c.latestIndex != c.committedIndex || isJoint(c.latest) {
 		r.leaseViewPtr.Store(nil)
 		return
 	}
-	v := &leaseView{selfVoter: hasVote(c.latest, r.localID), quorum: quorumSize(c.latest),
+	v := &leaseView{selfVoter: hasVote(c.latest, r.localID), quorum: len(voters(c.latest))/2 + 1,
 		floor: ls.leaseFloor, startIndex: ls.startIndex}
 	for _, s := range c.latest.Servers {
 		if s.Suffrage != Voter || s.ID == r.localID {

@@ -38,8 +38,9 @@ type followerReplication struct {
 	// acknowledged, in monotonic nanoseconds since Raft.started (0: none).
 	leaseAck atomic.Int64
 	// peerCaps is what the follower advertised in its newest answer
-	// (capReadIndex...; 0 for a hashicorp/raft follower): what the leader
-	// may send it beyond hashicorp/raft's protocol.
+	// (capReadIndex...; nothing for a hashicorp/raft follower), with
+	// capAnswered once it has answered: what the leader may send it beyond
+	// hashicorp/raft's protocol. 0 until the first answer.
 	peerCaps atomic.Uint64
 	// sentCommit is the commit index the newest AppendEntries built for
 	// this follower carried (heartbeats carry none).
@@ -172,7 +173,12 @@ func (s *followerReplication) done() bool {
 // reportTerm passes a newer term seen by a follower to the main loop, which
 // alone changes terms.
 func (s *followerReplication) reportTerm(term uint64) {
-	r := s.r
+	s.r.observeTerm(term)
+}
+
+// observeTerm passes a newer term seen off the main loop to the main loop,
+// which alone changes terms.
+func (r *Raft) observeTerm(term uint64) {
 	for {
 		old := r.observedTerm.Load()
 		if term <= old || r.observedTerm.CompareAndSwap(old, term) {
@@ -307,7 +313,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64) bool {
 			return true
 		}
 		s.setLastContact()
-		s.peerCaps.Store(resp.capabilities)
+		s.peerCaps.Store(resp.capabilities | capAnswered)
 		if resp.Success {
 			s.appended(req)
 			s.failures = 0
@@ -539,7 +545,7 @@ func (s *followerReplication) heartbeat() {
 		ok := resp.Success && resp.Term == req.Term
 		if ok {
 			s.setLastContact()
-			s.peerCaps.Store(resp.capabilities)
+			s.peerCaps.Store(resp.capabilities | capAnswered)
 			if sent := int64(sent.Sub(r.started)); sent > s.leaseAck.Load() {
 				s.leaseAck.Store(sent) // only this goroutine writes it
 			}
@@ -671,7 +677,7 @@ func (s *followerReplication) pipelineDecode(p AppendPipeline, stop <-chan struc
 				return
 			}
 			s.setLastContact()
-			s.peerCaps.Store(resp.capabilities)
+			s.peerCaps.Store(resp.capabilities | capAnswered)
 			if !resp.Success {
 				return
 			}

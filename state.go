@@ -311,6 +311,9 @@ type commitment struct {
 	commitIndex uint64
 	startIndex  uint64
 	scratch     []uint64
+	// joint holds the configuration while it is joint: the commit index
+	// is then the lower of the two halves' majorities.
+	joint *Configuration
 }
 
 func newCommitment(commitCh chan struct{}, c Configuration, startIndex uint64) *commitment {
@@ -331,9 +334,14 @@ func (c *commitment) setConfiguration(conf Configuration) {
 	old := c.matches
 	c.matches = make(map[ServerID]uint64)
 	for _, s := range conf.Servers {
-		if s.Suffrage == Voter {
+		if isVoterSuffrage(s.Suffrage) {
 			c.matches[s.ID] = old[s.ID]
 		}
+	}
+	c.joint = nil
+	if isJoint(conf) {
+		j := conf.Clone()
+		c.joint = &j
 	}
 	c.recalculate()
 }
@@ -367,11 +375,17 @@ func (c *commitment) recalculate() {
 	if len(c.matches) == 0 {
 		return
 	}
-	c.scratch = c.scratch[:0]
-	for _, m := range c.matches {
-		c.scratch = append(c.scratch, m)
+	var quorumMatch uint64
+	if c.joint != nil {
+		quorumMatch = jointCommitIndex(*c.joint, func(id ServerID) uint64 { return c.matches[id] })
+	} else {
+		c.scratch = c.scratch[:0]
+		for _, m := range c.matches {
+			c.scratch = append(c.scratch, m)
+		}
+		quorumMatch = quorumMatchIndex(c.scratch)
 	}
-	next := leaderCommit(c.commitIndex, quorumMatchIndex(c.scratch), c.startIndex)
+	next := leaderCommit(c.commitIndex, quorumMatch, c.startIndex)
 	if next > c.commitIndex {
 		c.commitIndex = next
 		select {

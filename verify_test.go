@@ -55,7 +55,7 @@ func TestKnownBug21_VerifyLeaderCountsOnlyHeartbeatsSentAfterIt(t *testing.T) {
 
 	f := &verifyFuture{}
 	f.init()
-	v := &verifyState{future: f, needed: 1, acks: make(map[ServerID]bool)}
+	v := &verifyState{future: f, conf: Configuration{Servers: []Server{{Voter, "b", "addr-b"}}}, acks: make(map[ServerID]bool)}
 	s.addVerify(v)
 
 	gate.release <- struct{}{} // heartbeat 1 succeeds
@@ -109,7 +109,7 @@ func TestLeaderLearnsFollowerCapabilities(t *testing.T) {
 			t.Fatalf("peer capabilities %d, want %d", got, want)
 		}
 	}
-	waitCaps(capReadIndex)
+	waitCaps(capReadIndex | capAnswered)
 	trans.caps = 0
-	waitCaps(0)
+	waitCaps(capAnswered)
 }

@@ -144,16 +144,17 @@ func decide(in voteInput, req voteRequest, preVote bool) voteDecision {
 	return d
 }
 
-// electionTally counts votes for one election round.
+// electionTally counts votes for one election round under the candidate's
+// latest configuration: a majority of its voters, or, when it is joint, a
+// majority of each half.
 type electionTally struct {
-	needed  int
+	conf    Configuration
 	granted map[ServerID]bool
-	refused int // refusals counted (pre-vote rounds only)
-	seen    map[ServerID]bool
+	refused map[ServerID]bool // refusals counted (pre-vote rounds only)
 }
 
 func newElectionTally(c Configuration) *electionTally {
-	return &electionTally{needed: quorumSize(c), granted: make(map[ServerID]bool)}
+	return &electionTally{conf: c, granted: make(map[ServerID]bool)}
 }
 
 // grant records a granted vote from id; a voter counts once.
@@ -163,18 +164,31 @@ func (t *electionTally) grant(id ServerID) {
 
 // refuse records a refusal from id; a voter counts once.
 func (t *electionTally) refuse(id ServerID) {
-	if t.seen == nil {
-		t.seen = make(map[ServerID]bool)
+	if t.refused == nil {
+		t.refused = make(map[ServerID]bool)
 	}
-	if !t.seen[id] && !t.granted[id] {
-		t.seen[id] = true
-		t.refused++
+	if !t.granted[id] {
+		t.refused[id] = true
 	}
 }
 
-// won reports whether the tally has a quorum.
-func (t *electionTally) won() bool { return len(t.granted) >= t.needed }
+// won reports whether the granted votes make the quorum.
+func (t *electionTally) won() bool {
+	return jointAgreed(t.conf, func(id ServerID) bool { return t.granted[id] })
+}
 
-// lost reports whether refusals alone make a quorum, hashicorp/raft's test
-// for a failed pre-vote campaign.
-func (t *electionTally) lost() bool { return t.refused >= t.needed }
+// lost reports whether refusals alone make a majority of some half (of
+// the voters, when not joint), hashicorp/raft's test for a failed
+// pre-vote campaign: the election can no longer be won.
+func (t *electionTally) lost() bool {
+	oldVoters, newVoters := jointHalves(t.conf)
+	refused := func(id ServerID) bool { return t.refused[id] }
+	return majorityOf(oldVoters, refused) || majorityOf(newVoters, refused)
+}
+
+// counts returns the granted and refused votes and the votes needed (for a
+// joint configuration: of the larger half's majority), for the log lines.
+func (t *electionTally) counts() (granted, refused, needed int) {
+	oldVoters, newVoters := jointHalves(t.conf)
+	return len(t.granted), len(t.refused), max(len(oldVoters), len(newVoters))/2 + 1
+}

@@ -1,0 +1,299 @@
+package raft_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	raft "github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/rafttest"
+)
+
+// servers builds a configuration of the given nodes with one suffrage.
+func servers(s raft.ServerSuffrage, nodes ...*rafttest.Node) []raft.Server {
+	var out []raft.Server
+	for _, n := range nodes {
+		out = append(out, raft.Server{Suffrage: s, ID: n.ID, Address: n.Addr})
+	}
+	return out
+}
+
+// sameConfiguration reports whether a and b hold the same servers, in any
+// order.
+func sameConfiguration(a, b raft.Configuration) bool {
+	key := func(c raft.Configuration) []string {
+		var out []string
+		for _, s := range c.Servers {
+			out = append(out, s.Suffrage.String()+"/"+string(s.ID)+"/"+string(s.Address))
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(key(a), key(b))
+}
+
+func isJointConfiguration(c raft.Configuration) bool {
+	for _, s := range c.Servers {
+		switch s.Suffrage {
+		case raft.JointIncoming, raft.JointOutgoing, raft.JointDemoting:
+			return true
+		}
+	}
+	return false
+}
+
+// configurationsIn returns the configuration entries of n's log, in order.
+func configurationsIn(t *testing.T, n *rafttest.Node) (idx []uint64, confs []raft.Configuration) {
+	t.Helper()
+	first, _ := n.Store.FirstIndex()
+	last, _ := n.Store.LastIndex()
+	for i := max(first, 1); i <= last; i++ {
+		var l raft.Log
+		if err := n.Store.GetLog(i, &l); err != nil || l.Type != raft.LogConfiguration {
+			continue
+		}
+		idx = append(idx, i)
+		confs = append(confs, raft.DecodeConfiguration(l.Data))
+	}
+	return idx, confs
+}
+
+// Every voter replaced at once: the cluster goes through one joint
+// configuration to exactly the one asked for; the old leader hands over
+// and shuts down (ShutdownOnRemove), and the new voters go on.
+func TestChangeConfiguration_ReplacesEveryVoter(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 10)
+		old := c.Running()
+		fresh := []*rafttest.Node{c.AddNode(), c.AddNode(), c.AddNode()}
+		next := raft.Configuration{Servers: servers(raft.Voter, fresh...)}
+
+		f := leader.Raft.ChangeConfiguration(next, 0, time.Second)
+		if err := f.Error(); err != nil {
+			t.Fatalf("ChangeConfiguration: %v", err)
+		}
+		idx, confs := configurationsIn(t, leader)
+		if len(confs) < 3 || idx[len(idx)-1] != f.Index() {
+			t.Fatalf("configuration entries at %v, future index %d", idx, f.Index())
+		}
+		if j := confs[len(confs)-2]; !isJointConfiguration(j) || len(j.Servers) != 6 {
+			t.Fatalf("entry before the final configuration is %+v, want the joint one of 6 servers", j)
+		}
+		if got := confs[len(confs)-1]; !sameConfiguration(got, next) {
+			t.Fatalf("final configuration %+v, want %+v", got, next)
+		}
+
+		// The old leader hands over and shuts down; the removed followers
+		// hear no more (as with RemoveServer) and never lead again.
+		c.WaitFor(10*time.Second, "the old leader to shut down", func() bool { return leader.Raft.State() == raft.Shutdown })
+		newLeader := c.WaitLeader(fresh...)
+		c.ApplyN(newLeader, "b", 10)
+		c.WaitApplied(20, fresh...)
+		cf := newLeader.Raft.GetConfiguration()
+		if err := cf.Error(); err != nil || !sameConfiguration(cf.Configuration(), next) || cf.Index() != f.Index() {
+			t.Fatalf("new leader's configuration %+v at %d, want %+v at %d (%v)", cf.Configuration(), cf.Index(), next, f.Index(), err)
+		}
+		if s := newLeader.Raft.Stats(); s["latest_configuration_joint"] != "false" {
+			t.Fatalf("Stats latest_configuration_joint = %q after the change", s["latest_configuration_joint"])
+		}
+		for _, n := range old {
+			if n != leader && n.Raft.State() == raft.Leader {
+				t.Fatalf("removed %s leads", n.ID)
+			}
+		}
+	})
+}
+
+// While the configuration is joint, a commit and an election need a
+// majority of the old voters and a majority of the new: with the new
+// voters cut off, the joint entry stays uncommitted on a majority of the
+// old ones, the leader steps down (it cannot reach a majority of the new
+// half) and none of the old voters can be elected. Nodes restarted in the
+// joint phase come back in it, and once the new voters are reachable a
+// leader other than the one that began the change finishes it.
+func TestChangeConfiguration_JointPhaseNeedsBothHalves(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 5)
+		d, e := c.AddNode(), c.AddNode()
+		// Nonvoters first, so the leader has heard from both before they
+		// are cut off.
+		for _, n := range []*rafttest.Node{d, e} {
+			if err := leader.Raft.AddNonvoter(n.ID, n.Addr, 0, time.Second).Error(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.WaitApplied(5, d, e)
+		olds := c.Others(d, e)
+		var b, cc *rafttest.Node
+		for _, n := range olds {
+			switch {
+			case n == leader:
+			case b == nil:
+				b = n
+			default:
+				cc = n
+			}
+		}
+		c.Partition(d, e)
+		next := raft.Configuration{Servers: append(servers(raft.Voter, leader), servers(raft.Voter, d, e)...)}
+		f := leader.Raft.ChangeConfiguration(next, 0, time.Second)
+
+		// The joint entry reaches b and c but cannot commit.
+		var jointIndex uint64
+		c.WaitFor(5*time.Second, "the joint entry on every old voter", func() bool {
+			for _, n := range olds {
+				cf := n.Raft.GetConfiguration()
+				if cf.Error() != nil || !isJointConfiguration(cf.Configuration()) {
+					return false
+				}
+				jointIndex = cf.Index()
+			}
+			return true
+		})
+		// A read round, as a commit, needs both halves: b and c alone do
+		// not confirm the leader.
+		if err := leader.Raft.VerifyLeader().Error(); err == nil {
+			t.Fatal("VerifyLeader confirmed by a majority of the old voters only")
+		}
+		cf := leader.Raft.GetConfiguration()
+		for _, s := range cf.Configuration().Servers {
+			want := map[raft.ServerID]raft.ServerSuffrage{leader.ID: raft.Voter, b.ID: raft.JointOutgoing,
+				cc.ID: raft.JointOutgoing, d.ID: raft.JointIncoming, e.ID: raft.JointIncoming}[s.ID]
+			if s.Suffrage != want {
+				t.Fatalf("joint configuration %+v: %s is %v, want %v", cf.Configuration(), s.ID, s.Suffrage, want)
+			}
+		}
+		time.Sleep(5 * time.Second)
+		for _, n := range olds {
+			if got := n.Raft.CommitIndex(); got >= jointIndex {
+				t.Fatalf("%s committed %d, the joint entry at %d, with no new voter reachable", n.ID, got, jointIndex)
+			}
+			if n.Raft.State() == raft.Leader {
+				t.Fatalf("%s leads with a majority of the old voters only", n.ID)
+			}
+		}
+		if err := f.Error(); !errors.Is(err, raft.ErrLeadershipLost) {
+			t.Fatalf("ChangeConfiguration of a deposed leader: %v, want ErrLeadershipLost", err)
+		}
+
+		// b and c restart in the joint phase; the leader that began the
+		// change is gone for good.
+		c.Stop(leader)
+		c.Restart(b)
+		c.Restart(cc)
+		for _, n := range []*rafttest.Node{b, cc} {
+			if cf := n.Raft.GetConfiguration(); !isJointConfiguration(cf.Configuration()) {
+				t.Fatalf("%s restarted with %+v, want the joint configuration", n.ID, cf.Configuration())
+			}
+			if s := n.Raft.Stats(); s["latest_configuration_joint"] != "true" {
+				t.Fatalf("%s Stats latest_configuration_joint = %q in the joint phase", n.ID, s["latest_configuration_joint"])
+			}
+		}
+		c.Heal()
+		// Whoever leads finishes the change: next, with leader stopped,
+		// has d and e for its majority.
+		c.WaitFor(20*time.Second, "the final configuration committed", func() bool {
+			for _, n := range []*rafttest.Node{d, e} {
+				cf := n.Raft.GetConfiguration()
+				if cf.Error() != nil || !sameConfiguration(cf.Configuration(), next) || n.Raft.CommitIndex() < cf.Index() {
+					return false
+				}
+			}
+			return true
+		})
+		final := c.WaitLeader(d, e)
+		c.ApplyN(final, "b", 5)
+		c.WaitApplied(10, d, e)
+	})
+}
+
+// ChangeConfiguration writes nothing when a member cannot show that it
+// understands joint configurations; here one of the new voters does not
+// answer at all (it may be a hashicorp/raft node for all the leader knows).
+func TestChangeConfiguration_RefusedWhenAMemberCannotBeAsked(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		c.ApplyN(leader, "a", 3)
+		before := leader.Raft.GetConfiguration()
+		last := leader.Raft.LastIndex()
+		next := before.Configuration()
+		next.Servers = append(slices.Clone(next.Servers), raft.Server{Suffrage: raft.Voter, ID: "ghost", Address: "nowhere"})
+		err := leader.Raft.ChangeConfiguration(next, 0, time.Second).Error()
+		if !errors.Is(err, raft.ErrJointConsensusUnsupported) {
+			t.Fatalf("ChangeConfiguration with an unreachable new voter: %v, want ErrJointConsensusUnsupported", err)
+		}
+		after := leader.Raft.GetConfiguration()
+		if after.Index() != before.Index() || leader.Raft.LastIndex() != last {
+			t.Fatalf("a refused change wrote something: configuration %d -> %d, last index %d -> %d",
+				before.Index(), after.Index(), last, leader.Raft.LastIndex())
+		}
+		// The single-server API still works, and the cluster goes on.
+		c.ApplyN(leader, "b", 3)
+	})
+}
+
+// A change that keeps the voters (nonvoters added, removed or moved) is one
+// ordinary entry, with no joint phase and no capability check.
+func TestChangeConfiguration_NonvotersOnlyIsOneEntry(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		before := leader.Raft.GetConfiguration()
+		extra := raft.Server{Suffrage: raft.Nonvoter, ID: "learner", Address: "nowhere"}
+		next := before.Configuration()
+		next.Servers = append(slices.Clone(next.Servers), extra)
+		f := leader.Raft.ChangeConfiguration(next, before.Index(), time.Second)
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		idx, confs := configurationsIn(t, leader)
+		if idx[len(idx)-1] != f.Index() || idx[len(idx)-2] != before.Index() || isJointConfiguration(confs[len(confs)-1]) {
+			t.Fatalf("configuration entries %v (future %d, before %d): want one new ordinary entry", idx, f.Index(), before.Index())
+		}
+		// prevIndex: a stale one is refused.
+		if err := leader.Raft.ChangeConfiguration(before.Configuration(), before.Index(), time.Second).Error(); err == nil {
+			t.Fatal("ChangeConfiguration with a stale prevIndex accepted")
+		}
+	})
+}
+
+// A next that is not a configuration is refused with a clear error and
+// nothing written.
+func TestChangeConfiguration_RefusesBadConfigurations(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		voters := leader.Raft.GetConfiguration().Configuration().Servers
+		last := leader.Raft.LastIndex()
+		cases := map[string][]raft.Server{
+			"empty":        nil,
+			"no voter":     {{Suffrage: raft.Nonvoter, ID: voters[0].ID, Address: voters[0].Address}},
+			"duplicate id": {voters[0], {Suffrage: raft.Voter, ID: voters[0].ID, Address: "elsewhere"}},
+			"joint suffrage": {voters[0], voters[1],
+				{Suffrage: raft.JointIncoming, ID: "x", Address: "x"}},
+			"unknown suffrage": {voters[0], {Suffrage: 42, ID: "x", Address: "x"}},
+		}
+		for name, s := range cases {
+			err := leader.Raft.ChangeConfiguration(raft.Configuration{Servers: s}, 0, time.Second).Error()
+			if err == nil {
+				t.Fatalf("%s: ChangeConfiguration accepted %+v", name, s)
+			}
+		}
+		if leader.Raft.LastIndex() != last {
+			t.Fatalf("refused changes wrote entries: last index %d -> %d", last, leader.Raft.LastIndex())
+		}
+	})
+}
+
+// On a follower: ErrNotLeader, as every membership change.
+func TestChangeConfiguration_FollowerSaysNotLeader(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		follower := c.Others(leader)[0]
+		conf := leader.Raft.GetConfiguration().Configuration()
+		if err := follower.Raft.ChangeConfiguration(conf, 0, time.Second).Error(); !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatalf("ChangeConfiguration on a follower: %v, want ErrNotLeader", err)
+		}
+	})
+}
