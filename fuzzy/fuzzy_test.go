@@ -21,8 +21,12 @@ func runOne(t *testing.T, opts Options) *Report {
 	var rep *Report
 	synctest.Test(t, func(t *testing.T) { rep = Run(opts) })
 	fail := func(what string) {
-		t.Errorf("seed %d (%d nodes): %s\nreplay: go test ./fuzzy -run TestSchedules -v -seed %d -nodes %d\nschedule:\n%s",
-			opts.Seed, opts.Nodes, what, opts.Seed, opts.Nodes, strings.Join(rep.Schedule, "\n"))
+		joint := ""
+		if opts.Joint {
+			joint = " -joint"
+		}
+		t.Errorf("seed %d (%d nodes): %s\nreplay: go test ./fuzzy -run TestSchedules -v -seed %d -nodes %d%s\nschedule:\n%s",
+			opts.Seed, opts.Nodes, what, opts.Seed, opts.Nodes, joint, strings.Join(rep.Schedule, "\n"))
 	}
 	if len(rep.Violations) > 0 {
 		// The history of a run that broke safety is rarely worth the
@@ -47,6 +51,7 @@ func runOne(t *testing.T, opts Options) *Report {
 
 var (
 	flagSeed      = flag.Uint64("seed", 0, "replay one schedule (same as FUZZY_SEED)")
+	flagJoint     = flag.Bool("joint", false, "TestSchedules: make joint configuration changes a quarter of the faults (as TestJointSchedules does)")
 	flagNodes     = flag.Int("nodes", 0, "cluster size for -seed (same as FUZZY_NODES)")
 	flagSchedules = flag.Int("schedules", 0, "how many schedules (same as FUZZY_SCHEDULES)")
 	flagDuration  = flag.Duration("duration", 0, "run schedules until this much time has passed (same as FUZZY_DURATION)")
@@ -107,7 +112,7 @@ func TestSchedules(t *testing.T) {
 			nodes = *flagNodes
 		}
 		t.Run(fmt.Sprintf("seed=%d/nodes=%d", seed, nodes), func(t *testing.T) {
-			opts := Options{Seed: seed, Nodes: nodes}
+			opts := Options{Seed: seed, Nodes: nodes, Joint: *flagJoint}
 			if lv := os.Getenv("FUZZY_LOG"); lv != "" {
 				opts.Log, opts.LogLevel = os.Stderr, hclog.LevelFromString(lv)
 			}
@@ -117,13 +122,14 @@ func TestSchedules(t *testing.T) {
 			total.Crashes += rep.Crashes
 			total.Restores += rep.Restores
 			total.Changes += rep.Changes
+			total.JointChanges += rep.JointChanges
 			total.UserRestores += rep.UserRestores
 			total.Violations = append(total.Violations, rep.Violations...)
 			ran++
 		})
 	}
-	t.Logf("summary: %d schedules, %d operations checked, %d elections, %d crashes, %d membership changes, %d user restores, %d snapshot restores, %d violations",
-		ran, total.Ops, total.Elections, total.Crashes, total.Changes, total.UserRestores, total.Restores, len(total.Violations))
+	t.Logf("summary: %d schedules, %d operations checked, %d elections, %d crashes, %d membership changes (%d joint), %d user restores, %d snapshot restores, %d violations",
+		ran, total.Ops, total.Elections, total.Crashes, total.Changes, total.JointChanges, total.UserRestores, total.Restores, len(total.Violations))
 }
 
 // TestStaleReadsAreCaught is the known-bad control: serving reads from any
@@ -178,6 +184,35 @@ func TestClockNemesis(t *testing.T) {
 		}
 		t.Fatal("clocks beyond LeaseClockDrift passed the linearizability check in 5 schedules")
 	})
+}
+
+// TestJointSchedules runs schedules in which a quarter of the faults are
+// joint configuration changes (ChangeConfiguration to a random set of
+// voters and nonvoters: several voters swapped, promoted and demoted at
+// once), half of them followed by a crash of the leader in the middle of
+// the joint phase, besides every usual fault. FUZZY_JOINT_SCHEDULES sets
+// how many (default 16; 4 under -race), from seed 2001, 15 s of faults
+// each.
+func TestJointSchedules(t *testing.T) {
+	def := 16
+	if raceDetector {
+		def = 4
+	}
+	var total Report
+	for i := 0; i < envInt("FUZZY_JOINT_SCHEDULES", def); i++ {
+		seed := uint64(2001 + i)
+		nodes := 3 + 2*int(seed%2)
+		t.Run(fmt.Sprintf("seed=%d/nodes=%d", seed, nodes), func(t *testing.T) {
+			rep := runOne(t, Options{Seed: seed, Nodes: nodes, Joint: true, Duration: 15 * time.Second})
+			total.JointChanges += rep.JointChanges
+			total.JointDone += rep.JointDone
+			total.Crashes += rep.Crashes
+		})
+	}
+	t.Logf("joint changes: %d asked, %d done; %d crashes", total.JointChanges, total.JointDone, total.Crashes)
+	if total.JointDone == 0 {
+		t.Fatal("no joint change completed: the schedules did not exercise joint consensus")
+	}
 }
 
 // TestSchedulesOverTCP runs schedules over the real TCP transport on

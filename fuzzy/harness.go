@@ -1,6 +1,7 @@
 package fuzzy
 
 import (
+	"slices"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,10 @@ type Options struct {
 	// TCP runs the nodes over the real TCP transport on loopback instead of
 	// the in-memory one. Such a run uses real time: do not run it inside a
 	// synctest bubble.
-	TCP      bool
+	TCP bool
+	// Joint makes joint configuration changes (ChangeConfiguration) a
+	// quarter of the faults injected, besides the usual share.
+	Joint    bool
 	Log      io.Writer   // the nodes' logs (nil: discarded)
 	LogLevel hclog.Level // their level (zero: Info)
 }
@@ -78,7 +82,9 @@ type Report struct {
 	Elections    int      // terms in which a leader sent AppendEntries
 	Crashes      int
 	Restores     int // snapshots restored into an FSM (at start or installed)
-	Changes      int // membership changes started (add, remove, demote)
+	Changes      int // membership changes started (add, remove, demote, joint)
+	JointChanges int // of those, ChangeConfiguration calls (joint consensus)
+	JointDone    int // of those, calls that succeeded
 	UserRestores int
 	Messages     int
 	Dropped      int
@@ -465,6 +471,12 @@ func (c *cluster) inject() {
 		return
 	}
 	n := len(c.nodes)
+	if c.opts.Joint && c.rng.IntN(4) == 0 {
+		if l := c.leader(); l != nil {
+			c.jointChange(l)
+		}
+		return
+	}
 	switch k := c.rng.IntN(16); k {
 	case 0, 1: // symmetric partition into two random sides (replacing cuts)
 		c.net.clearCuts()
@@ -583,6 +595,8 @@ func (c *cluster) changeMembership() {
 	}
 	m := c.nodes[c.rng.IntN(len(c.nodes))]
 	switch {
+	case c.rng.IntN(3) == 0:
+		c.jointChange(l)
 	case !voters[m.id]:
 		c.report.Changes++
 		c.event("add voter %s (through %s)", m.id, l.id)
@@ -597,6 +611,56 @@ func (c *cluster) changeMembership() {
 		c.event("demote %s (through %s)", m.id, l.id)
 		c.async.Add(1)
 		go func() { defer c.async.Done(); _ = l.r.DemoteVoter(m.id, 0, time.Second).Error() }()
+	}
+}
+
+// jointChange moves the cluster through ChangeConfiguration to a random
+// configuration: each node a voter, a nonvoter or absent, so that several
+// voters are swapped, promoted and demoted at once. Half the time the
+// leader crashes a moment later, in the middle of the joint phase (if a
+// majority stays up).
+func (c *cluster) jointChange(l *node) {
+	var next raft.Configuration
+	voters := 0
+	for _, n := range c.nodes {
+		s := raft.Server{ID: n.id, Address: n.addr}
+		switch k := c.rng.IntN(10); {
+		case k < 6:
+			s.Suffrage = raft.Voter
+			voters++
+		case k < 8:
+			s.Suffrage = raft.Nonvoter
+		default:
+			continue
+		}
+		next.Servers = append(next.Servers, s)
+	}
+	if voters == 0 {
+		n := c.nodes[c.rng.IntN(len(c.nodes))]
+		next.Servers = append(slices.DeleteFunc(next.Servers, func(s raft.Server) bool { return s.ID == n.id }),
+			raft.Server{Suffrage: raft.Voter, ID: n.id, Address: n.addr})
+	}
+	c.report.Changes++
+	c.report.JointChanges++
+	c.event("joint change to %v (through %s)", next.Servers, l.id)
+	c.async.Add(1)
+	go func() {
+		defer c.async.Done()
+		if l.r.ChangeConfiguration(next, 0, time.Second).Error() == nil {
+			c.lock.Lock()
+			c.report.JointDone++
+			c.lock.Unlock()
+		}
+	}()
+	if c.rng.IntN(2) == 0 {
+		time.Sleep(time.Duration(c.rng.IntN(30)) * time.Millisecond)
+		c.lock.Lock()
+		up := l.up
+		c.lock.Unlock()
+		if up && c.down() < (len(c.nodes)-1)/2 {
+			c.event("crash %s in the joint phase", l.id)
+			c.crash(l)
+		}
 	}
 }
 
@@ -1035,7 +1099,7 @@ func (r *Report) Check(timeout time.Duration, htmlPath string) (porcupine.CheckR
 // Summary is a one-line account of the run.
 func (r *Report) Summary() string {
 	kinds := describeOps(r.history)
-	return fmt.Sprintf("seed %d: %d ops (%s; %d unknown), %d elections, %d crashes, %d membership changes, %d user restores, %d snapshot restores, %d messages (%d lost, %d duplicated), %d violations",
-		r.Seed, r.Ops, kinds, r.Unknown, r.Elections, r.Crashes, r.Changes, r.UserRestores, r.Restores,
+	return fmt.Sprintf("seed %d: %d ops (%s; %d unknown), %d elections, %d crashes, %d membership changes (%d joint, %d done), %d user restores, %d snapshot restores, %d messages (%d lost, %d duplicated), %d violations",
+		r.Seed, r.Ops, kinds, r.Unknown, r.Elections, r.Crashes, r.Changes, r.JointChanges, r.JointDone, r.UserRestores, r.Restores,
 		r.Messages, r.Dropped, r.Duplicated, len(r.Violations))
 }
