@@ -3,6 +3,7 @@ package raft_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -296,4 +297,115 @@ func TestChangeConfiguration_FollowerSaysNotLeader(t *testing.T) {
 			t.Fatalf("ChangeConfiguration on a follower: %v, want ErrNotLeader", err)
 		}
 	})
+}
+
+// A joint configuration travels in snapshots: nodes that start from a
+// snapshot whose configuration is joint come back in the joint phase,
+// elect a leader by both halves' majorities, and that leader writes the
+// final configuration. The incoming voters start empty, so a commit needs
+// them to take the snapshot by InstallSnapshot first, and the one they
+// install carries the joint configuration.
+func TestChangeConfiguration_JointStateInSnapshots(t *testing.T) {
+	inBubble(t, 5, func(t *testing.T, c *rafttest.Cluster) {
+		n := c.Nodes
+		joint := raft.Configuration{Servers: []raft.Server{
+			{Suffrage: raft.Voter, ID: n[0].ID, Address: n[0].Addr},
+			{Suffrage: raft.JointOutgoing, ID: n[1].ID, Address: n[1].Addr},
+			{Suffrage: raft.JointDemoting, ID: n[2].ID, Address: n[2].Addr},
+			{Suffrage: raft.JointIncoming, ID: n[3].ID, Address: n[3].Addr},
+			{Suffrage: raft.JointIncoming, ID: n[4].ID, Address: n[4].Addr},
+		}}
+		final := raft.Configuration{Servers: []raft.Server{
+			{Suffrage: raft.Voter, ID: n[0].ID, Address: n[0].Addr},
+			{Suffrage: raft.Nonvoter, ID: n[2].ID, Address: n[2].Addr},
+			{Suffrage: raft.Voter, ID: n[3].ID, Address: n[3].Addr},
+			{Suffrage: raft.Voter, ID: n[4].ID, Address: n[4].Addr},
+		}}
+		for _, node := range n {
+			c.Stop(node)
+		}
+		for _, node := range n[:3] {
+			sink, err := node.Snapshots.Create(raft.SnapshotVersionMax, 100, 5, joint, 90, node.Trans)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sink.Write([]byte(`{"Logs":[],"LastIndex":100,"LastTerm":5}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := sink.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := node.Stable.SetUint64([]byte("CurrentTerm"), 5); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, node := range n {
+			c.Restart(node)
+		}
+		for _, node := range n[:3] {
+			if cf := node.Raft.GetConfiguration(); !sameConfiguration(cf.Configuration(), joint) || cf.Index() != 90 {
+				t.Fatalf("%s started with %+v at %d, want the snapshot's joint configuration at 90", node.ID, cf.Configuration(), cf.Index())
+			}
+		}
+		c.WaitFor(20*time.Second, "the final configuration committed on the new voters", func() bool {
+			for _, node := range []*rafttest.Node{n[0], n[3], n[4]} {
+				cf := node.Raft.GetConfiguration()
+				if !sameConfiguration(cf.Configuration(), final) || node.Raft.CommitIndex() < cf.Index() {
+					return false
+				}
+			}
+			return true
+		})
+		for _, node := range n[3:] {
+			metas, err := node.Snapshots.List()
+			if err != nil || len(metas) == 0 {
+				t.Fatalf("%s has no installed snapshot (%v)", node.ID, err)
+			}
+			if got := metas[0].Configuration; !sameConfiguration(got, joint) {
+				t.Fatalf("%s installed a snapshot with %+v, want the joint configuration", node.ID, got)
+			}
+		}
+		leader := c.WaitLeader(n[0], n[3], n[4])
+		c.ApplyN(leader, "after", 5)
+		c.WaitApplied(5, n[0], n[3], n[4])
+	}, rafttest.WithoutBootstrap())
+}
+
+// RecoverCluster and BootstrapCluster take only ordinary configurations: a
+// joint one is refused with an error that says so. A node whose log ends
+// in a joint configuration is recovered with an ordinary one, as any other.
+func TestChangeConfiguration_RecoverRefusesJointConfigurations(t *testing.T) {
+	joint := raft.Configuration{Servers: []raft.Server{
+		{Suffrage: raft.Voter, ID: "a", Address: "a"},
+		{Suffrage: raft.JointIncoming, ID: "b", Address: "b"},
+	}}
+	conf := rafttest.Config("a")
+	store := raft.NewInmemStore()
+	snaps := raft.NewInmemSnapshotStore()
+	_, trans := raft.NewInmemTransport("a")
+	err := raft.RecoverCluster(conf, rafttest.NewFSM(), store, store, snaps, trans, joint)
+	if err == nil || !strings.Contains(err.Error(), "joint") {
+		t.Fatalf("RecoverCluster with a joint configuration: %v, want a refusal naming it", err)
+	}
+	if err := raft.BootstrapCluster(conf, store, store, snaps, trans, joint); err == nil || !strings.Contains(err.Error(), "joint") {
+		t.Fatalf("BootstrapCluster with a joint configuration: %v, want a refusal naming it", err)
+	}
+
+	// A log ending in a joint configuration, recovered to a single voter.
+	if err := store.StoreLogs([]*raft.Log{
+		{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(joint)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetUint64([]byte("CurrentTerm"), 1); err != nil {
+		t.Fatal(err)
+	}
+	alone := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "a", Address: "a"}}}
+	if err := raft.RecoverCluster(conf, rafttest.NewFSM(), store, store, snaps, trans, alone); err != nil {
+		t.Fatalf("RecoverCluster of a node in a joint phase: %v", err)
+	}
+	got, err := raft.GetConfiguration(conf, rafttest.NewFSM(), store, store, snaps, trans)
+	if err != nil || !sameConfiguration(got, alone) {
+		t.Fatalf("configuration after recovery %+v (%v), want %+v", got, err, alone)
+	}
 }
