@@ -76,7 +76,7 @@ func (a *app) KnownServers() map[raft.ServerID]*autopilot.Server {
 	out := map[raft.ServerID]*autopilot.Server{}
 	for _, n := range a.nodes {
 		if s, ok := a.status[n.ID]; ok {
-			out[n.ID] = &autopilot.Server{ID: n.ID, Name: string(n.ID), Address: n.Addr, NodeStatus: s}
+			out[n.ID] = &autopilot.Server{ID: n.ID, Name: string(n.ID), Address: n.Addr, NodeStatus: s, NodeType: autopilot.NodeVoter}
 		}
 	}
 	return out

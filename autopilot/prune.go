@@ -16,17 +16,26 @@ type eligibility struct {
 	potential bool // known to the application as a type that may vote
 }
 
-// pruneRound decides, for one pruning round, which removals are safe. It
-// refuses a removal that would leave fewer potential voters than
-// MinQuorum, and removes at most (voters-1)/2 voters in the round, so a
-// majority of the voters the round started with always remains.
+// pruneRound decides, for one pruning round, which removals are safe, by
+// raft-autopilot's rules and one more:
+//   - no removal of a potential voter that would leave fewer potential
+//     voters than MinQuorum;
+//   - no removal of a voter once the potential voters removed in the round
+//     reach half of those it started with (with no potential voter at all,
+//     no voter is removed);
+//   - here also: fewer than half the voters the round started with are
+//     removed, counting every voter. raft-autopilot does not count the
+//     removal of a voter the application does not know (a stale one), so
+//     it may remove a majority of the voters; here a majority always
+//     remains.
 type pruneRound struct {
-	servers          map[raft.ServerID]eligibility
-	minQuorum        int
-	potential        int
-	maxVoterRemovals int
-	removedPotential int
-	removedVoters    int
+	servers              map[raft.ServerID]eligibility
+	minQuorum            int
+	potential            int
+	maxPotentialRemovals int
+	maxVoterRemovals     int
+	removedPotential     int
+	removedVoters        int
 }
 
 func newPruneRound(servers map[raft.ServerID]eligibility, minQuorum uint) *pruneRound {
@@ -40,6 +49,7 @@ func newPruneRound(servers map[raft.ServerID]eligibility, minQuorum uint) *prune
 			voters++
 		}
 	}
+	p.maxPotentialRemovals = (p.potential - 1) / 2
 	p.maxVoterRemovals = (voters - 1) / 2
 	return p
 }
@@ -56,7 +66,7 @@ func (p *pruneRound) allow(ids []raft.ServerID, log func(msg string, args ...int
 			log("will not remove server node as it would leave less voters than the minimum number allowed", "id", id, "min", p.minQuorum)
 			continue
 		}
-		if e.voter && p.removedVoters >= p.maxVoterRemovals {
+		if e.voter && (p.removedPotential >= p.maxPotentialRemovals || p.removedVoters >= p.maxVoterRemovals) {
 			log("will not remove server node as removal of a majority of voting servers is not safe", "id", id)
 			continue
 		}
@@ -75,7 +85,7 @@ func (p *pruneRound) allow(ids []raft.ServerID, log func(msg string, args ...int
 // failedServers sorts the Raft configuration's servers into stale ones
 // (unknown to the application) and failed ones (known, not alive), and
 // returns what a pruning round needs to know of each server.
-func (a *Autopilot) failedServers(state *State) (*FailedServers, map[raft.ServerID]eligibility, error) {
+func (a *Autopilot) failedServers() (*FailedServers, map[raft.ServerID]eligibility, error) {
 	f := a.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, nil, err
@@ -100,17 +110,10 @@ func (a *Autopilot) failedServers(state *State) (*FailedServers, map[raft.Server
 				failed.FailedNonVoters = append(failed.FailedNonVoters, k)
 			}
 		}
-		var nodeType NodeType
-		if isKnown && k != nil {
-			// The application's type, else the one the promoter gave it in
-			// the state: an application that leaves NodeType empty still
-			// gets MinQuorum's protection.
-			nodeType = k.NodeType
-			if s, ok := state.Servers[rs.ID]; nodeType == "" && ok {
-				nodeType = s.Server.NodeType
-			}
-		}
-		servers[rs.ID] = eligibility{voter: voter, potential: nodeType != "" && a.promoter.IsPotentialVoter(nodeType)}
+		// A potential voter is one the application knows with a NodeType
+		// the promoter says may vote (as in raft-autopilot: with no
+		// NodeType set, no server is one, and no voter is removed).
+		servers[rs.ID] = eligibility{voter: voter, potential: isKnown && k != nil && a.promoter.IsPotentialVoter(k.NodeType)}
 	}
 	slices.Sort(failed.StaleVoters)
 	slices.Sort(failed.StaleNonVoters)
@@ -135,7 +138,7 @@ func (a *Autopilot) pruneDeadServers() error {
 		return nil
 	}
 	state := a.GetState()
-	failed, servers, err := a.failedServers(state)
+	failed, servers, err := a.failedServers()
 	if err != nil {
 		return err
 	}
