@@ -89,9 +89,11 @@ func (d *demo) stopAll() {
 	wg.Wait()
 }
 
-// timeouts for the demo's nodes: a LAN setting that fails over in about a
+// flags of the demo's nodes: a LAN setting that fails over in about a
 // second.
-var demoTimeouts = []string{"-heartbeat-timeout", "500ms", "-election-timeout", "500ms", "-snapshot-threshold", "1024"}
+var demoTimeouts = []string{"-heartbeat-timeout", "500ms", "-election-timeout", "500ms", "-snapshot-threshold", "1024",
+	// Autopilot promotes the joining nodes quickly.
+	"-autopilot-update-interval", "200ms", "-autopilot-reconcile-interval", "500ms", "-autopilot-server-stabilization-time", "1s"}
 
 func (d *demo) run(writes, clients int) error {
 	fmt.Printf("raftkv demo: 3 nodes as processes on loopback; data and logs in %s\n", d.dir)
@@ -118,7 +120,7 @@ func (d *demo) run(writes, clients int) error {
 	if err != nil {
 		return err
 	}
-	d.say("cluster ready: %s leads, voters n1 n2 n3", leader.id)
+	d.say("cluster ready: %s leads, voters n1 n2 n3 (n2 and n3 joined as nonvoters; autopilot promoted them)", leader.id)
 
 	// Writes through the leader from concurrent clients.
 	took, lat, err := d.writeBurst(leader, writes, clients)

@@ -47,6 +47,7 @@ func (n *node) routes() http.Handler {
 	mux.HandleFunc("POST /join", n.handleJoin)
 	mux.HandleFunc("DELETE /members/{id}", n.handleRemove)
 	mux.HandleFunc("GET /status", n.handleStatus)
+	mux.HandleFunc("GET /autopilot", n.handleAutopilot)
 	mux.Handle("GET /metrics", n.metrics)
 	mux.HandleFunc("POST /snapshot", n.handleSnapshot)
 	mux.HandleFunc("POST /leader/transfer", n.handleTransfer)
@@ -301,7 +302,9 @@ func (n *node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	for _, s := range cf.Configuration().Servers {
 		switch {
 		case s.ID == raft.ServerID(req.ID) && s.Address == raft.ServerAddress(req.RaftAddr):
-			already = s.Suffrage == raft.Voter
+			// Present already: as a voter, or as a nonvoter autopilot
+			// will promote.
+			already = s.Suffrage == raft.Voter || n.pilot != nil
 		case s.ID == raft.ServerID(req.ID) && !req.Replace:
 			httpError(w, http.StatusConflict, "%s is already a member at %s; to move it to %s, send \"replace\": true", req.ID, s.Address, req.RaftAddr)
 			return
@@ -312,7 +315,13 @@ func (n *node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	index := cf.Index()
 	if !already {
-		f := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, applyTimeout)
+		// With autopilot the newcomer joins without a vote and is promoted
+		// once it has been healthy for -autopilot-server-stabilization-time.
+		add := n.raft.AddVoter
+		if n.pilot != nil {
+			add = n.raft.AddNonvoter
+		}
+		f := add(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, applyTimeout)
 		if err := f.Error(); err != nil {
 			raftError(w, "adding "+req.ID, err)
 			return
@@ -328,7 +337,8 @@ func (n *node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if already {
 		n.log.Info("join of a member already present", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr)
 	} else {
-		n.log.Info("added a voter", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr, "replace", req.Replace)
+		n.log.Info("added a member", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr, "replace", req.Replace,
+			"voter", n.pilot == nil)
 	}
 	writeJSON(w, map[string]any{"id": req.ID, "index": index, "already_member": already})
 }
@@ -632,6 +642,7 @@ type status struct {
 	CommitIndex       uint64                `json:"commit_index"`
 	AppliedIndex      uint64                `json:"applied_index"`
 	LastIndex         uint64                `json:"last_index"`
+	LastLogTerm       uint64                `json:"last_log_term"`
 	LastSnapshotIndex uint64                `json:"last_snapshot_index"`
 	LastLeaderContact string                `json:"last_leader_contact,omitempty"`
 	Configuration     []member              `json:"configuration"`
@@ -664,6 +675,7 @@ func (n *node) status() status {
 	}
 	stats := n.raft.Stats()
 	st.LastSnapshotIndex, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
+	st.LastLogTerm, _ = strconv.ParseUint(stats["last_log_term"], 10, 64)
 	if n.raft.State() != raft.Leader {
 		st.LastLeaderContact = stats["last_contact"]
 	}

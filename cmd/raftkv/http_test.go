@@ -17,8 +17,14 @@ import (
 // testNode starts a node in this process on free loopback ports.
 func testNode(t *testing.T, id string, bootstrap bool, join string) *node {
 	t.Helper()
-	return testNodeWith(t, nodeConfig{id: id, raftAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", dataDir: t.TempDir(),
-		bootstrap: bootstrap, join: join})
+	return testNodeWith(t, baseConfig(t, id, bootstrap, join))
+}
+
+// baseConfig is a node's configuration on free loopback ports with a
+// fresh data directory.
+func baseConfig(t *testing.T, id string, bootstrap bool, join string) nodeConfig {
+	return nodeConfig{id: id, raftAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", dataDir: t.TempDir(),
+		bootstrap: bootstrap, join: join}
 }
 
 // testNodeWith starts a node with short timeouts; close it with n.close

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/autopilot"
 	raftboltdb "github.com/seed48a2b68f/raft/raftbolt"
 )
 
@@ -40,6 +41,7 @@ type nodeConfig struct {
 	// The HTTP server's limits (flags -http-*).
 	httpReadTimeout, httpWriteTimeout, httpIdleTimeout time.Duration
 	httpMaxConns                                       int
+	autopilot                                          autopilotFlags
 }
 
 // Bounds of the HTTP server that are not flags.
@@ -78,6 +80,16 @@ func parseNodeFlags(args []string) (nodeConfig, error) {
 	fs.DurationVar(&c.httpWriteTimeout, "http-write-timeout", time.Minute, "most time to write a response (GET /backup gets 10 minutes)")
 	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	fs.IntVar(&c.httpMaxConns, "http-max-conns", 1024, "most HTTP connections open at once; more wait to be accepted")
+	a := &c.autopilot
+	fs.BoolVar(&a.enabled, "autopilot", true, "run autopilot on the leader: new nodes join as nonvoters and are promoted once stable; see the other -autopilot-* flags")
+	fs.BoolVar(&a.cleanupDeadServers, "autopilot-cleanup-dead-servers", false, "let autopilot remove members that have not answered for -autopilot-dead-after (never below -autopilot-min-quorum, never a majority)")
+	fs.DurationVar(&a.lastContact, "autopilot-last-contact-threshold", 0, "a member that has not heard from the leader for longer is unhealthy (0: -heartbeat-timeout)")
+	fs.Uint64Var(&a.maxTrailingLogs, "autopilot-max-trailing-logs", 250, "a member further behind the leader's log is unhealthy")
+	fs.UintVar(&a.minQuorum, "autopilot-min-quorum", 0, "autopilot removes no dead member if fewer voters than this would remain")
+	fs.DurationVar(&a.stabilization, "autopilot-server-stabilization-time", 10*time.Second, "how long a new member must be healthy before autopilot makes it a voter")
+	fs.DurationVar(&a.deadAfter, "autopilot-dead-after", time.Minute, "a member that has not answered the leader's status requests for this long counts as failed")
+	fs.DurationVar(&a.updateInterval, "autopilot-update-interval", autopilot.DefaultUpdateInterval, "how often autopilot checks the members' health")
+	fs.DurationVar(&a.reconcileInterval, "autopilot-reconcile-interval", autopilot.DefaultReconcileInterval, "how often autopilot promotes, and removes dead members")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -108,6 +120,10 @@ func (c *nodeConfig) check() error {
 		return errors.New("-http-read-timeout, -http-write-timeout and -http-idle-timeout must be positive")
 	case c.httpMaxConns < 1:
 		return fmt.Errorf("-http-max-conns %d: want at least 1", c.httpMaxConns)
+	case c.autopilot.enabled && (c.autopilot.lastContact < 0 || c.autopilot.stabilization < 0):
+		return errors.New("-autopilot-last-contact-threshold and -autopilot-server-stabilization-time must not be negative")
+	case c.autopilot.enabled && (c.autopilot.deadAfter <= 0 || c.autopilot.updateInterval <= 0 || c.autopilot.reconcileInterval <= 0):
+		return errors.New("-autopilot-dead-after, -autopilot-update-interval and -autopilot-reconcile-interval must be positive")
 	}
 	switch {
 	case c.id == "":
@@ -140,6 +156,8 @@ type node struct {
 	// waits for a connection that was dialed but never used (a dial that
 	// lost a race to a freed connection) as if a request were coming.
 	peers *http.Transport
+	// pilot runs autopilot while this node leads (nil with -autopilot=false).
+	pilot *pilot
 	done  chan struct{} // closed by close
 
 	closeOnce sync.Once
@@ -273,6 +291,9 @@ func startNode(cfg nodeConfig) (*node, error) {
 		MaxHeaderBytes:    httpMaxHeaderBytes,
 		ErrorLog:          n.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
+	if cfg.autopilot.enabled {
+		n.pilot = newPilot(n)
+	}
 	closers = nil
 	go n.server.Serve(newLimitListener(n.ln, cfg.httpMaxConns))
 	go n.keepMembership()
@@ -315,7 +336,13 @@ func (n *node) keepMembership() {
 		select {
 		case leader = <-n.raft.LeaderCh():
 		case <-n.done:
+			if n.pilot != nil {
+				n.pilot.lead(false)
+			}
 			return
+		}
+		if n.pilot != nil {
+			n.pilot.lead(leader)
 		}
 		if !leader || n.fsm.member(n.cfg.id) == n.cfg.httpAddr {
 			continue
@@ -374,6 +401,9 @@ func (n *node) close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		close(n.done)
+		if n.pilot != nil {
+			n.pilot.stop()
+		}
 		herr := n.server.Shutdown(ctx)
 		n.peers.CloseIdleConnections()
 		rerr := n.raft.Shutdown().Error()
