@@ -189,6 +189,27 @@ func TestKnownBug16_MembershipChangeWaitsForCommittedEntryOfTerm(t *testing.T) {
 	if r.configurationChangeChIfStable() != nil {
 		t.Fatal("second membership change accepted while one is uncommitted")
 	}
+
+	// A joint configuration, even committed, holds every other change
+	// until the final one is written and commits; so does a
+	// ChangeConfiguration waiting for its capability probe.
+	c.committedIndex = c.latestIndex
+	c.latest = Configuration{Servers: []Server{{JointOutgoing, "a", "a"}, {JointIncoming, "b", "b"}}}
+	c.committed = c.latest
+	r.setConfigurations(c)
+	if r.configurationChangeChIfStable() != nil {
+		t.Fatal("membership change accepted while the configuration is joint")
+	}
+	c.latest, c.committed = Configuration{Servers: []Server{{Voter, "a", "a"}}}, Configuration{Servers: []Server{{Voter, "a", "a"}}}
+	r.setConfigurations(c)
+	r.leaderState.jointProbe = &configurationChangeFuture{}
+	if r.configurationChangeChIfStable() != nil {
+		t.Fatal("membership change accepted while a joint change waits for its probe")
+	}
+	r.leaderState.jointProbe = nil
+	if r.configurationChangeChIfStable() == nil {
+		t.Fatal("membership change refused once stable again")
+	}
 }
 
 func TestFollowerDoesNotCommitStaleSuffix(t *testing.T) {

@@ -56,7 +56,7 @@ func (r *Raft) appendJointChange(f *configurationChangeFuture, probed map[Server
 	if !isJointChange {
 		// The voters stay the same: one ordinary entry, as hashicorp/raft
 		// itself would write, needs no capability.
-		r.logger.Info("updating configuration", "command", "ChangeConfiguration",
+		r.logger.Info("changing configuration without a joint phase (the voters stay)",
 			"servers", fmt.Sprintf("%+v", joint.Servers))
 		r.writeConfiguration(f, joint)
 		return

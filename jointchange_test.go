@@ -70,6 +70,15 @@ func TestChangeConfiguration_ReplacesEveryVoter(t *testing.T) {
 		old := c.Running()
 		fresh := []*rafttest.Node{c.AddNode(), c.AddNode(), c.AddNode()}
 		next := raft.Configuration{Servers: servers(raft.Voter, fresh...)}
+		// The old leader hands over: the new voters see a vote request
+		// marked as a leadership transfer (a TimeoutNow's election).
+		handedOver := make(chan raft.Observation, 16)
+		for _, n := range fresh {
+			n.Raft.RegisterObserver(raft.NewObserver(handedOver, false, func(o *raft.Observation) bool {
+				req, ok := o.Data.(raft.RequestVoteRequest)
+				return ok && req.LeadershipTransfer
+			}))
+		}
 
 		f := leader.Raft.ChangeConfiguration(next, 0, time.Second)
 		if err := f.Error(); err != nil {
@@ -90,6 +99,11 @@ func TestChangeConfiguration_ReplacesEveryVoter(t *testing.T) {
 		// hear no more (as with RemoveServer) and never lead again.
 		c.WaitFor(10*time.Second, "the old leader to shut down", func() bool { return leader.Raft.State() == raft.Shutdown })
 		newLeader := c.WaitLeader(fresh...)
+		select {
+		case <-handedOver:
+		default:
+			t.Fatal("no vote request of a leadership transfer: the old leader did not hand over")
+		}
 		c.ApplyN(newLeader, "b", 10)
 		c.WaitApplied(20, fresh...)
 		cf := newLeader.Raft.GetConfiguration()
@@ -408,4 +422,39 @@ func TestChangeConfiguration_RecoverRefusesJointConfigurations(t *testing.T) {
 	if err != nil || !sameConfiguration(got, alone) {
 		t.Fatalf("configuration after recovery %+v (%v), want %+v", got, err, alone)
 	}
+}
+
+// A leader that next demotes to nonvoter keeps leading through the joint
+// phase, then hands over and becomes a follower (it stays a member, so it
+// does not shut down), and the change also promotes a nonvoter.
+func TestChangeConfiguration_DemotesTheLeaderAndPromotesANonvoter(t *testing.T) {
+	inBubble(t, 3, func(t *testing.T, c *rafttest.Cluster) {
+		leader := c.WaitLeader()
+		learner := c.AddNode()
+		if err := leader.Raft.AddNonvoter(learner.ID, learner.Addr, 0, time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		var next raft.Configuration
+		for _, n := range c.Nodes {
+			s := raft.Voter
+			if n == leader {
+				s = raft.Nonvoter
+			}
+			next.Servers = append(next.Servers, raft.Server{Suffrage: s, ID: n.ID, Address: n.Addr})
+		}
+		f := leader.Raft.ChangeConfiguration(next, 0, time.Second)
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFor(10*time.Second, "the old leader to step down", func() bool { return leader.Raft.State() == raft.Follower })
+		newLeader := c.WaitLeader(c.Others(leader)...)
+		c.ApplyN(newLeader, "after", 5)
+		c.WaitApplied(5, c.Nodes...)
+		if cf := newLeader.Raft.GetConfiguration(); !sameConfiguration(cf.Configuration(), next) {
+			t.Fatalf("configuration %+v, want %+v", cf.Configuration(), next)
+		}
+		if leader.Raft.State() != raft.Follower {
+			t.Fatalf("the demoted leader is %v, want a follower that stays", leader.Raft.State())
+		}
+	})
 }
