@@ -150,6 +150,19 @@ func hasVote(configuration Configuration, id ServerID) bool {
 	return false
 }
 
+// mayCampaign reports whether id may stand for election under c: it votes
+// in the latest configuration, or the latest is uncommitted and it votes in
+// the committed one. The second case keeps a cluster live when the only
+// servers holding the newest entries are those an uncommitted change
+// demotes or removes (the final configuration of a joint change that
+// reached them but not the new voters): one of them is elected by the
+// latest configuration's voters, commits the change and steps down. Its
+// own vote does not count under the latest configuration, so the election
+// is as safe as any other.
+func mayCampaign(c configurations, id ServerID) bool {
+	return hasVote(c.latest, id) || c.latestIndex > c.committedIndex && hasVote(c.committed, id)
+}
+
 // inConfiguration reports whether id is in configuration, with any suffrage.
 func inConfiguration(configuration Configuration, id ServerID) bool {
 	for _, s := range configuration.Servers {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,9 @@ func (r *Raft) runLeader() {
 		stopCh:     make(chan struct{}),
 	}
 	ls.commitment = newCommitment(ls.commitCh, r.configurations.latest, ls.startIndex)
+	// A leader elected to finish a change that leaves it without a vote
+	// (mayCampaign) hands over once that change commits.
+	ls.handOver = !hasVote(r.configurations.latest, r.localID)
 	r.leaderState = ls
 	defer r.leaveLeader()
 
@@ -488,9 +492,13 @@ func (r *Raft) leaderCommit() {
 
 	c := r.configurations
 	if c.latestIndex <= commit && c.committedIndex < c.latestIndex {
+		removed := len(ls.replState) > 0 && slices.ContainsFunc(c.committed.Servers, func(s Server) bool { return !inConfiguration(c.latest, s.ID) })
 		c.committed, c.committedIndex = c.latest, c.latestIndex
 		r.setConfigurations(c)
 		r.publishLeaseView()
+		if removed {
+			r.startStopReplication() // the removed servers get the commit, then stop
+		}
 	}
 	if c.committedIndex == c.latestIndex && isJoint(c.latest) && commit >= ls.startIndex {
 		// The joint configuration is committed: leave it (this leader's
@@ -577,8 +585,18 @@ func (r *Raft) startStopReplication() {
 	if li, _ := r.getLastLog(); li > lastIdx {
 		lastIdx = li
 	}
+	// A server an uncommitted change removes keeps getting entries until
+	// the change commits (leaderCommit calls this again then), so that the
+	// last AppendEntries it gets tells it the removal is committed: until
+	// then it may stand for election (mayCampaign).
 	inConfig := make(map[ServerID]bool)
-	for _, server := range r.configurations.latest.Servers {
+	servers := r.configurations.latest.Servers
+	for _, s := range r.configurations.committed.Servers {
+		if !inConfiguration(r.configurations.latest, s.ID) {
+			servers = append(slices.Clip(servers), s)
+		}
+	}
+	for _, server := range servers {
 		if server.ID == r.localID {
 			continue
 		}

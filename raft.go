@@ -153,7 +153,7 @@ func (r *Raft) runFollower() {
 					r.logger.Warn("not part of stable configuration, aborting election")
 					didWarn = true
 				}
-			case !hasVote(r.configurations.latest, r.localID):
+			case !mayCampaign(r.configurations, r.localID):
 				if !didWarn {
 					r.logger.Warn("heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election")
 					didWarn = true
@@ -402,7 +402,7 @@ func (r *Raft) countVote(el *election, v voteResult) {
 // round, or nil when the node cannot campaign.
 func (r *Raft) startElection(preVote, transfer bool) *election {
 	latest := r.configurations.latest
-	if !hasVote(latest, r.localID) {
+	if !mayCampaign(r.configurations, r.localID) {
 		r.logger.Warn("not a voter, cannot campaign")
 		r.transition(Follower)
 		return nil

@@ -423,3 +423,30 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// A promoter that names another leader gets leadership moved there (the
+// StablePromoter never does).
+func TestPromoterMovesLeadership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := rafttest.NewCluster(t, 3, rafttest.WithSeed(7))
+		l := c.WaitLeader()
+		a := newApp(c, l, defaultConf())
+		target := c.Others(l)[0]
+		ap := autopilot.New(l.Raft, a, append(options(), autopilot.WithPromoter(&leaderMover{to: target.ID}))...)
+		ap.Start(context.Background())
+		defer func() { <-ap.Stop() }()
+		if got := c.WaitLeader(target); got != target {
+			t.Fatalf("leader %s, want %s", got.ID, target.ID)
+		}
+	})
+}
+
+// leaderMover asks for leadership on one server.
+type leaderMover struct {
+	autopilot.StablePromoter
+	to raft.ServerID
+}
+
+func (m *leaderMover) CalculatePromotionsAndDemotions(*autopilot.Config, *autopilot.State) autopilot.RaftChanges {
+	return autopilot.RaftChanges{Leader: m.to}
+}

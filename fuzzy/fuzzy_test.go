@@ -112,7 +112,10 @@ func TestSchedules(t *testing.T) {
 			nodes = *flagNodes
 		}
 		t.Run(fmt.Sprintf("seed=%d/nodes=%d", seed, nodes), func(t *testing.T) {
-			opts := Options{Seed: seed, Nodes: nodes, Joint: *flagJoint}
+			opts := Options{Seed: seed, Nodes: nodes}
+			if *flagJoint {
+				opts = jointOptions(seed, nodes)
+			}
 			if lv := os.Getenv("FUZZY_LOG"); lv != "" {
 				opts.Log, opts.LogLevel = os.Stderr, hclog.LevelFromString(lv)
 			}
@@ -203,7 +206,7 @@ func TestJointSchedules(t *testing.T) {
 		seed := uint64(2001 + i)
 		nodes := 3 + 2*int(seed%2)
 		t.Run(fmt.Sprintf("seed=%d/nodes=%d", seed, nodes), func(t *testing.T) {
-			rep := runOne(t, Options{Seed: seed, Nodes: nodes, Joint: true, Duration: 15 * time.Second})
+			rep := runOne(t, jointOptions(seed, nodes))
 			total.JointChanges += rep.JointChanges
 			total.JointDone += rep.JointDone
 			total.Crashes += rep.Crashes
@@ -213,6 +216,11 @@ func TestJointSchedules(t *testing.T) {
 	if total.JointDone == 0 {
 		t.Fatal("no joint change completed: the schedules did not exercise joint consensus")
 	}
+}
+
+// jointOptions are TestJointSchedules' options (also what -joint replays).
+func jointOptions(seed uint64, nodes int) Options {
+	return Options{Seed: seed, Nodes: nodes, Joint: true, Duration: 15 * time.Second}
 }
 
 // TestSchedulesOverTCP runs schedules over the real TCP transport on
