@@ -1,0 +1,305 @@
+package transport
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/seed48a2b68f/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// fsm records applied commands.
+type fsm struct {
+	mu   sync.Mutex
+	logs []string
+}
+
+func (f *fsm) Apply(l *raft.Log) interface{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs = append(f.logs, string(l.Data))
+	return nil
+}
+
+func (f *fsm) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.logs)
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &snap{append([]string(nil), f.logs...)}, nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs = nil
+	for i := 0; i < len(b); {
+		n := int(b[i])<<8 | int(b[i+1])
+		f.logs = append(f.logs, string(b[i+2:i+2+n]))
+		i += 2 + n
+	}
+	return nil
+}
+
+type snap struct{ logs []string }
+
+func (s *snap) Persist(sink raft.SnapshotSink) error {
+	for _, l := range s.logs {
+		if _, err := sink.Write(append([]byte{byte(len(l) >> 8), byte(len(l))}, l...)); err != nil {
+			_ = sink.Cancel()
+			return err
+		}
+	}
+	return sink.Close()
+}
+
+func (s *snap) Release() {}
+
+// node is one Raft node served by its own gRPC server on loopback.
+type node struct {
+	id    raft.ServerID
+	addr  raft.ServerAddress
+	srv   *grpc.Server
+	m     *Manager
+	r     *raft.Raft
+	fsm   *fsm
+	store *raft.InmemStore
+	snaps *raft.InmemSnapshotStore
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// startNode serves a Manager on l and starts Raft on it.
+func startNode(t *testing.T, id string, l net.Listener, bootstrap *raft.Configuration, opts ...grpc.ServerOption) *node {
+	t.Helper()
+	n := &node{id: raft.ServerID(id), addr: raft.ServerAddress(l.Addr().String()), fsm: &fsm{},
+		store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
+	n.m = New(n.addr, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
+	n.srv = grpc.NewServer(opts...)
+	n.m.Register(n.srv)
+	go n.srv.Serve(l)
+	conf := raft.DefaultConfig()
+	conf.LocalID = n.id
+	conf.HeartbeatTimeout, conf.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
+	conf.LeaderLeaseTimeout, conf.CommitTimeout = 150*time.Millisecond, 5*time.Millisecond
+	conf.TrailingLogs, conf.SnapshotThreshold = 10, 1<<30
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: id, Output: io.Discard})
+	if bootstrap != nil {
+		if err := raft.BootstrapCluster(conf, n.store, n.store, n.snaps, n.m.Transport(), *bootstrap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := raft.NewRaft(conf, n.fsm, n.store, n.store, n.snaps, n.m.Transport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.r = r
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) stop() {
+	_ = n.r.Shutdown().Error()
+	n.srv.Stop()
+	_ = n.m.Close()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func cluster(t *testing.T, size int) []*node {
+	t.Helper()
+	var ls []net.Listener
+	var conf raft.Configuration
+	for i := 0; i < size; i++ {
+		l := listen(t)
+		ls = append(ls, l)
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(fmt.Sprintf("n%d", i)),
+			Address: raft.ServerAddress(l.Addr().String())})
+	}
+	var nodes []*node
+	for i, l := range ls {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), l, &conf))
+	}
+	return nodes
+}
+
+func leaderOf(t *testing.T, nodes []*node) *node {
+	t.Helper()
+	var leader *node
+	waitFor(t, "a leader", func() bool {
+		for _, n := range nodes {
+			if n.r.State() == raft.Leader {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// applyAll applies n commands through whichever node leads, again when a
+// leader change refused one (a test not about leadership tolerates it).
+func applyAll(t *testing.T, nodes []*node, prefix string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		for attempt := 0; ; attempt++ {
+			err := leaderOf(t, nodes).r.Apply([]byte(fmt.Sprintf("%s-%d", prefix, i)), 5*time.Second).Error()
+			if err == nil {
+				break
+			}
+			if attempt > 20 {
+				t.Fatalf("apply %d: %v", i, err)
+			}
+		}
+	}
+}
+
+// Three nodes over gRPC elect a leader and replicate; a fourth joins from a
+// snapshot streamed by InstallSnapshot; the pipeline carries the entries.
+func TestClusterOverGRPC(t *testing.T) {
+	nodes := cluster(t, 3)
+	applyAll(t, nodes, "a", 200)
+	for _, n := range nodes {
+		waitFor(t, string(n.id)+" to apply 200", func() bool { return n.fsm.count() >= 200 })
+	}
+	leader := leaderOf(t, nodes)
+	if err := leader.r.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, nodes, "b", 50)
+
+	l := listen(t)
+	late := startNode(t, "late", l, nil)
+	leader = leaderOf(t, nodes)
+	if err := leader.r.AddVoter(late.id, late.addr, 0, 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the late node to catch up from the snapshot", func() bool { return late.fsm.count() >= 250 })
+	if metas, err := late.snaps.List(); err != nil || len(metas) == 0 {
+		t.Fatalf("the late node installed no snapshot (%v)", err)
+	}
+	applyAll(t, append(nodes, late), "c", 20)
+	waitFor(t, "everyone at 270", func() bool {
+		for _, n := range append(nodes, late) {
+			if n.fsm.count() < 270 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A dead peer does not block the others: with one of three stopped, writes
+// still commit.
+func TestDeadPeerDoesNotBlock(t *testing.T) {
+	nodes := cluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var dead *node
+	for _, n := range nodes {
+		if n != leader {
+			dead = n
+			break
+		}
+	}
+	dead.stop()
+	var live []*node
+	for _, n := range nodes {
+		if n != dead {
+			live = append(live, n)
+		}
+	}
+	applyAll(t, live, "x", 50)
+}
+
+// Heartbeats go to the heartbeat handler, not through the consumer
+// channel, and other requests through the channel.
+func TestHeartbeatFastPath(t *testing.T) {
+	l := listen(t)
+	m := New(raft.ServerAddress(l.Addr().String()), nil)
+	srv := grpc.NewServer()
+	m.Register(srv)
+	go srv.Serve(l)
+	defer srv.Stop()
+	defer m.Close()
+	trans := m.Transport()
+	var got int
+	var mu sync.Mutex
+	trans.SetHeartbeatHandler(func(rpc raft.RPC) {
+		mu.Lock()
+		got++
+		mu.Unlock()
+		rpc.Respond(&raft.AppendEntriesResponse{Term: 7, Success: true}, nil)
+	})
+	client := New("client", []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
+	defer client.Close()
+	var resp raft.AppendEntriesResponse
+	hb := &raft.AppendEntriesRequest{Term: 7, Leader: []byte("client")}
+	if err := client.Transport().AppendEntries("s", m.localAddress, hb, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if mu.Lock(); got != 1 || resp.Term != 7 || !resp.Success {
+		t.Fatalf("heartbeat handler calls %d, answer %+v", got, resp)
+	}
+	mu.Unlock()
+	// A request with entries goes to the consumer.
+	go func() {
+		rpc := <-trans.Consumer()
+		rpc.Respond(&raft.AppendEntriesResponse{Term: 7, LastLog: 3}, nil)
+	}()
+	full := &raft.AppendEntriesRequest{Term: 7, Leader: []byte("client"), PrevLogEntry: 2, Entries: []*raft.Log{{Index: 3, Term: 7}}}
+	if err := client.Transport().AppendEntries("s", m.localAddress, full, &resp); err != nil || resp.LastLog != 3 {
+		t.Fatalf("AppendEntries through the consumer: %+v %v", resp, err)
+	}
+	// An error from the handler comes back as the error.
+	go func() {
+		rpc := <-trans.Consumer()
+		rpc.Respond(nil, fmt.Errorf("refused for a test"))
+	}()
+	if err := client.Transport().RequestVote("s", m.localAddress, &raft.RequestVoteRequest{Term: 8}, &raft.RequestVoteResponse{}); err == nil || err.Error() != "refused for a test" {
+		t.Fatalf("handler error came back as %v", err)
+	}
+}
+
+// Shutting everything down leaves no goroutine of the transport running.
+func TestShutdownLeavesNothingRunning(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		nodes := cluster(t, 3)
+		applyAll(t, nodes, "z", 20)
+		for _, n := range nodes {
+			n.stop()
+		}
+	}()
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
+}
