@@ -1,5 +1,7 @@
 package raft
 
+import "github.com/seed48a2b68f/raft/internal/wirecaps"
+
 // RPCHeader identifies the sender of every request and response: its
 // protocol version, server ID and address. On the wire its fields sit at
 // the top level of each message, beside the message's own.
@@ -65,6 +67,11 @@ const capAnswered uint64 = 1 << 63
 // ourCapabilities is what a node of this library advertises: as leader in
 // its AppendEntries, as follower in its answers to such a leader.
 const ourCapabilities = capReadIndex | capJointConsensus
+
+func init() {
+	wirecaps.Request = func(req any) *uint64 { return &req.(*AppendEntriesRequest).capabilities }
+	wirecaps.Response = func(resp any) *uint64 { return &resp.(*AppendEntriesResponse).capabilities }
+}
 
 // answerCapabilities is what a follower puts in its answer to req: its
 // capabilities for a leader that advertised its own, else nothing.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/internal/wirecaps"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -81,6 +82,19 @@ const (
 
 	fPVRTerm    = 2
 	fPVRGranted = 3
+
+	// This library's extensions, which Jille's transport (as any protobuf
+	// decoder) skips: the capabilities a node advertises in AppendEntries
+	// and their answers (sent only when set), and the ReadIndex RPC (sent
+	// only to a leader that advertised it).
+	fCapabilities = 100
+
+	fRITerm        = 2
+	fRIReads       = 3
+	fRIConsistency = 4
+
+	fRIRTerm  = 2
+	fRIRIndex = 3
 )
 
 // maxLogType is the highest raft.LogType the wire's enum names.
@@ -182,7 +196,8 @@ func appendLog(b []byte, l *raft.Log) []byte {
 }
 
 func marshalAppendEntriesRequest(r *raft.AppendEntriesRequest) ([]byte, error) {
-	size := messageFieldSize(fHeader, headerSize(&r.RPCHeader)) + varintFieldSize(fAETerm, r.Term) +
+	caps := *wirecaps.Request(r)
+	size := varintFieldSize(fCapabilities, caps) + messageFieldSize(fHeader, headerSize(&r.RPCHeader)) + varintFieldSize(fAETerm, r.Term) +
 		bytesFieldSize(fAELeader, len(r.Leader)) + varintFieldSize(fAEPrevEntry, r.PrevLogEntry) +
 		varintFieldSize(fAEPrevTerm, r.PrevLogTerm) + varintFieldSize(fAECommitIndex, r.LeaderCommitIndex)
 	for _, l := range r.Entries {
@@ -203,7 +218,8 @@ func marshalAppendEntriesRequest(r *raft.AppendEntriesRequest) ([]byte, error) {
 	for _, l := range r.Entries {
 		b = appendLog(b, l)
 	}
-	return appendVarintField(b, fAECommitIndex, r.LeaderCommitIndex), nil
+	b = appendVarintField(b, fAECommitIndex, r.LeaderCommitIndex)
+	return appendVarintField(b, fCapabilities, caps), nil
 }
 
 func marshalAppendEntriesResponse(r *raft.AppendEntriesResponse) []byte {
@@ -212,7 +228,23 @@ func marshalAppendEntriesResponse(r *raft.AppendEntriesResponse) []byte {
 	b = appendVarintField(b, fAERTerm, r.Term)
 	b = appendVarintField(b, fAERLastLog, r.LastLog)
 	b = appendBoolField(b, fAERSuccess, r.Success)
-	return appendBoolField(b, fAERNoRetryBackoff, r.NoRetryBackoff)
+	b = appendBoolField(b, fAERNoRetryBackoff, r.NoRetryBackoff)
+	return appendVarintField(b, fCapabilities, *wirecaps.Response(r))
+}
+
+func marshalReadIndexRequest(r *raft.ReadIndexRequest) []byte {
+	b := make([]byte, 0, 40+len(r.ID)+len(r.Addr))
+	b = appendHeader(b, &r.RPCHeader)
+	b = appendVarintField(b, fRITerm, r.Term)
+	b = appendVarintField(b, fRIReads, r.Reads)
+	return appendVarintField(b, fRIConsistency, uint64(r.Consistency))
+}
+
+func marshalReadIndexResponse(r *raft.ReadIndexResponse) []byte {
+	b := make([]byte, 0, 32+len(r.ID)+len(r.Addr))
+	b = appendHeader(b, &r.RPCHeader)
+	b = appendVarintField(b, fRIRTerm, r.Term)
+	return appendVarintField(b, fRIRIndex, r.Index)
 }
 
 func marshalRequestVoteRequest(r *raft.RequestVoteRequest) []byte {
@@ -473,6 +505,8 @@ func unmarshalAppendEntriesRequest(b []byte, out *raft.AppendEntriesRequest) err
 			out.Entries = append(out.Entries, r.log(t))
 		case fAECommitIndex:
 			out.LeaderCommitIndex = r.varint(t)
+		case fCapabilities:
+			*wirecaps.Request(out) = r.varint(t)
 		default:
 			return false
 		}
@@ -494,6 +528,8 @@ func unmarshalAppendEntriesResponse(b []byte, out *raft.AppendEntriesResponse) e
 			out.Success = r.bool(t)
 		case fAERNoRetryBackoff:
 			out.NoRetryBackoff = r.bool(t)
+		case fCapabilities:
+			*wirecaps.Response(out) = r.varint(t)
 		default:
 			return false
 		}
@@ -637,6 +673,42 @@ func unmarshalRequestPreVoteResponse(b []byte, out *raft.RequestPreVoteResponse)
 			out.Term = r.varint(t)
 		case fPVRGranted:
 			out.Granted = r.bool(t)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+func unmarshalReadIndexRequest(b []byte, out *raft.ReadIndexRequest) error {
+	*out = raft.ReadIndexRequest{}
+	return fields(b, func(r *reader, num protowire.Number, t protowire.Type) bool {
+		switch num {
+		case fHeader:
+			r.header(t, &out.RPCHeader)
+		case fRITerm:
+			out.Term = r.varint(t)
+		case fRIReads:
+			out.Reads = r.varint(t)
+		case fRIConsistency:
+			out.Consistency = raft.ReadConsistency(r.varint(t))
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+func unmarshalReadIndexResponse(b []byte, out *raft.ReadIndexResponse) error {
+	*out = raft.ReadIndexResponse{}
+	return fields(b, func(r *reader, num protowire.Number, t protowire.Type) bool {
+		switch num {
+		case fHeader:
+			r.header(t, &out.RPCHeader)
+		case fRIRTerm:
+			out.Term = r.varint(t)
+		case fRIRIndex:
+			out.Index = r.varint(t)
 		default:
 			return false
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bufbuild/protocompile"
 	"github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/internal/wirecaps"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/protobuf/proto"
@@ -140,10 +141,16 @@ func TestCodecMatchesProtobufGo(t *testing.T) {
 		}
 		ae := &raft.AppendEntriesRequest{RPCHeader: header(), Term: u(), Leader: blob(), PrevLogEntry: u(), PrevLogTerm: u(),
 			Entries: entries, LeaderCommitIndex: u()}
+		*wirecaps.Request(ae) = u()
 		roundTrip(t, descs["AppendEntriesRequest"], &appendEntriesRequest{ae}, &appendEntriesRequest{&raft.AppendEntriesRequest{}})
-		roundTrip(t, descs["AppendEntriesResponse"], &appendEntriesResponse{&raft.AppendEntriesResponse{RPCHeader: header(),
-			Term: u(), LastLog: u(), Success: rng.IntN(2) == 0, NoRetryBackoff: rng.IntN(2) == 0}},
-			&appendEntriesResponse{&raft.AppendEntriesResponse{}})
+		aer := &raft.AppendEntriesResponse{RPCHeader: header(), Term: u(), LastLog: u(), Success: rng.IntN(2) == 0,
+			NoRetryBackoff: rng.IntN(2) == 0}
+		*wirecaps.Response(aer) = u()
+		roundTrip(t, descs["AppendEntriesResponse"], &appendEntriesResponse{aer}, &appendEntriesResponse{&raft.AppendEntriesResponse{}})
+		roundTrip(t, descs["ReadIndexRequest"], &readIndexRequest{&raft.ReadIndexRequest{RPCHeader: header(), Term: u(),
+			Reads: u(), Consistency: raft.ReadConsistency(rng.IntN(3))}}, &readIndexRequest{&raft.ReadIndexRequest{}})
+		roundTrip(t, descs["ReadIndexResponse"], &readIndexResponse{&raft.ReadIndexResponse{RPCHeader: header(), Term: u(),
+			Index: u()}}, &readIndexResponse{&raft.ReadIndexResponse{}})
 		roundTrip(t, descs["RequestVoteRequest"], &requestVoteRequest{&raft.RequestVoteRequest{RPCHeader: header(), Term: u(),
 			Candidate: blob(), LastLogIndex: u(), LastLogTerm: u(), LeadershipTransfer: rng.IntN(2) == 0}},
 			&requestVoteRequest{&raft.RequestVoteRequest{}})

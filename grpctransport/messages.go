@@ -139,3 +139,27 @@ func (m *requestPreVoteResponse) Marshal() ([]byte, error) {
 func (m *requestPreVoteResponse) Unmarshal(b []byte) error {
 	return unmarshalRequestPreVoteResponse(b, m.RequestPreVoteResponse)
 }
+
+type readIndexRequest struct{ *raft.ReadIndexRequest }
+
+func (m *readIndexRequest) Reset()         { *m.ReadIndexRequest = raft.ReadIndexRequest{} }
+func (m *readIndexRequest) String() string { return fmt.Sprintf("%+v", m.ReadIndexRequest) }
+func (*readIndexRequest) ProtoMessage()    {}
+func (m *readIndexRequest) Marshal() ([]byte, error) {
+	return marshalReadIndexRequest(m.ReadIndexRequest), nil
+}
+func (m *readIndexRequest) Unmarshal(b []byte) error {
+	return unmarshalReadIndexRequest(b, m.ReadIndexRequest)
+}
+
+type readIndexResponse struct{ *raft.ReadIndexResponse }
+
+func (m *readIndexResponse) Reset()         { *m.ReadIndexResponse = raft.ReadIndexResponse{} }
+func (m *readIndexResponse) String() string { return fmt.Sprintf("%+v", m.ReadIndexResponse) }
+func (*readIndexResponse) ProtoMessage()    {}
+func (m *readIndexResponse) Marshal() ([]byte, error) {
+	return marshalReadIndexResponse(m.ReadIndexResponse), nil
+}
+func (m *readIndexResponse) Unmarshal(b []byte) error {
+	return unmarshalReadIndexResponse(b, m.ReadIndexResponse)
+}

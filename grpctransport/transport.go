@@ -131,9 +131,10 @@ func (m *Manager) conn(target raft.ServerAddress) (*grpc.ClientConn, error) {
 type raftAPI struct{ m *Manager }
 
 var (
-	_ raft.Transport   = (*raftAPI)(nil)
-	_ raft.WithClose   = (*raftAPI)(nil)
-	_ raft.WithPreVote = (*raftAPI)(nil)
+	_ raft.Transport     = (*raftAPI)(nil)
+	_ raft.WithClose     = (*raftAPI)(nil)
+	_ raft.WithPreVote   = (*raftAPI)(nil)
+	_ raft.WithReadIndex = (*raftAPI)(nil)
 )
 
 // Consumer returns the channel of RPCs received.
@@ -183,6 +184,12 @@ func (r *raftAPI) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *
 // RequestPreVote sends a pre-vote request.
 func (r *raftAPI) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
 	return r.invoke(target, methodRequestPreVote, &requestPreVoteRequest{args}, &requestPreVoteResponse{resp})
+}
+
+// ReadIndex asks the leader at target for a read index (this library's
+// RPC, sent only to a leader that advertised it).
+func (r *raftAPI) ReadIndex(_ raft.ServerID, target raft.ServerAddress, args *raft.ReadIndexRequest, resp *raft.ReadIndexResponse) error {
+	return r.invoke(target, methodReadIndex, &readIndexRequest{args}, &readIndexResponse{resp})
 }
 
 // TimeoutNow asks target to campaign at once.
@@ -266,6 +273,7 @@ const (
 	methodTimeoutNow            = "/RaftTransport/TimeoutNow"
 	methodInstallSnapshot       = "/RaftTransport/InstallSnapshot"
 	methodRequestPreVote        = "/RaftTransport/RequestPreVote"
+	methodReadIndex             = "/RaftTransport/ReadIndex"
 )
 
 // raftTransportServer is the service's handler type (for
@@ -294,6 +302,10 @@ var serviceDesc = grpc.ServiceDesc{
 			r := &raft.RequestPreVoteRequest{}
 			return &requestPreVoteRequest{r}, r
 		}, func(resp any) any { return &requestPreVoteResponse{resp.(*raft.RequestPreVoteResponse)} })},
+		{MethodName: "ReadIndex", Handler: unary(func() (any, any) {
+			r := &raft.ReadIndexRequest{}
+			return &readIndexRequest{r}, r
+		}, func(resp any) any { return &readIndexResponse{resp.(*raft.ReadIndexResponse)} })},
 	},
 	Streams: []grpc.StreamDesc{
 		{StreamName: "AppendEntriesPipeline", Handler: pipelineHandler, ServerStreams: true, ClientStreams: true},

@@ -303,3 +303,38 @@ func TestShutdownLeavesNothingRunning(t *testing.T) {
 	}()
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
+
+// Over gRPC, too, followers of this library read through the leader
+// (ReadIndex) and the cluster takes joint changes: the capabilities travel
+// in the extension field, which Jille's decoder would skip.
+func TestFollowerReadsAndJointChangesOverGRPC(t *testing.T) {
+	nodes := cluster(t, 3)
+	applyAll(t, nodes, "a", 10)
+	leader := leaderOf(t, nodes)
+	var follower *node
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	waitFor(t, "the follower to know its leader", func() bool { _, id := follower.r.LeaderWithID(); return id == leader.id })
+	f := follower.r.ReadIndex(5 * time.Second)
+	if err := f.Error(); err != nil || f.Index() < 10 {
+		t.Fatalf("ReadIndex on a follower over gRPC: index %d, %v", f.Index(), err)
+	}
+
+	// Swap a follower for a new node in one joint change.
+	late := startNode(t, "late", listen(t), nil)
+	var next raft.Configuration
+	for _, n := range nodes {
+		if n != follower {
+			next.Servers = append(next.Servers, raft.Server{Suffrage: raft.Voter, ID: n.id, Address: n.addr})
+		}
+	}
+	next.Servers = append(next.Servers, raft.Server{Suffrage: raft.Voter, ID: late.id, Address: late.addr})
+	if err := leaderOf(t, nodes).r.ChangeConfiguration(next, 0, 5*time.Second).Error(); err != nil {
+		t.Fatalf("ChangeConfiguration over gRPC: %v", err)
+	}
+	waitFor(t, "the new node to apply", func() bool { return late.fsm.count() >= 10 })
+}
