@@ -1,80 +1,22 @@
 package raft
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/seed48a2b68f/raft/internal/testcerts"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
+// The certificate helpers live in internal/testcerts, shared with
+// grpctransport's tests.
+type testCA = testcerts.CA
 
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
+func newTestCA(t *testing.T, name string) *testCA { return testcerts.NewCA(t, name) }
 
-// issue makes a certificate for a node on 127.0.0.1, good as server and
-// client.
-func (ca *testCA) issue(t *testing.T, name string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// mutualTLS is the configuration of a node trusting only ca, presenting
-// cert (none when cert is nil).
-func mutualTLS(ca *testCA, cert *tls.Certificate) *tls.Config {
-	c := &tls.Config{RootCAs: ca.pool, ClientCAs: ca.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	if cert != nil {
-		c.Certificates = []tls.Certificate{*cert}
-	}
-	return c
-}
+func mutualTLS(ca *testCA, cert *tls.Certificate) *tls.Config { return testcerts.MutualTLS(ca, cert) }
 
 func newTestTLSTransport(t *testing.T, cfg *tls.Config, logs *syncBuffer) *NetworkTransport {
 	t.Helper()
@@ -99,7 +41,7 @@ func TestTLSTransportMutualAuth(t *testing.T) {
 	i := 0
 	nodes, _ := startNetCluster(t, 3, func() *NetworkTransport {
 		i++
-		cert := ca.issue(t, "node")
+		cert := ca.Issue(t, "node")
 		var l *syncBuffer
 		if i == 1 {
 			l = logs
@@ -114,7 +56,7 @@ func TestTLSTransportMutualAuth(t *testing.T) {
 	// A rogue node: a certificate from another CA (that it trusts for its
 	// own side), and a node with no certificate at all.
 	rogueCA := newTestCA(t, "rogue CA")
-	rogueCert := rogueCA.issue(t, "rogue")
+	rogueCert := rogueCA.Issue(t, "rogue")
 	rogue := newTestTLSTransport(t, mutualTLS(rogueCA, &rogueCert), nil)
 	noCertCfg := mutualTLS(ca, nil)
 	noCert := newTestTLSTransport(t, noCertCfg, nil)

@@ -34,6 +34,7 @@ func (r *raftAPI) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddre
 		return nil, fromStatus(err)
 	}
 	p := &pipeline{
+		target:   target,
 		stream:   s,
 		cancel:   cancel,
 		inflight: make(chan *appendFuture, pipelineMaxInFlight),
@@ -47,6 +48,7 @@ func (r *raftAPI) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddre
 }
 
 type pipeline struct {
+	target   raft.ServerAddress
 	stream   grpc.ClientStream
 	cancel   context.CancelFunc
 	inflight chan *appendFuture     // sent, in order, awaiting answers
@@ -94,7 +96,7 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	}
 	if err := p.stream.SendMsg(&appendEntriesRequest{args}); err != nil {
 		// The stream is broken: the receiver fails what is in flight.
-		err = fromStatus(err)
+		err = callError(p.target, err)
 		p.fail(err)
 		return nil, err
 	}
@@ -135,7 +137,7 @@ func (p *pipeline) receive() {
 		}
 		err := p.stream.RecvMsg(&appendEntriesResponse{f.resp})
 		if err != nil {
-			p.fail(fromStatus(err))
+			p.fail(callError(p.target, err))
 			f.finish(p.err())
 			p.deliver(f)
 			p.drain()

@@ -166,9 +166,18 @@ func (r *raftAPI) invoke(target raft.ServerAddress, method string, args, reply a
 		return err
 	}
 	if err := c.Invoke(context.Background(), method, args, reply); err != nil {
-		return fromStatus(err)
+		return callError(target, err)
 	}
 	return nil
+}
+
+// callError explains a failed call: a message over a size limit says
+// which limit to raise.
+func callError(target raft.ServerAddress, err error) error {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.ResourceExhausted {
+		return fmt.Errorf("grpctransport: a message to or from %s is over a gRPC size limit (raise grpc.MaxRecvMsgSize on the receiving server, 4 MiB by default; AppendEntries batches reach 16 MiB): %w", target, err)
+	}
+	return fromStatus(err)
 }
 
 // AppendEntries sends one AppendEntries and waits for the answer.

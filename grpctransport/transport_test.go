@@ -1,17 +1,24 @@
 package transport
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/seed48a2b68f/raft"
+	"github.com/seed48a2b68f/raft/internal/testcerts"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -92,13 +99,23 @@ func listen(t *testing.T) net.Listener {
 	return l
 }
 
+// plain is the dial option of the tests without TLS.
+var plain = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+
 // startNode serves a Manager on l and starts Raft on it.
-func startNode(t *testing.T, id string, l net.Listener, bootstrap *raft.Configuration, opts ...grpc.ServerOption) *node {
+func startNode(t *testing.T, id string, l net.Listener, bootstrap *raft.Configuration) *node {
+	t.Helper()
+	return startNodeWith(t, id, l, bootstrap, nil, plain)
+}
+
+// startNodeWith is startNode with the gRPC server's options and the
+// Manager's dial options.
+func startNodeWith(t *testing.T, id string, l net.Listener, bootstrap *raft.Configuration, serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption) *node {
 	t.Helper()
 	n := &node{id: raft.ServerID(id), addr: raft.ServerAddress(l.Addr().String()), fsm: &fsm{},
 		store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
-	n.m = New(n.addr, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
-	n.srv = grpc.NewServer(opts...)
+	n.m = New(n.addr, dialOpts)
+	n.srv = grpc.NewServer(serverOpts...)
 	n.m.Register(n.srv)
 	go n.srv.Serve(l)
 	conf := raft.DefaultConfig()
@@ -138,6 +155,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func cluster(t *testing.T, size int) []*node {
 	t.Helper()
+	return clusterWith(t, size, func(int) ([]grpc.ServerOption, []grpc.DialOption) { return nil, plain })
+}
+
+// clusterWith starts size nodes, each with the options opts gives it.
+func clusterWith(t *testing.T, size int, opts func(i int) ([]grpc.ServerOption, []grpc.DialOption)) []*node {
+	t.Helper()
 	var ls []net.Listener
 	var conf raft.Configuration
 	for i := 0; i < size; i++ {
@@ -148,7 +171,8 @@ func cluster(t *testing.T, size int) []*node {
 	}
 	var nodes []*node
 	for i, l := range ls {
-		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), l, &conf))
+		so, do := opts(i)
+		nodes = append(nodes, startNodeWith(t, fmt.Sprintf("n%d", i), l, &conf, so, do))
 	}
 	return nodes
 }
@@ -261,7 +285,7 @@ func TestHeartbeatFastPath(t *testing.T) {
 		mu.Unlock()
 		rpc.Respond(&raft.AppendEntriesResponse{Term: 7, Success: true}, nil)
 	})
-	client := New("client", []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
+	client := New("client", plain)
 	defer client.Close()
 	var resp raft.AppendEntriesResponse
 	hb := &raft.AppendEntriesRequest{Term: 7, Leader: []byte("client")}
@@ -337,4 +361,132 @@ func TestFollowerReadsAndJointChangesOverGRPC(t *testing.T) {
 		t.Fatalf("ChangeConfiguration over gRPC: %v", err)
 	}
 	waitFor(t, "the new node to apply", func() bool { return late.fsm.count() >= 10 })
+}
+
+// Mutual TLS through gRPC's credentials: a cluster whose nodes present
+// certificates of one CA works, and a stranger with a certificate of
+// another CA is refused before anything reaches Raft.
+func TestMutualTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, "cluster CA")
+	tlsFor := func(cert tls.Certificate) ([]grpc.ServerOption, []grpc.DialOption) {
+		conf := testcerts.MutualTLS(ca, &cert)
+		return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(conf))},
+			[]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(conf))}
+	}
+	nodes := clusterWith(t, 3, func(i int) ([]grpc.ServerOption, []grpc.DialOption) {
+		return tlsFor(ca.Issue(t, fmt.Sprintf("n%d", i)))
+	})
+	applyAll(t, nodes, "tls", 20)
+
+	other := testcerts.NewCA(t, "stranger CA")
+	strangerCert := other.Issue(t, "stranger")
+	stranger := New("stranger", []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{strangerCert}, MinVersion: tls.VersionTLS12}))})
+	defer stranger.Close()
+	term := nodes[0].r.CurrentTerm()
+	err := stranger.Transport().RequestVote("n0", nodes[0].addr, &raft.RequestVoteRequest{Term: term + 100,
+		Candidate: []byte("stranger"), LastLogIndex: 1 << 40, LastLogTerm: term + 99}, &raft.RequestVoteResponse{})
+	if err == nil {
+		t.Fatal("a stranger's certificate was accepted")
+	}
+	if got := nodes[0].r.CurrentTerm(); got > term+50 {
+		t.Fatalf("the stranger's vote request reached Raft: term %d -> %d", term, got)
+	}
+	// Without any certificate, the same.
+	bare := New("bare", []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}))})
+	defer bare.Close()
+	if err := bare.Transport().TimeoutNow("n0", nodes[0].addr, &raft.TimeoutNowRequest{}, &raft.TimeoutNowResponse{}); err == nil {
+		t.Fatal("a client without a certificate was accepted")
+	}
+}
+
+// A message over the receiving server's size limit fails with an error
+// that says which limit to raise; with the limit raised it goes through.
+func TestMessageSizeLimit(t *testing.T) {
+	serve := func(opts ...grpc.ServerOption) (*Manager, func()) {
+		l := listen(t)
+		m := New(raft.ServerAddress(l.Addr().String()), nil)
+		srv := grpc.NewServer(opts...)
+		m.Register(srv)
+		go srv.Serve(l)
+		go func() {
+			for rpc := range m.rpcChan {
+				rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+			}
+		}()
+		return m, func() { srv.Stop(); m.Close(); close(m.rpcChan) }
+	}
+	big := &raft.AppendEntriesRequest{Term: 1, Leader: []byte("x"), PrevLogEntry: 1,
+		Entries: []*raft.Log{{Index: 2, Term: 1, Data: make([]byte, 5<<20)}}}
+	client := New("client", plain)
+	defer client.Close()
+
+	small, stop := serve()
+	err := client.Transport().AppendEntries("s", small.localAddress, big, &raft.AppendEntriesResponse{})
+	stop()
+	if err == nil || !strings.Contains(err.Error(), "MaxRecvMsgSize") {
+		t.Fatalf("a 5 MiB entry to a server with gRPC's default limit: %v", err)
+	}
+	large, stop := serve(grpc.MaxRecvMsgSize(64 << 20))
+	defer stop()
+	var resp raft.AppendEntriesResponse
+	if err := client.Transport().AppendEntries("s", large.localAddress, big, &resp); err != nil || !resp.Success {
+		t.Fatalf("a 5 MiB entry with the limit raised: %+v %v", resp, err)
+	}
+}
+
+// rawMessage sends bytes as they are, whatever the method expects.
+type rawMessage []byte
+
+func (m *rawMessage) Reset()                   { *m = nil }
+func (m *rawMessage) String() string           { return fmt.Sprintf("%x", []byte(*m)) }
+func (*rawMessage) ProtoMessage()              {}
+func (m *rawMessage) Marshal() ([]byte, error) { return *m, nil }
+func (m *rawMessage) Unmarshal(b []byte) error { *m = append((*m)[:0], b...); return nil }
+
+// Hostile peers: garbage on the port (not even HTTP/2) closes that
+// connection, and malformed messages get an error without reaching Raft;
+// the node keeps serving.
+func TestHostilePeers(t *testing.T) {
+	nodes := cluster(t, 3)
+	applyAll(t, nodes, "before", 5)
+	target := nodes[0]
+
+	// Not HTTP/2 at all.
+	c, err := net.Dial("tcp", string(target.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("GET / HTTP/1.0\r\n\r\n" + strings.Repeat("\xff", 4096)))
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the garbage connection was not closed: %v", err)
+	}
+	c.Close()
+
+	// Well-framed gRPC carrying malformed messages.
+	conn, err := grpc.NewClient("passthrough:///"+string(target.addr), plain...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	term := target.r.CurrentTerm()
+	for _, bad := range []string{"\x0a", "\x0a\xff\xff", "\x10\x80", "\x32\x02\x18\x09", "\x12\x05"} {
+		for _, method := range []string{methodAppendEntries, methodRequestVote, methodRequestPreVote, methodTimeoutNow} {
+			in, out := rawMessage(bad), rawMessage(nil)
+			if err := conn.Invoke(context.Background(), method, &in, &out); err == nil {
+				t.Errorf("%s with %x: accepted", method, bad)
+			}
+		}
+	}
+	if target.r.CurrentTerm() != term {
+		t.Fatalf("malformed messages changed the term %d -> %d", term, target.r.CurrentTerm())
+	}
+	// Oversize: gRPC's own limit (4 MiB by default here) refuses it.
+	huge := rawMessage(make([]byte, 5<<20))
+	if err := conn.Invoke(context.Background(), methodAppendEntries, &huge, &rawMessage{}); err == nil {
+		t.Error("a 5 MiB message was accepted by a server with the default limit")
+	}
+	applyAll(t, nodes, "after", 5)
 }
