@@ -114,6 +114,14 @@ func startNodeWith(t *testing.T, id string, l net.Listener, bootstrap *raft.Conf
 	t.Helper()
 	n := &node{id: raft.ServerID(id), addr: raft.ServerAddress(l.Addr().String()), fsm: &fsm{},
 		store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
+	n.serve(t, l, serverOpts, dialOpts, bootstrap)
+	return n
+}
+
+// serve starts n's Manager and gRPC server on l and its Raft on n's
+// stores, bootstrapping it when bootstrap is given.
+func (n *node) serve(t *testing.T, l net.Listener, serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption, bootstrap *raft.Configuration) {
+	t.Helper()
 	n.m = New(n.addr, dialOpts)
 	n.srv = grpc.NewServer(serverOpts...)
 	n.m.Register(n.srv)
@@ -123,7 +131,7 @@ func startNodeWith(t *testing.T, id string, l net.Listener, bootstrap *raft.Conf
 	conf.HeartbeatTimeout, conf.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
 	conf.LeaderLeaseTimeout, conf.CommitTimeout = 150*time.Millisecond, 5*time.Millisecond
 	conf.TrailingLogs, conf.SnapshotThreshold = 10, 1<<30
-	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: id, Output: io.Discard})
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: string(n.id), Output: io.Discard})
 	if bootstrap != nil {
 		if err := raft.BootstrapCluster(conf, n.store, n.store, n.snaps, n.m.Transport(), *bootstrap); err != nil {
 			t.Fatal(err)
@@ -135,7 +143,6 @@ func startNodeWith(t *testing.T, id string, l net.Listener, bootstrap *raft.Conf
 	}
 	n.r = r
 	t.Cleanup(n.stop)
-	return n
 }
 
 func (n *node) stop() {
@@ -242,28 +249,6 @@ func TestClusterOverGRPC(t *testing.T) {
 		}
 		return true
 	})
-}
-
-// A dead peer does not block the others: with one of three stopped, writes
-// still commit.
-func TestDeadPeerDoesNotBlock(t *testing.T) {
-	nodes := cluster(t, 3)
-	leader := leaderOf(t, nodes)
-	var dead *node
-	for _, n := range nodes {
-		if n != leader {
-			dead = n
-			break
-		}
-	}
-	dead.stop()
-	var live []*node
-	for _, n := range nodes {
-		if n != dead {
-			live = append(live, n)
-		}
-	}
-	applyAll(t, live, "x", 50)
 }
 
 // Heartbeats go to the heartbeat handler, not through the consumer
@@ -489,4 +474,86 @@ func TestHostilePeers(t *testing.T) {
 		t.Error("a 5 MiB message was accepted by a server with the default limit")
 	}
 	applyAll(t, nodes, "after", 5)
+}
+
+// A heartbeat never waits behind a large AppendEntries: each call is a
+// stream of its own on the connection, and heartbeats go to the heartbeat
+// handler, so one is answered while a 20 MiB request is still being
+// handled.
+func TestHeartbeatDoesNotWaitBehindALargeAppend(t *testing.T) {
+	l := listen(t)
+	m := New(raft.ServerAddress(l.Addr().String()), nil)
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	m.Register(srv)
+	go srv.Serve(l)
+	defer srv.Stop()
+	defer m.Close()
+	trans := m.Transport()
+	trans.SetHeartbeatHandler(func(rpc raft.RPC) { rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil) })
+	release := make(chan struct{})
+	got := make(chan struct{})
+	go func() {
+		rpc := <-trans.Consumer()
+		close(got)
+		<-release // the large request stays unanswered
+		rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+	}()
+	client := New("client", plain)
+	defer client.Close()
+	large := &raft.AppendEntriesRequest{Term: 1, Leader: []byte("c"), PrevLogEntry: 1,
+		Entries: []*raft.Log{{Index: 2, Term: 1, Data: make([]byte, 20<<20)}}}
+	done := make(chan error, 1)
+	go func() {
+		done <- client.Transport().AppendEntries("s", m.localAddress, large, &raft.AppendEntriesResponse{})
+	}()
+	<-got
+	var resp raft.AppendEntriesResponse
+	if err := client.Transport().AppendEntries("s", m.localAddress, &raft.AppendEntriesRequest{Term: 1, Leader: []byte("c")}, &resp); err != nil || !resp.Success {
+		t.Fatalf("heartbeat while a large request is pending: %+v %v", resp, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the large request finished before its answer was released: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A dead peer does not block the others (with one of three stopped,
+// writes still commit), and once it comes back on the same address it is
+// reached again: gRPC reconnects with back-off, and the node catches up.
+func TestDeadPeerDoesNotBlockAndIsReachedAgain(t *testing.T) {
+	nodes := cluster(t, 3)
+	applyAll(t, nodes, "a", 10)
+	leader := leaderOf(t, nodes)
+	var victim *node
+	var live []*node
+	for _, n := range nodes {
+		if n != leader && victim == nil {
+			victim = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	victim.stop()
+	applyAll(t, live, "b", 50)
+	// The same address, its stores kept: a restarted process.
+	l, err := net.Listen("tcp", string(victim.addr))
+	if err != nil {
+		t.Fatalf("rebinding %s: %v", victim.addr, err)
+	}
+	back := restartNode(t, victim, l)
+	waitFor(t, "the restarted node to catch up", func() bool { return back.fsm.count() >= 60 })
+}
+
+// restartNode starts Raft again from old's stores on l, with a new
+// Manager and gRPC server.
+func restartNode(t *testing.T, old *node, l net.Listener) *node {
+	t.Helper()
+	n := &node{id: old.id, addr: old.addr, fsm: &fsm{}, store: old.store, snaps: old.snaps}
+	n.serve(t, l, nil, plain, nil)
+	return n
 }
