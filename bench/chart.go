@@ -120,6 +120,8 @@ func scenarioTitle(s harness.Scenario) string {
 		return "S1: 3 nodes in memory"
 	case harness.S2:
 		return "S2: 3 nodes, TCP, bolt + fsync"
+	case harness.S2g:
+		return "S2g: S2 with ours on gRPC (hashicorp on TCP)"
 	case harness.S3:
 		return "S3: 1 node, bolt + fsync"
 	}

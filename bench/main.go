@@ -12,6 +12,7 @@
 //
 // Scenarios: S1 (3 nodes, in-memory transport and stores), S2 (3 nodes, TCP
 // on loopback, raft-boltdb/raftbolt with fsync, file snapshots, LogCache),
+// S2g (S2 with our nodes on grpctransport, hashicorp's still on TCP),
 // S3 (1 node, bolt with fsync), failover (3 nodes on TCP, default LAN
 // timeouts: time from killing the leader to the first commit of its
 // successor). Clients loop Apply(payload).Error() on the leader. R and RW
@@ -207,7 +208,7 @@ func plan(scenarios, payloads, clients, reads string) ([]cell, error) {
 	for _, s := range strings.Split(scenarios, ",") {
 		sc := harness.Scenario(strings.TrimSpace(s))
 		switch sc {
-		case harness.S1, harness.S2, harness.S3:
+		case harness.S1, harness.S2, harness.S3, harness.S2g:
 			for _, p := range ps {
 				for _, c := range cs {
 					cells = append(cells, cell{Scenario: sc, Payload: p, Clients: c})
@@ -366,7 +367,7 @@ func (l limits) limit(c cell) float64 {
 	switch c.Scenario {
 	case harness.S3:
 		return 1 / one.Seconds()
-	case harness.S2:
+	case harness.S2, harness.S2g:
 		return 1 / (three + l.RTT).Seconds()
 	}
 	return 0

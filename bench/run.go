@@ -97,7 +97,7 @@ func runCell(lib string, c cell, warmup, duration time.Duration, plainStore bool
 		return res
 	}
 	defer os.RemoveAll(dir)
-	cl, err := start(harness.Options{Scenario: c.Scenario.Base(), Dir: dir, PlainStore: plainStore})
+	cl, err := start(harness.Options{Scenario: c.Scenario.Base(), Dir: dir, PlainStore: plainStore, GRPC: c.Scenario == harness.S2g})
 	if err != nil {
 		res.Error = fmt.Sprintf("starting the cluster: %v", err)
 		return res

@@ -31,6 +31,10 @@ type Manager struct {
 	localAddress     raft.ServerAddress
 	dialOptions      []grpc.DialOption
 	heartbeatTimeout time.Duration
+	// chunkTimeout bounds the wait for each message of an incoming
+	// InstallSnapshot stream: Raft reads the snapshot on its main loop,
+	// which a stalled sender must not hold.
+	chunkTimeout time.Duration
 
 	rpcChan chan raft.RPC
 
@@ -60,6 +64,7 @@ func New(localAddress raft.ServerAddress, dialOptions []grpc.DialOption, options
 		localAddress:     localAddress,
 		dialOptions:      dialOptions,
 		heartbeatTimeout: 10 * time.Second,
+		chunkTimeout:     10 * time.Second,
 		rpcChan:          make(chan raft.RPC),
 		conns:            map[raft.ServerAddress]*grpc.ClientConn{},
 		closeCh:          make(chan struct{}),
@@ -421,21 +426,51 @@ func installSnapshotHandler(srv any, stream grpc.ServerStream) error {
 	if err := stream.RecvMsg(first); err != nil {
 		return err
 	}
-	body := &snapshotReader{stream: stream, req: req, pending: first.data, left: req.Size}
-	resp, err := srv.(*server).handle(stream.Context(), req, body)
+	s := srv.(*server)
+	body := &snapshotReader{pending: first.data, left: req.Size, timeout: s.m.chunkTimeout,
+		chunks: make(chan chunk), done: make(chan struct{})}
+	defer close(body.done)
+	go body.receive(stream)
+	resp, err := s.handle(stream.Context(), req, body)
 	if err != nil {
 		return err
 	}
 	return stream.SendMsg(&installSnapshotResponse{resp.(*raft.InstallSnapshotResponse)})
 }
 
+// chunk is one received message's data, or the error that ended the
+// stream.
+type chunk struct {
+	data []byte
+	err  error
+}
+
 // snapshotReader reads the snapshot's bytes from the stream's messages,
-// exactly req.Size of them.
+// exactly the request's Size of them, waiting at most timeout for each
+// message.
 type snapshotReader struct {
-	stream  grpc.ServerStream
-	req     *raft.InstallSnapshotRequest
 	pending []byte
 	left    int64
+	timeout time.Duration
+	chunks  chan chunk
+	done    chan struct{} // closed when the handler returns
+}
+
+// receive passes the stream's messages to Read until the stream ends or
+// the handler returns.
+func (r *snapshotReader) receive(stream grpc.ServerStream) {
+	for {
+		msg := &installSnapshotRequest{req: &raft.InstallSnapshotRequest{}}
+		err := stream.RecvMsg(msg)
+		select {
+		case r.chunks <- chunk{msg.data, err}:
+		case <-r.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (r *snapshotReader) Read(p []byte) (int, error) {
@@ -443,15 +478,21 @@ func (r *snapshotReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	for len(r.pending) == 0 {
-		msg := &installSnapshotRequest{req: &raft.InstallSnapshotRequest{}}
-		if err := r.stream.RecvMsg(msg); err != nil {
-			if err == io.EOF {
+		t := time.NewTimer(r.timeout)
+		select {
+		case c := <-r.chunks:
+			t.Stop()
+			if c.err == io.EOF {
 				return 0, io.ErrUnexpectedEOF
 			}
-			return 0, err
+			if c.err != nil {
+				return 0, c.err
+			}
+			// gRPC reuses nothing it handed over, so the data may be kept.
+			r.pending = c.data
+		case <-t.C:
+			return 0, fmt.Errorf("grpctransport: no snapshot data for %v (%d bytes still to come)", r.timeout, r.left)
 		}
-		// gRPC reuses nothing it handed over, so the data may be kept.
-		r.pending = msg.data
 	}
 	n := copy(p[:min(int64(len(p)), r.left)], r.pending)
 	r.pending = r.pending[n:]

@@ -320,13 +320,7 @@ func TestFollowerReadsAndJointChangesOverGRPC(t *testing.T) {
 	nodes := cluster(t, 3)
 	applyAll(t, nodes, "a", 10)
 	leader := leaderOf(t, nodes)
-	var follower *node
-	for _, n := range nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
+	follower := aFollower(nodes, leader)
 	waitFor(t, "the follower to know its leader", func() bool { _, id := follower.r.LeaderWithID(); return id == leader.id })
 	f := follower.r.ReadIndex(5 * time.Second)
 	if err := f.Error(); err != nil || f.Index() < 10 {
@@ -468,6 +462,19 @@ func TestHostilePeers(t *testing.T) {
 	if target.r.CurrentTerm() != term {
 		t.Fatalf("malformed messages changed the term %d -> %d", term, target.r.CurrentTerm())
 	}
+	// Slow: connections that send half the HTTP/2 preface and stall, and
+	// a stream that starts an InstallSnapshot and sends nothing more, hold
+	// nothing up; the node keeps serving while they hang.
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", string(target.addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("PRI * HTTP/2.0\r\n"))
+	}
+	applyAll(t, nodes, "while-stalled", 5)
+
 	// Oversize: gRPC's own limit (4 MiB by default here) refuses it.
 	huge := rawMessage(make([]byte, 5<<20))
 	if err := conn.Invoke(context.Background(), methodAppendEntries, &huge, &rawMessage{}); err == nil {
@@ -556,4 +563,48 @@ func restartNode(t *testing.T, old *node, l net.Listener) *node {
 	n := &node{id: old.id, addr: old.addr, fsm: &fsm{}, store: old.store, snaps: old.snaps}
 	n.serve(t, l, nil, plain, nil)
 	return n
+}
+
+// A sender that starts an InstallSnapshot and then stalls does not hold
+// the follower's main loop (which reads the snapshot) beyond the chunk
+// timeout: the follower goes on applying the leader's entries.
+func TestStalledSnapshotStreamTimesOut(t *testing.T) {
+	nodes := cluster(t, 3)
+	applyAll(t, nodes, "a", 5)
+	leader := leaderOf(t, nodes)
+	follower := aFollower(nodes, leader)
+	follower.m.chunkTimeout = 500 * time.Millisecond
+	conn, err := grpc.NewClient("passthrough:///"+string(follower.addr), plain...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stalled, err := conn.NewStream(ctx, &serviceDesc.Streams[1], methodInstallSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The leader's term and ID: the follower takes it as its leader's and
+	// starts reading the snapshot on its main loop.
+	first := &installSnapshotRequest{req: &raft.InstallSnapshotRequest{
+		RPCHeader:       raft.RPCHeader{ProtocolVersion: 3, ID: []byte(leader.id), Addr: []byte(leader.addr)},
+		SnapshotVersion: 1, Term: leader.r.CurrentTerm(), Leader: []byte(leader.addr),
+		LastLogIndex: 1 << 30, LastLogTerm: leader.r.CurrentTerm(), Size: 1 << 20}, first: true}
+	if err := stalled.SendMsg(first); err != nil {
+		t.Fatal(err)
+	}
+	before := follower.fsm.count()
+	applyAll(t, nodes, "b", 5)
+	waitFor(t, "the follower to apply past the stalled snapshot", func() bool { return follower.fsm.count() >= before+5 })
+}
+
+// aFollower returns a node of nodes other than leader.
+func aFollower(nodes []*node, leader *node) *node {
+	for _, n := range nodes {
+		if n != leader {
+			return n
+		}
+	}
+	return nil
 }

@@ -28,6 +28,10 @@ const (
 	// RW: S2's cluster, each client doing nine reads for every write (an
 	// Apply of the payload on the leader).
 	RW Scenario = "RW"
+	// S2g: S2 with our nodes on grpctransport (gRPC on loopback); the
+	// hashicorp/raft row is its TCP transport, as in S2 (its gRPC
+	// transport, Jille's, is not served here).
+	S2g Scenario = "S2g"
 )
 
 // ReadMode is how our library reads in a read cell. hashicorp/raft has one
@@ -49,7 +53,7 @@ const (
 
 // Base is the scenario whose cluster a scenario runs on.
 func (s Scenario) Base() Scenario {
-	if s == R || s == RW {
+	if s == R || s == RW || s == S2g {
 		return S2
 	}
 	return s
@@ -64,6 +68,9 @@ type Options struct {
 	// gets unless it asks for the journal). hashicorp's raft-boltdb has
 	// one mode and ignores it.
 	PlainStore bool
+	// GRPC runs our nodes on grpctransport instead of the TCP transport
+	// (scenario S2g); hashicorp's ignore it.
+	GRPC bool
 }
 
 // Cluster is a running cluster of one library.

@@ -133,7 +133,13 @@ func Start(opts harness.Options) (harness.Cluster, error) {
 				p.logs, p.stable, p.snaps = cache, store, snaps
 			}
 			if n > 1 {
-				t, err := raft.NewTCPTransport("127.0.0.1:0", nil, 3, 10*time.Second, io.Discard)
+				newTransport := func() (raft.Transport, error) {
+					return raft.NewTCPTransport("127.0.0.1:0", nil, 3, 10*time.Second, io.Discard)
+				}
+				if opts.GRPC {
+					newTransport = func() (raft.Transport, error) { return startGRPC(nd) }
+				}
+				t, err := newTransport()
 				if err != nil {
 					c.Close()
 					return nil, err
