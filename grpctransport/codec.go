@@ -435,9 +435,120 @@ func (r *reader) header(typ protowire.Type, h *raft.RPCHeader) {
 	})
 }
 
-func (r *reader) log(typ protowire.Type) *raft.Log {
-	l := &raft.Log{}
-	r.sub(typ, func(r *reader, num protowire.Number, t protowire.Type) bool {
+func (r *reader) timestamp(typ protowire.Type) time.Time {
+	// A plain loop, not fields: this runs once per entry.
+	sub := reader{b: r.bytes(typ)}
+	var s int64
+	var n int32
+	for {
+		num, t, ok := sub.next()
+		if !ok {
+			break
+		}
+		switch num {
+		case fTsSeconds:
+			s = int64(sub.varint(t))
+		case fTsNanos:
+			n = int32(sub.varint(t))
+		default:
+			sub.skip(num, t)
+		}
+	}
+	if sub.err != nil {
+		r.fail(sub.err)
+		return time.Time{}
+	}
+	if r.err != nil {
+		return time.Time{}
+	}
+	if n < 0 || n > 999_999_999 {
+		r.fail(fmt.Errorf("timestamp nanos %d out of range", n))
+		return time.Time{}
+	}
+	return time.Unix(s, int64(n)).UTC()
+}
+
+// unmarshalAppendEntriesRequest is the hot decoder: it copies the message
+// once and lets every byte field (entries' data included) alias that copy,
+// and it allocates the entries in one slab, counted first.
+func unmarshalAppendEntriesRequest(b []byte, out *raft.AppendEntriesRequest) error {
+	*out = raft.AppendEntriesRequest{}
+	own := append([]byte(nil), b...)
+	n, err := countField(own, fAEEntries)
+	if err != nil {
+		return err
+	}
+	var slab []raft.Log
+	if n > 0 {
+		slab = make([]raft.Log, 0, n)
+		out.Entries = make([]*raft.Log, 0, n)
+	}
+	r := reader{b: own}
+	for {
+		num, t, ok := r.next()
+		if !ok {
+			return r.err
+		}
+		switch num {
+		case fHeader:
+			r.header(t, &out.RPCHeader)
+			// The header's bytes were copied by header; nothing aliases own.
+		case fAETerm:
+			out.Term = r.varint(t)
+		case fAELeader:
+			out.Leader = nilIfEmpty(r.bytes(t))
+		case fAEPrevEntry:
+			out.PrevLogEntry = r.varint(t)
+		case fAEPrevTerm:
+			out.PrevLogTerm = r.varint(t)
+		case fAEEntries:
+			slab = append(slab, raft.Log{})
+			l := &slab[len(slab)-1]
+			if err := decodeLog(r.bytes(t), l); err != nil {
+				r.fail(err)
+			}
+			out.Entries = append(out.Entries, l)
+		case fAECommitIndex:
+			out.LeaderCommitIndex = r.varint(t)
+		case fCapabilities:
+			*wirecaps.Request(out) = r.varint(t)
+		default:
+			r.skip(num, t)
+		}
+	}
+}
+
+// countField counts the occurrences of field num at the top level of b.
+func countField(b []byte, num protowire.Number) (int, error) {
+	r := reader{b: b}
+	n := 0
+	for {
+		f, t, ok := r.next()
+		if !ok {
+			return n, r.err
+		}
+		if f == num {
+			n++
+		}
+		r.skip(f, t)
+	}
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// decodeLog decodes one entry; its byte fields alias b.
+func decodeLog(b []byte, l *raft.Log) error {
+	r := reader{b: b}
+	for {
+		num, t, ok := r.next()
+		if !ok {
+			return r.err
+		}
 		switch num {
 		case fLogIndex:
 			l.Index = r.varint(t)
@@ -450,68 +561,15 @@ func (r *reader) log(typ protowire.Type) *raft.Log {
 			}
 			l.Type = raft.LogType(v)
 		case fLogData:
-			l.Data = r.ownBytes(t)
+			l.Data = nilIfEmpty(r.bytes(t))
 		case fLogExtensions:
-			l.Extensions = r.ownBytes(t)
+			l.Extensions = nilIfEmpty(r.bytes(t))
 		case fLogAppendedAt:
 			l.AppendedAt = r.timestamp(t)
 		default:
-			return false
+			r.skip(num, t)
 		}
-		return true
-	})
-	return l
-}
-
-func (r *reader) timestamp(typ protowire.Type) time.Time {
-	var s int64
-	var n int32
-	r.sub(typ, func(r *reader, num protowire.Number, t protowire.Type) bool {
-		switch num {
-		case fTsSeconds:
-			s = int64(r.varint(t))
-		case fTsNanos:
-			n = int32(r.varint(t))
-		default:
-			return false
-		}
-		return true
-	})
-	if r.err != nil {
-		return time.Time{}
 	}
-	if n < 0 || n > 999_999_999 {
-		r.fail(fmt.Errorf("timestamp nanos %d out of range", n))
-		return time.Time{}
-	}
-	return time.Unix(s, int64(n)).UTC()
-}
-
-func unmarshalAppendEntriesRequest(b []byte, out *raft.AppendEntriesRequest) error {
-	*out = raft.AppendEntriesRequest{}
-	return fields(b, func(r *reader, num protowire.Number, t protowire.Type) bool {
-		switch num {
-		case fHeader:
-			r.header(t, &out.RPCHeader)
-		case fAETerm:
-			out.Term = r.varint(t)
-		case fAELeader:
-			out.Leader = r.ownBytes(t)
-		case fAEPrevEntry:
-			out.PrevLogEntry = r.varint(t)
-		case fAEPrevTerm:
-			out.PrevLogTerm = r.varint(t)
-		case fAEEntries:
-			out.Entries = append(out.Entries, r.log(t))
-		case fAECommitIndex:
-			out.LeaderCommitIndex = r.varint(t)
-		case fCapabilities:
-			*wirecaps.Request(out) = r.varint(t)
-		default:
-			return false
-		}
-		return true
-	})
 }
 
 func unmarshalAppendEntriesResponse(b []byte, out *raft.AppendEntriesResponse) error {
