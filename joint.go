@@ -54,7 +54,8 @@ var errConfigurationInJoint = errors.New("the configuration is joint: a change i
 // isJoint reports whether c is a joint configuration.
 func isJoint(c Configuration) bool {
 	for _, s := range c.Servers {
-		if s.Suffrage >= JointIncoming {
+		switch s.Suffrage {
+		case JointIncoming, JointOutgoing, JointDemoting:
 			return true
 		}
 	}

@@ -186,8 +186,8 @@ func (r *Raft) writeConfiguration(f *configurationChangeFuture, conf Configurati
 	if err := r.dispatchLogs([]*logFuture{&f.logFuture}); err != nil {
 		return
 	}
-	// Start replicating to added servers; removed ones get entries up to
-	// this one, so they learn of their removal, before replication stops.
+	// Start replicating to added servers; removed ones keep getting
+	// entries until the change commits (startStopReplication).
 	r.startStopReplication()
 }
 
@@ -212,20 +212,8 @@ func (r *Raft) appendFinalConfiguration() {
 // once: a leader that a joint change left out of the configuration steps
 // down, and the cluster need not wait an election timeout for the next.
 func (r *Raft) handOverLeadership(conf Configuration) {
-	ls := r.leaderState
-	var target Server
-	var best uint64
-	for _, s := range conf.Servers {
-		if s.ID == r.localID || s.Suffrage != Voter {
-			continue
-		}
-		if repl, ok := ls.replState[s.ID]; ok {
-			if m := repl.getMatchIndex(); target.ID == "" || m > best {
-				target, best = s, m
-			}
-		}
-	}
-	if target.ID == "" {
+	target, ok := r.mostUpToDateVoter(conf)
+	if !ok {
 		return
 	}
 	r.logger.Info("handing leadership over after leaving the configuration", "id", target.ID, "address", target.Address)

@@ -62,10 +62,12 @@ type leaderState struct {
 type verifyState struct {
 	future *verifyFuture
 	mu     sync.Mutex
-	// conf and self say what makes a quorum: self counts as acknowledged.
-	conf Configuration
-	self ServerID
-	acks map[ServerID]bool
+	// oldVoters and newVoters are the voters whose majorities make a
+	// quorum (the same for a configuration that is not joint); self counts
+	// as acknowledged. Set by reconfigure.
+	oldVoters, newVoters []ServerID
+	self                 ServerID
+	acks                 map[ServerID]bool
 	// held is set while a read round waits for this one to be answered
 	// (startReadRound).
 	held atomic.Bool
@@ -89,7 +91,11 @@ func (v *verifyState) ack(id ServerID, ok bool) {
 // confirmed reports whether the acknowledgements (and the leader itself)
 // make a quorum of conf; v.mu is held.
 func (v *verifyState) confirmed() bool {
-	return v.conf.Servers != nil && jointAgreed(v.conf, func(id ServerID) bool { return id == v.self || v.acks[id] })
+	if v.oldVoters == nil && v.newVoters == nil {
+		return false // not started against a configuration yet
+	}
+	yes := func(id ServerID) bool { return id == v.self || v.acks[id] }
+	return majorityOf(v.oldVoters, yes) && majorityOf(v.newVoters, yes)
 }
 
 // reconfigure re-states the round against a new latest configuration: the
@@ -101,7 +107,8 @@ func (v *verifyState) confirmed() bool {
 func (v *verifyState) reconfigure(latest Configuration, self ServerID) []ServerID {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.conf, v.self = latest, self
+	v.oldVoters, v.newVoters = jointHalves(latest)
+	v.self = self
 	for id := range v.acks {
 		if !hasVote(latest, id) {
 			delete(v.acks, id)
@@ -741,6 +748,22 @@ func (r *Raft) checkLeaderLease() time.Duration {
 	return max(leaseTimeout-maxDiff, 10*time.Millisecond)
 }
 
+// mostUpToDateVoter returns the voter of the configuration conf leads to
+// (conf itself when it is not joint), other than this node, whose log
+// matches the leader's furthest: the best next leader.
+func (r *Raft) mostUpToDateVoter(conf Configuration) (target Server, found bool) {
+	var best uint64
+	for _, s := range conf.Servers {
+		if s.ID == r.localID || !votesInFinal(s.Suffrage) {
+			continue
+		}
+		if m := r.leaderState.commitment.matchIndex(s.ID); !found || m > best {
+			target, best, found = s, m, true
+		}
+	}
+	return target, found
+}
+
 // startLeadershipTransfer validates a transfer request and starts it: the
 // target is brought up to date, then told to campaign at once.
 func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
@@ -752,17 +775,8 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	latest := r.configurations.latest
 	var target Server
 	if f.ID == nil {
-		best := uint64(0)
-		found := false
-		for _, s := range latest.Servers {
-			if s.ID == r.localID || !votesInFinal(s.Suffrage) {
-				continue
-			}
-			if m := ls.commitment.matchIndex(s.ID); !found || m > best {
-				target, best, found = s, m, true
-			}
-		}
-		if !found {
+		var found bool
+		if target, found = r.mostUpToDateVoter(latest); !found {
 			f.respond(fmt.Errorf("cannot find peer"))
 			return
 		}

@@ -170,12 +170,6 @@ func (s *followerReplication) done() bool {
 	}
 }
 
-// reportTerm passes a newer term seen by a follower to the main loop, which
-// alone changes terms.
-func (s *followerReplication) reportTerm(term uint64) {
-	s.r.observeTerm(term)
-}
-
 // observeTerm passes a newer term seen off the main loop to the main loop,
 // which alone changes terms.
 func (r *Raft) observeTerm(term uint64) {
@@ -309,7 +303,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64) bool {
 			[]metrics.Label{{Name: "peer_id", Value: string(peer.ID)}})
 		if resp.Term > req.Term {
 			r.logger.Error("peer has newer term, stopping replication", "peer", peer)
-			s.reportTerm(resp.Term)
+			s.r.observeTerm(resp.Term)
 			return true
 		}
 		s.setLastContact()
@@ -454,7 +448,7 @@ func (s *followerReplication) sendLatestSnapshot() (bool, error) {
 	metrics.MeasureSinceWithLabels([]string{"raft", "replication", "installSnapshot"}, start,
 		[]metrics.Label{{Name: "peer_id", Value: string(peer.ID)}})
 	if resp.Term > req.Term {
-		s.reportTerm(resp.Term)
+		s.r.observeTerm(resp.Term)
 		return true, nil
 	}
 	s.setLastContact()
@@ -550,7 +544,7 @@ func (s *followerReplication) heartbeat() {
 				s.leaseAck.Store(sent) // only this goroutine writes it
 			}
 		} else if resp.Term > req.Term {
-			s.reportTerm(resp.Term)
+			s.r.observeTerm(resp.Term)
 		}
 		for _, v := range verifies {
 			v.ack(peer.ID, ok)
@@ -673,7 +667,7 @@ func (s *followerReplication) pipelineDecode(p AppendPipeline, stop <-chan struc
 			req, resp := ready.Request(), ready.Response()
 			if resp.Term > req.Term {
 				s.r.logger.Error("peer has newer term, stopping replication", "peer", s.getPeer())
-				s.reportTerm(resp.Term)
+				s.r.observeTerm(resp.Term)
 				return
 			}
 			s.setLastContact()

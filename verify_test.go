@@ -55,7 +55,7 @@ func TestKnownBug21_VerifyLeaderCountsOnlyHeartbeatsSentAfterIt(t *testing.T) {
 
 	f := &verifyFuture{}
 	f.init()
-	v := &verifyState{future: f, conf: Configuration{Servers: []Server{{Voter, "b", "addr-b"}}}, acks: make(map[ServerID]bool)}
+	v := &verifyState{future: f, oldVoters: []ServerID{"b"}, newVoters: []ServerID{"b"}, acks: make(map[ServerID]bool)}
 	s.addVerify(v)
 
 	gate.release <- struct{}{} // heartbeat 1 succeeds
