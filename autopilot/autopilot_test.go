@@ -301,21 +301,8 @@ func TestStaleVotersRemovedInOneJointChange(t *testing.T) {
 			_, ok1 := suffrage(l, others[1].ID)
 			return !ok0 && !ok1
 		})
-		joint := 0
-		for i := before + 1; i <= l.Raft.LastIndex(); i++ {
-			var e raft.Log
-			if l.Store.GetLog(i, &e) != nil || e.Type != raft.LogConfiguration {
-				continue
-			}
-			for _, s := range raft.DecodeConfiguration(e.Data).Servers {
-				if s.Suffrage == raft.JointOutgoing {
-					joint++
-					break
-				}
-			}
-		}
-		if joint != 1 {
-			t.Fatalf("%d joint configurations written, want the two removals in one", joint)
+		if kinds := configurationKinds(l, before); len(kinds) != 2 || kinds[0] != "joint" {
+			t.Fatalf("configuration entries %v, want the two removals in one joint change (joint, then final)", kinds)
 		}
 	})
 }
@@ -352,20 +339,7 @@ func TestPromotionsAndDemotionsInOneJointChange(t *testing.T) {
 			s2, ok2 := suffrage(l, n.ID)
 			return ok1 && ok2 && s1 == raft.Nonvoter && s2 == raft.Voter
 		})
-		var kinds []string
-		for i := before + 1; i <= l.Raft.LastIndex(); i++ {
-			var e raft.Log
-			if l.Store.GetLog(i, &e) == nil && e.Type == raft.LogConfiguration {
-				conf := raft.DecodeConfiguration(e.Data)
-				kind := "plain"
-				for _, s := range conf.Servers {
-					if s.Suffrage >= raft.JointIncoming {
-						kind = "joint"
-					}
-				}
-				kinds = append(kinds, kind)
-			}
-		}
+		kinds := configurationKinds(l, before)
 		if len(kinds) != 2 || kinds[0] != "joint" {
 			t.Fatalf("configuration entries %v, want one joint change (joint, then final)", kinds)
 		}
@@ -449,4 +423,25 @@ type leaderMover struct {
 
 func (m *leaderMover) CalculatePromotionsAndDemotions(*autopilot.Config, *autopilot.State) autopilot.RaftChanges {
 	return autopilot.RaftChanges{Leader: m.to}
+}
+
+// configurationKinds returns, for each configuration entry in l's log after
+// index after, "joint" or "plain".
+func configurationKinds(l *rafttest.Node, after uint64) []string {
+	var kinds []string
+	for i := after + 1; i <= l.Raft.LastIndex(); i++ {
+		var e raft.Log
+		if l.Store.GetLog(i, &e) != nil || e.Type != raft.LogConfiguration {
+			continue
+		}
+		kind := "plain"
+		for _, s := range raft.DecodeConfiguration(e.Data).Servers {
+			switch s.Suffrage {
+			case raft.JointIncoming, raft.JointOutgoing, raft.JointDemoting:
+				kind = "joint"
+			}
+		}
+		kinds = append(kinds, kind)
+	}
+	return kinds
 }

@@ -300,23 +300,23 @@ var serviceDesc = grpc.ServiceDesc{
 	ServiceName: serviceName,
 	HandlerType: (*raftTransportServer)(nil),
 	Methods: []grpc.MethodDesc{
-		{MethodName: "AppendEntries", Handler: unary(func() (any, any) {
+		{MethodName: "AppendEntries", Handler: unary(methodAppendEntries, func() (any, any) {
 			r := &raft.AppendEntriesRequest{}
 			return &appendEntriesRequest{r}, r
 		}, func(resp any) any { return &appendEntriesResponse{resp.(*raft.AppendEntriesResponse)} })},
-		{MethodName: "RequestVote", Handler: unary(func() (any, any) {
+		{MethodName: "RequestVote", Handler: unary(methodRequestVote, func() (any, any) {
 			r := &raft.RequestVoteRequest{}
 			return &requestVoteRequest{r}, r
 		}, func(resp any) any { return &requestVoteResponse{resp.(*raft.RequestVoteResponse)} })},
-		{MethodName: "TimeoutNow", Handler: unary(func() (any, any) {
+		{MethodName: "TimeoutNow", Handler: unary(methodTimeoutNow, func() (any, any) {
 			r := &raft.TimeoutNowRequest{}
 			return &timeoutNowRequest{r}, r
 		}, func(resp any) any { return &timeoutNowResponse{resp.(*raft.TimeoutNowResponse)} })},
-		{MethodName: "RequestPreVote", Handler: unary(func() (any, any) {
+		{MethodName: "RequestPreVote", Handler: unary(methodRequestPreVote, func() (any, any) {
 			r := &raft.RequestPreVoteRequest{}
 			return &requestPreVoteRequest{r}, r
 		}, func(resp any) any { return &requestPreVoteResponse{resp.(*raft.RequestPreVoteResponse)} })},
-		{MethodName: "ReadIndex", Handler: unary(func() (any, any) {
+		{MethodName: "ReadIndex", Handler: unary(methodReadIndex, func() (any, any) {
 			r := &raft.ReadIndexRequest{}
 			return &readIndexRequest{r}, r
 		}, func(resp any) any { return &readIndexResponse{resp.(*raft.ReadIndexResponse)} })},
@@ -330,7 +330,7 @@ var serviceDesc = grpc.ServiceDesc{
 
 // unary makes a unary method's handler: decode into a fresh request,
 // hand it to Raft, wrap the answer.
-func unary(newReq func() (wire, command any), wrap func(resp any) any) grpc.MethodHandler {
+func unary(fullMethod string, newReq func() (wire, command any), wrap func(resp any) any) grpc.MethodHandler {
 	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		w, cmd := newReq()
 		if err := dec(w); err != nil {
@@ -346,7 +346,7 @@ func unary(newReq func() (wire, command any), wrap func(resp any) any) grpc.Meth
 		if interceptor == nil {
 			return call(ctx, w)
 		}
-		return interceptor(ctx, w, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + serviceName + "/?"}, call)
+		return interceptor(ctx, w, &grpc.UnaryServerInfo{Server: srv, FullMethod: fullMethod}, call)
 	}
 }
 

@@ -608,3 +608,37 @@ func aFollower(nodes []*node, leader *node) *node {
 	}
 	return nil
 }
+
+// The application's unary interceptors see each call with its real method
+// path.
+func TestInterceptorSeesTheMethod(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	record := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		mu.Lock()
+		seen = append(seen, info.FullMethod)
+		mu.Unlock()
+		return h(ctx, req)
+	}
+	l := listen(t)
+	m := New(raft.ServerAddress(l.Addr().String()), nil)
+	srv := grpc.NewServer(grpc.UnaryInterceptor(record))
+	m.Register(srv)
+	go srv.Serve(l)
+	defer srv.Stop()
+	defer m.Close()
+	go func() {
+		rpc := <-m.Transport().Consumer()
+		rpc.Respond(&raft.RequestVoteResponse{Term: 1}, nil)
+	}()
+	client := New("client", plain)
+	defer client.Close()
+	if err := client.Transport().RequestVote("s", m.localAddress, &raft.RequestVoteRequest{Term: 1}, &raft.RequestVoteResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] != "/RaftTransport/RequestVote" {
+		t.Fatalf("interceptor saw %v", seen)
+	}
+}

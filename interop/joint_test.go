@@ -47,22 +47,7 @@ func TestMixedJointConsensus(t *testing.T) {
 		waitSameState(t, nodes, leader)
 		extra := newNode(t, false)
 		extra.start(nil)
-		_, r := leader.rafts()
-		before := r.GetConfiguration().Index()
-		next := ourServers(append(nodes, extra)...)
-		if err := r.ChangeConfiguration(next, 0, 5*time.Second).Error(); !errors.Is(err, ours.ErrJointConsensusUnsupported) {
-			t.Fatalf("ChangeConfiguration with a hashicorp voter: %v, want ErrJointConsensusUnsupported", err)
-		}
-		if after := r.GetConfiguration().Index(); after != before {
-			t.Fatalf("a refused change wrote a configuration: index %d -> %d", before, after)
-		}
-		// One server at a time still works with every node.
-		if err := leader.addVoter(extra); err != nil {
-			t.Fatalf("AddVoter after the refusal: %v", err)
-		}
-		applyN(t, leader, "b", 5)
-		waitSameState(t, append(nodes, extra), leader)
-		noJointConfiguration(t, append(nodes, extra))
+		refusedThenOneAtATime(t, nodes, leader, extra)
 	})
 
 	t.Run("hashicorp newcomer", func(t *testing.T) {
@@ -71,20 +56,7 @@ func TestMixedJointConsensus(t *testing.T) {
 		applyN(t, leader, "a", 5)
 		newcomer := newNode(t, true)
 		newcomer.start(nil)
-		_, r := leader.rafts()
-		next := ourServers(append(nodes, newcomer)...)
-		if err := r.ChangeConfiguration(next, 0, 5*time.Second).Error(); !errors.Is(err, ours.ErrJointConsensusUnsupported) {
-			t.Fatalf("ChangeConfiguration adding a hashicorp node: %v, want ErrJointConsensusUnsupported", err)
-		}
-		if !leader.isLeader() {
-			t.Fatal("the probe cost the leader its leadership")
-		}
-		if err := leader.addVoter(newcomer); err != nil {
-			t.Fatalf("AddVoter of the hashicorp node: %v", err)
-		}
-		applyN(t, leader, "b", 5)
-		waitSameState(t, append(nodes, newcomer), leader)
-		noJointConfiguration(t, append(nodes, newcomer))
+		refusedThenOneAtATime(t, nodes, leader, newcomer)
 	})
 
 	t.Run("ours only over TCP", func(t *testing.T) {
@@ -107,4 +79,30 @@ func TestMixedJointConsensus(t *testing.T) {
 		applyN(t, leader, "b", 5)
 		waitSameState(t, []*node{leader, d, e}, leader)
 	})
+}
+
+// refusedThenOneAtATime checks that our leader refuses to add extra to nodes
+// in one ChangeConfiguration (a hashicorp node is among them), writing
+// nothing and keeping its leadership, that AddVoter adds it, and that no
+// node ever holds a joint configuration.
+func refusedThenOneAtATime(t *testing.T, nodes []*node, leader, extra *node) {
+	t.Helper()
+	_, r := leader.rafts()
+	before := r.GetConfiguration().Index()
+	next := ourServers(append(nodes, extra)...)
+	if err := r.ChangeConfiguration(next, 0, 5*time.Second).Error(); !errors.Is(err, ours.ErrJointConsensusUnsupported) {
+		t.Fatalf("ChangeConfiguration with a hashicorp node among %v: %v, want ErrJointConsensusUnsupported", next.Servers, err)
+	}
+	if after := r.GetConfiguration().Index(); after != before {
+		t.Fatalf("a refused change wrote a configuration: index %d -> %d", before, after)
+	}
+	if !leader.isLeader() {
+		t.Fatal("the refused change (or its probe) cost the leader its leadership")
+	}
+	if err := leader.addVoter(extra); err != nil {
+		t.Fatalf("AddVoter after the refusal: %v", err)
+	}
+	applyN(t, leader, "b", 5)
+	waitSameState(t, append(nodes, extra), leader)
+	noJointConfiguration(t, append(nodes, extra))
 }

@@ -66,11 +66,15 @@ func TestAutopilotPromotesJoiningNodes(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // autopilot has run longer than the stabilization time
 
 	n2 := withAutopilot(t, "n2", false, n1.cfg.httpAddr)
-	if err := waitFor(10*time.Second, "n2 in the configuration", func() bool { return suffrageOn(t, n1.cfg.httpAddr, "n2") != "" }); err != nil {
+	var first string // n2's suffrage when first seen in the configuration
+	if err := waitFor(10*time.Second, "n2 in the configuration", func() bool {
+		first = suffrageOn(t, n1.cfg.httpAddr, "n2")
+		return first != ""
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if s := suffrageOn(t, n1.cfg.httpAddr, "n2"); s != "Nonvoter" {
-		t.Fatalf("n2 joined as %q, want a nonvoter until it is stable", s)
+	if first != "Nonvoter" {
+		t.Fatalf("n2 joined as %q, want a nonvoter until it is stable", first)
 	}
 	if err := waitFor(20*time.Second, "n2 promoted", func() bool { return suffrageOn(t, n1.cfg.httpAddr, "n2") == "Voter" }); err != nil {
 		t.Fatalf("%v; autopilot: %s", err, call(t, "GET", n1.cfg.httpAddr, "/autopilot", nil).body)
